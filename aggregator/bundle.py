@@ -1,0 +1,245 @@
+"""Canonical JSON, the DSSE-style signed envelope, strict parsing and atomic writes.
+
+The signature covers PAE(payload type, exact payload bytes); verification happens on those same bytes, which
+are only then parsed. A bundle file's SHA-256 (over the whole envelope file) names it and makes replays idempotent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BundleRejected, ConfigError
+
+DEFAULT_MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+PAYLOAD_TYPE = "application/vnd.registration-aggregator.bundle+json"
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) canonical bytes: sorted keys, no insignificant whitespace, no NaN/Infinity."""
+    import rfc8785
+
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise BundleRejected(f"value cannot be written as canonical JSON: {type(exc).__name__}", "not-canonical") from None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE pre-authentication encoding: binds the payload type and length into what is signed."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def key_id(public_key_bytes: bytes) -> str:
+    """Short, stable identifier of a raw Ed25519 public key."""
+    return sha256_hex(public_key_bytes)[:16]
+
+
+# ------------------------------------------------------------------ keys
+
+def generate_keypair() -> tuple[bytes, bytes]:
+    """New Ed25519 key pair as (private PEM, public raw 32 bytes)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    raw_public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return pem, raw_public
+
+
+def load_private_key(path: Path):
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except FileNotFoundError:
+        raise ConfigError(f"private key not found: {path}; run `aggregator org init` first") from None
+    except (ValueError, TypeError):
+        raise ConfigError(f"private key file is not an unencrypted Ed25519 PEM key: {path}") from None
+
+
+def public_key_text(raw_public: bytes) -> str:
+    """The one-line public key file format: 'ed25519 <base64 raw key>'."""
+    return "ed25519 " + base64.b64encode(raw_public).decode("ascii") + "\n"
+
+
+def parse_public_key(text: str) -> bytes:
+    """Raw 32-byte Ed25519 key from the public key file format (or bare base64)."""
+    parts = text.strip().split()
+    b64 = parts[-1] if parts else ""
+    if len(parts) == 2 and parts[0] != "ed25519":
+        raise ConfigError("public key file must start with 'ed25519'")
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("public key is not valid base64") from None
+    if len(raw) != 32:
+        raise ConfigError("public key must be 32 bytes of Ed25519")
+    return raw
+
+
+# ------------------------------------------------------------------ envelope
+
+def sign_payload(payload_bytes: bytes, private_key, *, payload_type: str = PAYLOAD_TYPE) -> bytes:
+    """Envelope file bytes (canonical JSON) around already canonical payload bytes."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw_public = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    signature = private_key.sign(pae(payload_type, payload_bytes))
+    envelope = {
+        "payloadType": payload_type,
+        "payload": base64.b64encode(payload_bytes).decode("ascii"),
+        "signatures": [{"keyid": key_id(raw_public), "sig": base64.b64encode(signature).decode("ascii")}],
+    }
+    return canonical_json(envelope)
+
+
+def _reject_constants(token: str) -> Any:
+    raise ValueError(f"{token} is not allowed")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError("duplicate JSON key")
+        seen[key] = value
+    return seen
+
+
+def strict_json_loads(data: bytes, what: str) -> Any:
+    """Parse UTF-8 JSON, refusing duplicate keys, NaN/Infinity and non-UTF-8 bytes."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleRejected(f"{what} is not UTF-8", "not-utf8") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constants)
+    except RecursionError:
+        raise BundleRejected(f"{what} is nested too deeply", "malformed-json") from None
+    except ValueError as exc:
+        reason = "duplicate-key" if "duplicate" in str(exc) else "malformed-json"
+        raise BundleRejected(f"{what} is not valid JSON ({reason})", reason) from None
+
+
+@dataclass(frozen=True)
+class OpenedEnvelope:
+    """An envelope whose structure was checked; the signature is not verified yet."""
+
+    digest: str
+    payload_type: str
+    payload_bytes: bytes
+    keyid: str
+    signature: bytes
+
+
+def open_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES) -> OpenedEnvelope:
+    """Check size, encoding and envelope shape; returns the exact payload bytes to verify."""
+    if len(data) > max_bytes:
+        raise BundleRejected(f"bundle is larger than the {max_bytes} byte cap", "oversized")
+    if not data.strip():
+        raise BundleRejected("bundle file is empty", "malformed-json")
+    raw = strict_json_loads(data, "bundle")
+    if not isinstance(raw, dict) or set(raw) != {"payloadType", "payload", "signatures"}:
+        raise BundleRejected("bundle is not a signed envelope (payloadType, payload, signatures)", "not-an-envelope")
+    if raw["payloadType"] != PAYLOAD_TYPE:
+        raise BundleRejected("bundle has an unknown payload type", "unknown-payload-type")
+    sigs = raw["signatures"]
+    if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
+        raise BundleRejected("bundle must carry exactly one signature", "bad-signature")
+    try:
+        payload_bytes = base64.b64decode(raw["payload"], validate=True)
+        signature = base64.b64decode(sigs[0]["sig"], validate=True)
+        keyid = str(sigs[0]["keyid"])
+    except (KeyError, TypeError, binascii.Error, ValueError):
+        raise BundleRejected("bundle envelope fields are not valid base64", "not-an-envelope") from None
+    return OpenedEnvelope(sha256_hex(data), raw["payloadType"], payload_bytes, keyid, signature)
+
+
+def verify_envelope(opened: OpenedEnvelope, raw_public_key: bytes) -> None:
+    """Raise BundleRejected unless the signature over PAE(type, payload) verifies with this key."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(raw_public_key).verify(
+            opened.signature, pae(opened.payload_type, opened.payload_bytes)
+        )
+    except (InvalidSignature, ValueError):
+        raise BundleRejected("signature does not verify with the registered key", "bad-signature") from None
+
+
+def parse_payload(opened: OpenedEnvelope):
+    """The verified payload bytes as a Payload model; refuses unknown versions and malformed content."""
+    from pydantic import ValidationError
+
+    from .schema import Payload
+
+    raw = strict_json_loads(opened.payload_bytes, "bundle payload")
+    if not isinstance(raw, dict):
+        raise BundleRejected("bundle payload is not a JSON object", "malformed-payload")
+    if raw.get("schema_version") != 1:
+        raise BundleRejected("bundle has an unknown schema version", "unknown-schema-version")
+    try:
+        return Payload.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BundleRejected(f"bundle payload breaks the schema at {where}: {first['msg']}", "malformed-payload") from None
+
+
+def read_bundle_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise BundleRejected(f"bundle is larger than the {max_bytes} byte cap", "oversized")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise BundleRejected(f"bundle file not found: {path.name}", "not-found") from None
+    except IsADirectoryError:
+        raise BundleRejected(f"bundle path is a directory: {path.name}", "not-found") from None
+
+
+# ------------------------------------------------------------------ atomic files
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write via a temp file in the same folder, fsync, rename, fsync the folder: all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def bundle_filename(digest: str) -> str:
+    return f"{digest}.bundle.json"

@@ -1,0 +1,92 @@
+"""Thin typer app: parse, call the library, render. Imports nothing heavy at module level.
+
+Each command group lives in its own module and registers on `app`; library errors are turned into one clean
+line and the error's exit code here, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable
+
+import typer
+
+app = typer.Typer(
+    name="aggregator",
+    help="Privacy-preserving registration of presumed victims of human trafficking.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+# Options shared by many commands, declared once.
+JsonOption = typer.Option(False, "--json", help="Print the result as JSON (no progress, stable keys).")
+QuietOption = typer.Option(False, "--quiet", "-q", help="Print nothing but errors.")
+HomeOption = typer.Option(None, "--home", help="Organisation home folder (default .aggregator or $AGGREGATOR_HOME).")
+DbOption = typer.Option(Path("national.duckdb"), "--db", help="Coordinator database file.")
+
+
+class Lang(str, Enum):
+    en = "en"
+    nl = "nl"
+
+
+def to_jsonable(result: Any) -> Any:
+    """Result object -> plain JSON value; the same data the rich renderer shows."""
+    if hasattr(result, "as_dict"):
+        return result.as_dict()
+    if hasattr(result, "model_dump"):
+        return result.model_dump(mode="json")
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return dataclasses.asdict(result)
+    return result
+
+
+def print_json(result: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(result), indent=2, sort_keys=True, default=str) + "\n")
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def fail(message: str, exit_code: int = 1) -> None:
+    """One clear error line on stderr and the exit code; never a traceback."""
+    console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False, emoji=False)
+    raise typer.Exit(exit_code)
+
+
+def run(call: Callable[[], Any]) -> Any:
+    """Run a library call, turning AggregatorError into a clean error line."""
+    from ..errors import AggregatorError
+
+    try:
+        return call()
+    except AggregatorError as exc:
+        fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+def main() -> None:
+    # Register the command groups (each module imports only typer and the standard library at top level).
+    from . import coordinator, organisation  # noqa: F401
+
+    for optional in ("audit", "report", "demo"):
+        try:
+            __import__(f"{__name__}.{optional}")
+        except ModuleNotFoundError as exc:  # a group not built yet in this checkout
+            if exc.name != f"{__name__}.{optional}":
+                raise
+    app()
+
+
+if __name__ == "__main__":
+    main()

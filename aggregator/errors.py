@@ -1,0 +1,55 @@
+"""One exception hierarchy; the CLI catches the base class once and prints `message`.
+
+Messages are for people and must never carry a value from an export row: they can end up in logs
+that leave the organisation.
+"""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Base class: something the user can fix; carries a message for people and an exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(AggregatorError):
+    """The command was called wrongly (bad option value, missing file argument)."""
+
+    exit_code = 2
+
+
+class InputError(AggregatorError):
+    """An export or mapping file could not be read or understood."""
+
+
+class MappingError(InputError):
+    """The mapping file is malformed or does not fit the export."""
+
+
+class ValidationFailed(AggregatorError):
+    """One or more rows of the export broke the schema."""
+
+
+class BudgetExceeded(AggregatorError):
+    """A release would take an organisation past its privacy budget for a period."""
+
+
+class BundleRejected(AggregatorError):
+    """A bundle failed verification or a merge rule and was not ingested."""
+
+    def __init__(self, message: str, reason: str = "rejected") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class StoreBusy(AggregatorError):
+    """Another process holds the coordinator's database."""
+
+
+class ConfigError(AggregatorError):
+    """Organisation configuration, keys or registry are missing or invalid."""
