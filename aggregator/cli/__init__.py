@@ -75,11 +75,12 @@ def run(call: Callable[[], Any]) -> Any:
         fail("interrupted", 130)
 
 
+COMMAND_GROUPS = ("organisation", "coordinator", "audit", "report", "demo")
+
+
 def main() -> None:
     # Register the command groups (each module imports only typer and the standard library at top level).
-    from . import coordinator, organisation  # noqa: F401
-
-    for optional in ("audit", "report", "demo"):
+    for optional in COMMAND_GROUPS:
         try:
             __import__(f"{__name__}.{optional}")
         except ModuleNotFoundError as exc:  # a group not built yet in this checkout

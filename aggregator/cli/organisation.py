@@ -1,0 +1,196 @@
+"""Organisation side: `org init`, `validate`, `submit`. Nothing printed here carries a value of an identifying field."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import HomeOption, JsonOption, QuietOption, app, console, print_json, run
+
+org_app = typer.Typer(help="Set up this organisation: signing key and configuration.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+
+ExportArg = typer.Argument(..., help="The organisation's export (CSV, XLSX, Parquet or JSON lines).", show_default=False)
+MappingOption = typer.Option(..., "--mapping", "-m", help="Mapping TOML: your column names and values onto the schema.")
+ExportDateOption = typer.Option(
+    None, "--export-date", help="Day the export was made, YYYY-MM-DD (default today); consent is judged on this day."
+)
+
+
+def _export_date(value: Optional[str]) -> Optional[dt.date]:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        from . import fail
+
+        fail("--export-date must look like 2025-12-31", 2)
+    return None
+
+
+@org_app.command("init")
+def org_init(
+    org: str = typer.Option(..., "--org", help="Organisation id, e.g. shelter-noord."),
+    kind: str = typer.Option(..., "--kind", help="investigative (statutory basis) or non_investigative (consent needed)."),
+    reporter_type: Optional[str] = typer.Option(None, "--reporter-type", help="police, shelter, help_line, ..."),
+    cap: str = typer.Option("1", "--cap", help="Privacy budget (epsilon) per period."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing key."),
+    home: Optional[Path] = HomeOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Create this organisation's signing key (mode 0600) and configuration.
+
+    Example:
+        aggregator org init --org shelter-noord --kind non_investigative --reporter-type shelter
+    """
+    from ..org import init_org
+
+    config = run(lambda: init_org(org, kind, reporter_type=reporter_type, cap=cap, home=home, force=force))
+    if json_out:
+        print_json(config)
+        return
+    console().print(
+        f"Initialised [bold]{config.id}[/] ({config.kind}, {config.reporter_type}) in {config.home}\n"
+        f"Give {config.public_key_path} to the coordinator; keep {config.key_path} private."
+    )
+
+
+@app.command("validate")
+def validate(
+    export: Path = ExportArg,
+    mapping: Path = MappingOption,
+    export_date: Optional[str] = ExportDateOption,
+    errors_out: Optional[Path] = typer.Option(None, "--errors-out", help="Write every explained row error to this CSV."),
+    max_errors: int = typer.Option(1000, "--max-errors", min=1, help="Explain at most this many failing rows."),
+    json_out: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Check an export against the schema. Row errors stay on this machine; exit code 1 when any row fails.
+
+    Example:
+        aggregator validate examples/shelter-noord/export-2025.csv --mapping examples/shelter-noord/mapping.toml
+    """
+    from ..validate import validate_export, write_errors_csv
+
+    day = _export_date(export_date)
+    report, con = run(lambda: validate_export(export, mapping, export_date=day, max_explained=max_errors))
+    con.close()
+    if errors_out is not None:
+        run(lambda: write_errors_csv(report, errors_out))
+    if json_out:
+        print_json(report)
+    elif not quiet:
+        render_validation(report)
+    raise typer.Exit(0 if report.valid else 1)
+
+
+def render_validation(report) -> None:
+    from rich.table import Table
+
+    out = console()
+    f = report.file
+    summary = Table(title=f"Validation of {f.get('path')}", show_header=False, title_justify="left")
+    summary.add_row("format", f"{f.get('format')}" + (f", {f.get('encoding')}" if f.get("encoding") else "")
+                    + (f", delimiter {f.get('delimiter')!r}" if f.get("delimiter") else ""))
+    summary.add_row("export date", report.export_date)
+    summary.add_row("rows read", str(report.rows_read))
+    summary.add_row("valid", f"[green]{report.rows_valid}[/]")
+    summary.add_row("invalid", f"[red]{report.rows_invalid}[/]" if report.rows_invalid else "0")
+    out.print(summary)
+    if report.errors_by_rule:
+        rules = Table(title="Broken rules", title_justify="left")
+        rules.add_column("rule")
+        rules.add_column("rows", justify="right")
+        for rule, n in report.errors_by_rule.items():
+            rules.add_row(rule, str(n))
+        out.print(rules)
+        errors = Table(title="Row errors", title_justify="left")
+        for name in ("row", "field", "rule", "message"):
+            errors.add_column(name)
+        for e in report.errors[:50]:
+            errors.add_row(str(e.row), e.field, e.rule, e.message)
+        out.print(errors)
+        if len(report.errors) > 50 or report.truncated:
+            out.print(
+                f"[yellow]Showing 50 of {report.errors_total} errors; use --errors-out FILE or --json for the rest"
+                + (f" (explanations capped at {report.errors_shown_limit} rows)" if report.truncated else "")
+                + ".[/]"
+            )
+    for fname, entries in report.unknown_values.items():
+        for entry in entries:
+            out.print(
+                f"unknown {fname} value in {entry['rows']} row(s); closest codes: {', '.join(entry['closest_codes'])}; "
+                f"add to the mapping: [bold]{entry['mapping_line']}[/]",
+                markup=False,
+            )
+
+
+@app.command("submit")
+def submit(
+    export: Path = ExportArg,
+    mapping: Path = MappingOption,
+    period: int = typer.Option(..., "--period", help="Reporting period (calendar year)."),
+    epsilon: str = typer.Option("1.0", "--epsilon", help="Privacy budget to spend on this release (exact, e.g. 1.0 or 1/2)."),
+    out: Path = typer.Option(Path("out"), "--out", help="Folder for the signed bundle."),
+    linkage_key: Optional[Path] = typer.Option(
+        None, "--linkage-key", help="File with the shared linkage key (default $AGGREGATOR_LINKAGE_KEY)."
+    ),
+    export_date: Optional[str] = ExportDateOption,
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Release only the valid rows instead of refusing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would leave; write and spend nothing."),
+    home: Optional[Path] = HomeOption,
+    json_out: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Validate, then write one signed bundle: pseudonymised records with a lawful basis, noisy counts of the rest.
+
+    Example:
+        aggregator submit examples/shelter-noord/export-2025.csv -m examples/shelter-noord/mapping.toml \\
+            --period 2025 --epsilon 1.0 --out out/
+    """
+    from ..org import load_linkage_key
+    from ..privacy import parse_epsilon
+    from ..release import submit as do_submit
+
+    eps = run(lambda: parse_epsilon(epsilon))
+    key = run(lambda: load_linkage_key(linkage_key))
+    day = _export_date(export_date)
+    result = run(
+        lambda: do_submit(
+            export, mapping, period=period, epsilon=eps, out=out, home=home, linkage_key=key,
+            export_date=day, skip_invalid=skip_invalid, dry_run=dry_run,
+        )
+    )
+    if json_out:
+        print_json(result)
+    elif not quiet:
+        render_submit(result)
+
+
+def render_submit(result) -> None:
+    from rich.table import Table
+
+    out = console()
+    table = Table(title=("Dry run: nothing written, nothing spent" if result.dry_run else "Bundle written"),
+                  show_header=False, title_justify="left")
+    table.add_row("organisation", result.organisation)
+    table.add_row("period / sequence", f"{result.period} / {result.sequence}")
+    table.add_row("rows read / valid", f"{result.rows_read} / {result.rows_valid}")
+    if result.rows_invalid_skipped:
+        table.add_row("invalid rows skipped", str(result.rows_invalid_skipped))
+    table.add_row("records (statutory)", str(result.records_by_basis["statutory"]))
+    table.add_row("records (consent)", str(result.records_by_basis["consent"]))
+    table.add_row("epsilon this release", result.epsilon)
+    table.add_row("epsilon spent / cap", f"{result.epsilon_spent} / {result.epsilon_cap}")
+    table.add_row("bundle", result.path or f"(would be {result.digest}.bundle.json)")
+    out.print(table)
+    marg = Table(title="Noisy marginals (people without a lawful basis)", title_justify="left")
+    for name in ("dimensions", "epsilon", "noise scale", "95% error per cell"):
+        marg.add_column(name)
+    for m in result.marginals:
+        marg.add_row(" x ".join(m["dimensions"]), m["epsilon"], f"{m['scale']:.3g}", f"±{m['expected_error_95']:.0f}")
+    out.print(marg)

@@ -1,0 +1,173 @@
+"""Privacy arithmetic: exact epsilon, the OpenDP discrete Laplace measurement, its error, and the local ledger.
+
+Privacy unit: one person at one organisation in one period. Each person adds one to exactly one cell of every
+marginal, so a marginal has L1 sensitivity 1; k marginals with epsilons e_i compose to sum(e_i) (pure DP).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from pathlib import Path
+
+from .errors import BudgetExceeded, ConfigError, UsageError
+
+DEFAULT_CAP = Fraction(1)
+MAX_EPSILON = Fraction(100)
+PRIVACY_UNIT = "one person at one organisation in one reporting period (calendar year)"
+
+# Default workload: every one-way marginal plus form x age band and form x nationality group.
+DEFAULT_WORKLOAD: tuple[tuple[str, ...], ...] = (
+    ("form",),
+    ("age_band",),
+    ("gender",),
+    ("nationality_group",),
+    ("province",),
+    ("form", "age_band"),
+    ("form", "nationality_group"),
+)
+
+
+def parse_epsilon(value: str | int | Fraction | Decimal) -> Fraction:
+    """Exact epsilon from text ("1", "0.5", "1/7"); NaN, infinity, zero, negatives and absurd values are refused."""
+    if isinstance(value, float):
+        raise UsageError("epsilon must be given as text or an exact number, not a float")
+    text = str(value).strip()
+    try:
+        if "/" in text:
+            number = Fraction(text)
+        else:
+            dec = Decimal(text)
+            if not dec.is_finite():
+                raise UsageError(f"epsilon must be a finite number, not {text!r}")
+            number = Fraction(dec)
+    except (InvalidOperation, ValueError, ZeroDivisionError):
+        raise UsageError(f"epsilon must be a positive number such as 1.0 or 1/2, not {text[:40]!r}") from None
+    if number <= 0:
+        raise UsageError("epsilon must be greater than zero")
+    if number > MAX_EPSILON:
+        raise UsageError(f"epsilon above {MAX_EPSILON} gives no meaningful protection; refused")
+    return number
+
+
+def exact_text(value: Fraction) -> str:
+    """Fraction as the bundle's exact text: "1", "1/7", "3/10"."""
+    return str(value)
+
+
+def as_decimal_text(value: Fraction, places: int = 6) -> str:
+    return f"{float(value):.{places}f}".rstrip("0").rstrip(".") if value else "0"
+
+
+def split_epsilon(epsilon: Fraction, workload: tuple[tuple[str, ...], ...] = DEFAULT_WORKLOAD) -> list[Fraction]:
+    """Equal split across the marginals; the parts add up to epsilon exactly."""
+    return [epsilon / len(workload)] * len(workload)
+
+
+# ------------------------------------------------------------ the mechanism
+
+
+def calibrated_measurement(epsilon: Fraction):
+    """OpenDP's discrete Laplace on a vector of integer counts (L1 distance), with the smallest float scale whose
+    privacy loss, by OpenDP's own (conservatively rounded) map, is at most epsilon. Returns (measurement, scale)."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    space = (dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int))
+    scale = float(1 / epsilon)
+    for _ in range(64):
+        measurement = dp.m.make_laplace(*space, scale=scale)
+        if Fraction(measurement.map(1)) <= epsilon:
+            return measurement, scale
+        scale = math.nextafter(scale, math.inf) * (1 + 1e-15)
+    raise RuntimeError("could not calibrate the noise scale")  # a bug, never user input
+
+
+def release_counts(counts: list[int], epsilon: Fraction) -> tuple[list[int], float]:
+    """Noisy counts for one marginal at this epsilon."""
+    measurement, scale = calibrated_measurement(epsilon)
+    return list(measurement(list(counts))), scale
+
+
+def discrete_laplace_variance(scale: float) -> float:
+    """Variance of OpenDP's discrete Laplace, P(k) ~ exp(-|k|/scale): 2a/(1-a)^2 with a = exp(-1/scale)."""
+    a = math.exp(-1.0 / scale)
+    return 2.0 * a / (1.0 - a) ** 2
+
+
+def discrete_laplace_quantile(scale: float, coverage: float = 0.95) -> int:
+    """Smallest k with P(|X| <= k) >= coverage; P(|X| > k) = 2 a^(k+1) / (1 + a)."""
+    a = math.exp(-1.0 / scale)
+    tail = 1.0 - coverage
+    k = math.ceil(math.log(tail * (1 + a) / 2.0) / math.log(a) - 1.0)
+    return max(k, 0)
+
+
+# ------------------------------------------------------------ the local ledger
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    period: int
+    sequence: int
+    epsilon: str
+    digest: str
+    created_at: str
+    records: int
+    marginals: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Ledger:
+    """The organisation's own record of what it released: a JSON-lines file rewritten atomically."""
+
+    def __init__(self, path: Path, cap: Fraction = DEFAULT_CAP) -> None:
+        self.path = path
+        self.cap = cap
+
+    def entries(self) -> list[LedgerEntry]:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        try:
+            return [LedgerEntry(**json.loads(line)) for line in lines if line.strip()]
+        except (ValueError, TypeError):
+            raise ConfigError(f"local ledger {self.path} is damaged; restore it from backup before releasing") from None
+
+    def spent(self, period: int) -> Fraction:
+        return sum((Fraction(e.epsilon) for e in self.entries() if e.period == period), Fraction(0))
+
+    def remaining(self, period: int) -> Fraction:
+        return self.cap - self.spent(period)
+
+    def next_sequence(self, period: int) -> int:
+        return max((e.sequence for e in self.entries() if e.period == period), default=0) + 1
+
+    def check(self, period: int, epsilon: Fraction) -> None:
+        """Refuse a release that would take the period past the cap."""
+        spent = self.spent(period)
+        if spent + epsilon > self.cap:
+            raise BudgetExceeded(
+                f"releasing epsilon {as_decimal_text(epsilon)} for {period} would exceed the cap of "
+                f"{as_decimal_text(self.cap)}: already spent {as_decimal_text(spent)}, remaining "
+                f"{as_decimal_text(self.cap - spent)}"
+            )
+
+    def append(self, entry: LedgerEntry) -> None:
+        from .bundle import atomic_write
+
+        self.check(entry.period, Fraction(entry.epsilon))
+        lines = [json.dumps(e.as_dict(), sort_keys=True) for e in self.entries()]
+        lines.append(json.dumps(entry.as_dict(), sort_keys=True))
+        atomic_write(self.path, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o600)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -1,0 +1,339 @@
+"""From valid rows to a signed bundle: one record per person, lawful-basis split, minimise, pseudonymise, noisy counts.
+
+All set work happens in DuckDB on the TEMP table `valid_rows` that validate.py leaves behind. The exact counts of
+people without a lawful basis exist only inside `noisy_marginals` on their way into OpenDP; nothing else returns them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from .codelists import DIMENSIONS, EU_OTHER, codes
+from .errors import UsageError, ValidationFailed
+from .org import OrgConfig
+from .privacy import (
+    DEFAULT_WORKLOAD,
+    PRIVACY_UNIT,
+    LedgerEntry,
+    Ledger,
+    discrete_laplace_quantile,
+    discrete_laplace_variance,
+    exact_text,
+    release_counts,
+    split_epsilon,
+    utc_now,
+)
+
+BUNDLE_LIFETIME = dt.timedelta(days=90)
+RECORD_DIMENSIONS = tuple(DIMENSIONS)
+
+# ------------------------------------------------------------ pseudonyms
+
+
+def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC-SHA256 inner and outer padded keys (RFC 2104), so DuckDB can compute HMAC with two sha256 calls."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def _normalised_sql(column: str) -> str:
+    """Length-prefixed NFC, lower-cased, trimmed text (or '-' when missing), as SQL."""
+    norm = f"lower(nfc_normalize(trim(CAST({column} AS VARCHAR))))"
+    return f"CASE WHEN {column} IS NULL THEN '-' ELSE CAST(octet_length(encode({norm})) AS VARCHAR) || ':' || {norm} END"
+
+
+PSEUDONYM_MESSAGE_SQL = f"""
+CASE
+  WHEN family_name IS NULL AND given_names IS NULL AND date_of_birth IS NULL
+  THEN 'local|' || CAST(octet_length(encode($org_id)) AS VARCHAR) || ':' || $org_id
+       || '|' || CAST(octet_length(encode(person_id)) AS VARCHAR) || ':' || person_id
+  ELSE 'person|' || {_normalised_sql('family_name')} || '|' || {_normalised_sql('given_names')}
+       || '|' || {_normalised_sql('date_of_birth')}
+END
+"""
+HMAC_SQL = f"sha256($opad || unhex(sha256($ipad || encode({PSEUDONYM_MESSAGE_SQL}))))"
+
+
+def pseudonym(key: bytes, org_id: str, person_id: str, family_name: str | None, given_names: str | None, date_of_birth: dt.date | None) -> str:
+    """Python twin of the SQL pseudonym, for tests and for people who want to check one by hand."""
+    import hmac
+
+    def norm(value: object) -> str:
+        if value is None:
+            return "-"
+        text = unicodedata.normalize("NFC", str(value).strip()).lower()
+        return f"{len(text.encode('utf-8'))}:{text}"
+
+    if family_name is None and given_names is None and date_of_birth is None:
+        message = f"local|{len(org_id.encode())}:{org_id}|{len(person_id.encode())}:{person_id}"
+    else:
+        message = f"person|{norm(family_name)}|{norm(given_names)}|{norm(date_of_birth)}"
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+# ------------------------------------------------------------ people
+
+
+def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage_key: bytes) -> None:
+    """TEMP table `people`: one row per person of the period with release dimensions, basis and pseudonym."""
+    eu = sorted(EU_OTHER)
+    ipad, opad = _hmac_pads(linkage_key)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE people AS
+        WITH period_rows AS (
+            SELECT *,
+                coalesce(consent, FALSE) AND consent_date IS NOT NULL AND consent_date <= $export_date
+                    AND (consent_withdrawn_date IS NULL OR consent_withdrawn_date > $export_date) AS consent_valid,
+                consent_withdrawn_date IS NOT NULL AND consent_withdrawn_date <= $export_date AS withdrawn
+            FROM valid_rows
+            WHERE year(report_date) = $period
+        ),
+        ranked AS (
+            SELECT *,
+                row_number() OVER (PARTITION BY person_id ORDER BY report_date DESC, __row DESC) AS pick,
+                bool_or(consent_valid) OVER (PARTITION BY person_id) AS any_consent,
+                bool_or(withdrawn) OVER (PARTITION BY person_id) AS any_withdrawn
+            FROM period_rows
+        )
+        SELECT
+            {HMAC_SQL} AS pseudonym,
+            CASE
+                WHEN $kind = 'investigative' THEN 'statutory'
+                WHEN any_consent AND NOT any_withdrawn THEN 'consent'
+            END AS basis,
+            form,
+            CASE
+                WHEN coalesce(age, date_part('year', age(report_date, date_of_birth))) IS NULL THEN 'unknown'
+                WHEN coalesce(age, date_part('year', age(report_date, date_of_birth))) < 15 THEN 'under_15'
+                WHEN coalesce(age, date_part('year', age(report_date, date_of_birth))) < 18 THEN '15_17'
+                WHEN coalesce(age, date_part('year', age(report_date, date_of_birth))) < 25 THEN '18_24'
+                ELSE '25_plus'
+            END AS age_band,
+            coalesce(gender, 'unknown') AS gender,
+            CASE
+                WHEN nationality IS NULL THEN 'unknown'
+                WHEN nationality = 'NL' THEN 'NL'
+                WHEN list_contains($eu, nationality) THEN 'EU'
+                ELSE 'non_EU'
+            END AS nationality_group,
+            coalesce(province, 'unknown') AS province
+        FROM ranked
+        WHERE pick = 1
+        """,
+        {
+            "export_date": export_date,
+            "period": period,
+            "kind": org.kind,
+            "org_id": org.id,
+            "eu": eu,
+            "ipad": ipad,
+            "opad": opad,
+        },
+    )
+
+
+def lawful_records(con) -> list[dict[str, str]]:
+    """The minimised, pseudonymised records with a lawful basis, sorted by pseudonym."""
+    cursor = con.execute(
+        f"""
+        SELECT pseudonym, basis, {', '.join(RECORD_DIMENSIONS)}
+        FROM people WHERE basis IS NOT NULL ORDER BY pseudonym
+        """
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _codelist_tables(con) -> None:
+    for dim in DIMENSIONS:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE cl_{dim} AS
+            SELECT unnest($codes) AS {dim}, generate_subscripts($codes, 1) AS ord_{dim}
+            """,
+            {"codes": codes(dim)},
+        )
+
+
+def noisy_marginals(con, epsilon: Fraction, workload=DEFAULT_WORKLOAD) -> list[dict[str, Any]]:
+    """One noisy marginal per workload entry over the full codelist cell set, counts of people without a basis."""
+    _codelist_tables(con)
+    marginals = []
+    for dims, eps in zip(workload, split_epsilon(epsilon, workload)):
+        cross = " CROSS JOIN ".join(f"cl_{d}" for d in dims)
+        cols = ", ".join(dims)
+        order = ", ".join(f"ord_{d}" for d in dims)
+        rows = con.execute(
+            f"""
+            WITH exact AS (
+                SELECT {cols}, count(*) AS n FROM people WHERE basis IS NULL GROUP BY ALL
+            )
+            SELECT {cols}, coalesce(exact.n, 0) AS n
+            FROM {cross} LEFT JOIN exact USING ({cols})
+            ORDER BY {order}
+            """
+        ).fetchall()
+        noisy, scale = release_counts([int(r[-1]) for r in rows], eps)
+        marginals.append(
+            {
+                "dimensions": list(dims),
+                "epsilon": exact_text(eps),
+                "sensitivity": 1,
+                "scale": scale,
+                "variance": discrete_laplace_variance(scale),
+                "expected_error_95": float(discrete_laplace_quantile(scale)),
+                "cells": [{"key": list(r[:-1]), "count": int(c)} for r, c in zip(rows, noisy)],
+            }
+        )
+    return marginals
+
+
+# ------------------------------------------------------------ submit
+
+
+@dataclass
+class SubmitResult:
+    organisation: str
+    period: int
+    sequence: int
+    digest: str | None
+    path: str | None
+    dry_run: bool
+    rows_read: int
+    rows_valid: int
+    rows_invalid_skipped: int
+    rows_in_period: int
+    records_by_basis: dict[str, int]
+    marginals: list[dict[str, Any]]
+    epsilon: str
+    epsilon_spent: str
+    epsilon_cap: str
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def submit(
+    export: Path,
+    mapping_path: Path,
+    *,
+    period: int,
+    epsilon: Fraction,
+    out: Path,
+    home: Path | None = None,
+    linkage_key: bytes,
+    export_date: dt.date | None = None,
+    skip_invalid: bool = False,
+    dry_run: bool = False,
+) -> SubmitResult:
+    """Validate, release and sign; writes the bundle and the ledger entry, or nothing at all."""
+    from .bundle import atomic_write, bundle_filename, canonical_json, load_private_key, sha256_hex, sign_payload
+    from .org import load_org
+    from .schema import Payload
+    from .validate import validate_export
+
+    if not 2000 <= period <= 2100:
+        raise UsageError("--period must be a calendar year between 2000 and 2100")
+    org = load_org(home)
+    ledger = Ledger(org.ledger_path, org.cap_fraction)
+    ledger.check(period, epsilon)
+    private_key = load_private_key(org.key_path)
+    export_date = export_date or dt.date.today()
+
+    report, con = validate_export(export, mapping_path, export_date=export_date)
+    if not report.valid and not skip_invalid:
+        raise ValidationFailed(
+            f"{report.rows_invalid} of {report.rows_read} rows break the schema; run `aggregator validate` to see them, "
+            "fix the export, or pass --skip-invalid to release only the valid rows"
+        )
+    build_people(con, org, period, export_date, linkage_key)
+    rows_in_period = con.execute(
+        "SELECT count(*) FROM valid_rows WHERE year(report_date) = $period", {"period": period}
+    ).fetchone()[0]
+    records = lawful_records(con)
+    if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):
+        raise RuntimeError("statutory record from a non-investigative organisation")  # a bug, never input
+    marginals = noisy_marginals(con, epsilon)
+    con.close()
+
+    from cryptography.hazmat.primitives import serialization
+
+    from .bundle import key_id
+
+    raw_public = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    created = utc_now()
+    sequence = ledger.next_sequence(period)
+    payload = Payload.model_validate(
+        {
+            "organisation": {"id": org.id, "kind": org.kind, "reporter_type": org.reporter_type},
+            "key_id": key_id(raw_public),
+            "period": period,
+            "sequence": sequence,
+            "created_at": created,
+            "expires_at": created + BUNDLE_LIFETIME,
+            "records": records,
+            "withdrawals": [],
+            "release": {
+                "privacy_unit": PRIVACY_UNIT,
+                "library": f"opendp {_opendp_version()}",
+                "epsilon": exact_text(epsilon),
+                "marginals": marginals,
+            },
+        }
+    )
+    payload_bytes = canonical_json(payload.model_dump(mode="json"))
+    envelope = sign_payload(payload_bytes, private_key)
+    digest = sha256_hex(envelope)
+    by_basis = {"statutory": 0, "consent": 0}
+    for r in records:
+        by_basis[r["basis"]] += 1
+    result = SubmitResult(
+        organisation=org.id,
+        period=period,
+        sequence=sequence,
+        digest=digest,
+        path=None,
+        dry_run=dry_run,
+        rows_read=report.rows_read,
+        rows_valid=report.rows_valid,
+        rows_invalid_skipped=report.rows_invalid,
+        rows_in_period=int(rows_in_period),
+        records_by_basis=by_basis,
+        marginals=[{k: m[k] for k in ("dimensions", "epsilon", "scale", "expected_error_95")} for m in marginals],
+        epsilon=exact_text(epsilon),
+        epsilon_spent=exact_text(ledger.spent(period) + (0 if dry_run else epsilon)),
+        epsilon_cap=exact_text(org.cap_fraction),
+    )
+    if dry_run:
+        return result
+    # Commit point: the bundle is kept in the home folder, then the ledger entry is appended; both or neither
+    # (a kept bundle without a ledger entry is an orphan that the next submit removes).
+    kept = Path(org.home) / "releases" / bundle_filename(digest)
+    atomic_write(kept, envelope)
+    try:
+        ledger.append(
+            LedgerEntry(period, sequence, exact_text(epsilon), digest, created.isoformat(), len(records), len(marginals))
+        )
+    except BaseException:
+        kept.unlink(missing_ok=True)
+        raise
+    target = out / bundle_filename(digest)
+    atomic_write(target, envelope)
+    result.path = str(target)
+    return result
+
+
+def _opendp_version() -> str:
+    from importlib.metadata import version
+
+    return version("opendp")
