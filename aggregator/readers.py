@@ -1,0 +1,787 @@
+"""Read an organisation's export (CSV, XLSX, Parquet, JSON) into a DuckDB temp table, everything as text.
+
+`read_export` makes one temp table with a `__row` BIGINT column plus one VARCHAR column per source column, named
+exactly as the header (trimmed, BOM removed). Typing is the validator's job; empty cells become NULL and rows whose
+cells are all empty are dropped (their numbers are skipped, the others keep theirs).
+
+`__row` is the number a person would look for:
+- CSV: the record's row as a spreadsheet shows it, header = 1, first data row = 2 (a quoted field spanning lines
+  stays one row; completely blank lines are skipped by the parser and not counted).
+- XLSX: the sheet's own row number (the header is the first non-empty row, usually 1).
+- JSON: the record's position, first record = 1 (the line number for JSON lines without blank lines).
+- Parquet: the record's position, first record = 1.
+
+Detection when the mapping's [file] table leaves something out:
+- format from the extension: .csv .txt .tsv -> csv, .xlsx, .parquet/.pq, .json .jsonl .ndjson -> json.
+- encoding (CSV, JSON) from the first 64 KiB: a UTF-8 or UTF-16 byte-order mark; else valid UTF-8; else Windows-1252
+  (what Dutch Excel writes). If UTF-8 was guessed from a plain-ASCII start and DuckDB later finds a non-UTF-8 byte,
+  the file is read again as Windows-1252. Windows-1252 is transcoded to a temporary UTF-8 file in 1 MiB chunks.
+- CSV delimiter among , ; tab | from the header line: the candidate that splits the header into more than one name
+  and gives the most following sample lines the header's field count (ties: more header fields, then , ; tab |).
+
+Every failure is an InputError with one line that names the file, a line/row/column position or a header name, but
+never the content of a data cell: DuckDB's own CSV messages quote the offending line, so they are never passed on.
+Workbooks: formulas are never evaluated (cached values are read), external links are not loaded, and macro-enabled
+workbooks (.xlsm, or any workbook carrying vbaProject.bin) are refused.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import re
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+    from .schema import FileOptions
+
+MAX_COLUMNS = 16_384  # Excel's own limit (column XFD)
+MAX_FIELD_CHARS = 100_000
+MAX_XLSX_ROWS = 1_048_576  # Excel's own limit
+SAMPLE_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 4 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
+# Decompression-bomb guards for .xlsx (a ZIP): checked on the declared member sizes before anything is inflated.
+# Python's zipfile never inflates a member past its declared size, so the declared sizes bound the work.
+XLSX_MAX_UNCOMPRESSED = 2 * 1024**3
+XLSX_MAX_RATIO = 100
+XLSX_RATIO_MIN_BYTES = 32 * 1024**2
+XLSX_MAX_MEMBERS = 10_000
+XLSX_BATCH_ROWS = 50_000
+
+DELIMITERS = (",", ";", "\t", "|")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_EXTENSIONS = {
+    ".csv": "csv", ".txt": "csv", ".tsv": "csv",
+    ".xlsx": "xlsx",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".json": "json", ".jsonl": "json", ".ndjson": "json",
+}
+_STAGE = "__aggregator_read_stage"
+_GLOB_CHARS = re.compile(r"[*?\[\]{}]")
+
+
+@dataclass(frozen=True)
+class ReadInfo:
+    """What was read and how: for messages and `validate --json`."""
+
+    path: str  # file name only (no directories)
+    format: str  # "csv" | "xlsx" | "parquet" | "json"
+    encoding: str | None  # csv/json: "utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1"; None otherwise
+    delimiter: str | None  # csv only
+    rows: int  # data rows read
+    columns: list[str] = field(default_factory=list)  # source column names, in file order
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def quote_ident(name: str) -> str:
+    """A DuckDB identifier for any text: double quotes around it, inner double quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def detect_format(path: Path) -> str:
+    """The export format implied by the file's extension."""
+    suffix = path.suffix.lower()
+    if suffix in _EXTENSIONS:
+        return _EXTENSIONS[suffix]
+    name = path.name
+    if suffix == ".xlsm":
+        raise InputError(f"{name}: macro-enabled workbooks (.xlsm) are refused; save the sheet as a plain .xlsx workbook")
+    if suffix == ".xls":
+        raise InputError(f"{name}: old Excel .xls workbooks are not supported; save the sheet as .xlsx or CSV UTF-8")
+    raise InputError(
+        f"{name}: cannot tell the format from the extension {suffix or '(none)'!r}; "
+        'set format = "csv", "xlsx", "parquet" or "json" in the mapping\'s [file] table'
+    )
+
+
+def read_export(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    options: FileOptions | None = None,
+    *,
+    table: str = "export_raw",
+) -> ReadInfo:
+    """Read an export into TEMP table `table` (`__row` + one VARCHAR column per source column); describe what was read."""
+    import duckdb
+
+    path = Path(path)
+    name = path.name
+    fmt = (options.format if options is not None else None) or detect_format(path)
+    if not path.is_file():
+        raise InputError(f"{name}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{name}: the file is empty")
+    try:
+        if fmt == "csv":
+            return _read_csv(con, path, options, table)
+        if fmt == "xlsx":
+            return _read_xlsx(con, path, options, table)
+        if fmt == "parquet":
+            return _read_parquet(con, path, table)
+        if fmt == "json":
+            return _read_json(con, path, options, table)
+        raise InputError(f"{name}: unknown format {fmt!r}")  # pragma: no cover - FileOptions restricts it
+    except duckdb.Error:
+        # Never pass DuckDB's text on: it can quote rows of the export.
+        raise InputError(f"{name}: could not be read as {fmt.upper()}") from None
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {quote_ident(_STAGE)}")
+
+
+# ---------------------------------------------------------------- text files: encoding and sniffing
+
+
+@dataclass
+class _Sample:
+    raw: bytes
+    complete: bool  # the whole file is in `raw`
+
+
+def _read_sample(path: Path) -> _Sample:
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        raw = fh.read(SAMPLE_BYTES)
+        # Make sure the header line is complete (very wide headers), within reason.
+        while b"\n" not in raw and len(raw) < size and len(raw) < MAX_HEADER_BYTES:
+            more = fh.read(SAMPLE_BYTES)
+            if not more:
+                break
+            raw += more
+    return _Sample(raw=raw, complete=len(raw) >= size)
+
+
+def _refuse_binary(name: str, raw: bytes) -> None:
+    """Fail fast on files that are clearly not text exports, naming what they look like."""
+    if raw.startswith(b"PK\x03\x04"):
+        raise InputError(
+            f"{name}: does not look like a text export (it is a ZIP file, perhaps an .xlsx workbook); "
+            'rename it to .xlsx or set format = "xlsx" in the mapping\'s [file] table'
+        )
+    if raw.startswith(b"\xd0\xcf\x11\xe0"):
+        raise InputError(
+            f"{name}: does not look like a text export (it is an old .xls or a password-protected workbook); "
+            "save it as .xlsx or CSV UTF-8"
+        )
+    if raw.startswith(b"PAR1"):
+        raise InputError(f'{name}: does not look like a text export (it is a Parquet file); set format = "parquet"')
+
+
+def _decode_sample(raw: bytes, encoding: str, complete: bool) -> str:
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    return decoder.decode(raw, final=complete)
+
+
+def _detect_encoding(name: str, sample: _Sample, wanted: str | None) -> tuple[str, str]:
+    """(encoding, decoded sample text). `wanted` is the mapping's encoding, if any."""
+    raw = sample.raw
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        if wanted not in (None, "utf-16"):
+            raise InputError(f"{name}: the file is UTF-16 encoded, not {wanted}; remove encoding from the mapping")
+        even = raw if sample.complete else raw[: len(raw) // 2 * 2]
+        try:
+            text = _decode_sample(even, "utf-16", sample.complete)
+        except UnicodeDecodeError:
+            raise InputError(f"{name}: does not look like a text export (invalid UTF-16)") from None
+        return "utf-16", _check_text(name, text)
+    if b"\x00" in raw:
+        raise InputError(f"{name}: does not look like a text export (it contains NUL bytes)")
+    if wanted is not None:
+        encoding = "utf-8-sig" if wanted.startswith("utf-8") and raw.startswith(codecs.BOM_UTF8) else wanted
+        try:
+            return encoding, _check_text(name, _decode_sample(raw, encoding, sample.complete))
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise InputError(
+                f"{name}: is not valid {_encoding_label(wanted)} text (line {line}); check encoding in the mapping"
+            ) from None
+    if raw.startswith(codecs.BOM_UTF8):
+        try:
+            return "utf-8-sig", _check_text(name, _decode_sample(raw, "utf-8-sig", sample.complete))
+        except UnicodeDecodeError:
+            raise InputError(f"{name}: starts with a UTF-8 byte-order mark but is not valid UTF-8") from None
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            return encoding, _check_text(name, _decode_sample(raw, encoding, sample.complete))
+        except UnicodeDecodeError:
+            continue
+    raise InputError(f"{name}: does not look like a text export (neither UTF-8 nor Windows-1252)")
+
+
+def _check_text(name: str, text: str) -> str:
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f\v")
+    if controls > max(8, len(text) // 200):
+        raise InputError(f"{name}: does not look like a text export (it contains binary control characters)")
+    return text.lstrip("\ufeff")
+
+
+def _encoding_label(encoding: str) -> str:
+    return {"cp1252": "Windows-1252", "latin-1": "Latin-1", "utf-8-sig": "UTF-8", "utf-8": "UTF-8"}.get(
+        encoding, encoding
+    )
+
+
+def _complete_lines(text: str, complete: bool) -> str:
+    if complete:
+        return text
+    cut = max(text.rfind("\n"), text.rfind("\r"))
+    return text[: cut + 1] if cut >= 0 else text
+
+
+def _parse_records(text: str, delimiter: str, limit: int = 51) -> list[list[str]]:
+    records: list[list[str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    try:
+        for record in reader:
+            if record:
+                records.append(record)
+            if len(records) >= limit:
+                break
+    except csv.Error:  # e.g. a field longer than the csv module's limit: judge on what was parsed
+        pass
+    return records
+
+
+def detect_delimiter(text: str, default: str = ",") -> str:
+    """The delimiter among , ; tab | that best splits the header line (see module docstring)."""
+    best: tuple[int, float, int, int] | None = None
+    choice = default
+    for rank, delimiter in enumerate(DELIMITERS):
+        records = _parse_records(text, delimiter)
+        if not records or len(records[0]) < 2:
+            continue
+        width = len(records[0])
+        body = records[1:]
+        consistency = sum(1 for r in body if len(r) == width) / len(body) if body else 1.0
+        score = (1, consistency, width, -rank)
+        if best is None or score > best:
+            best, choice = score, delimiter
+    return choice
+
+
+def _check_header(name: str, names: list[str], where: str = "column") -> list[str]:
+    """Trimmed header names; refuse empty, duplicate (ignoring case) or reserved names and too many columns."""
+    if len(names) > MAX_COLUMNS:
+        raise InputError(f"{name}: the header has {len(names):,} columns; at most {MAX_COLUMNS:,} are supported")
+    cleaned = [n.replace("\ufeff", "").strip() for n in names]
+    part = "records" if where == "key" else "header"
+    seen: dict[str, int] = {}
+    for index, column in enumerate(cleaned, start=1):
+        position = _position(where, index)
+        if not column:
+            raise InputError(f"{name}: {position} of the {part} has no name")
+        if column.casefold() == "__row":
+            raise InputError(f"{name}: {position} of the {part} is named {_short(column)!r}, a reserved name")
+        key = column.casefold()
+        if key in seen:
+            raise InputError(
+                f"{name}: {_position(where, seen[key])} and {position} of the {part} have the same name "
+                f"{_short(column)!r} (names are compared ignoring case)"
+            )
+        seen[key] = index
+    return cleaned
+
+
+def _position(where: str, index: int) -> str:
+    if where == "key":
+        return f"key {index}"
+    if where == "sheet":
+        from openpyxl.utils import get_column_letter
+
+        return f"column {get_column_letter(index)}"
+    return f"column {index}"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextmanager
+def _workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="aggregator-read-") as tmp:
+        yield Path(tmp)
+
+
+def _duckdb_path(path: Path, workdir: Path) -> str:
+    """A path DuckDB will not treat as a glob pattern (names like 'export [2025].csv' would be)."""
+    resolved = path.resolve()
+    if not _GLOB_CHARS.search(str(resolved)):
+        return str(resolved)
+    link = workdir / ("source" + "".join(c for c in path.suffix if c.isalnum() or c == "."))
+    try:
+        link.symlink_to(resolved)
+    except OSError:  # pragma: no cover - platforms without symlinks
+        import shutil
+
+        shutil.copyfile(resolved, link)
+    return str(link)
+
+
+def _transcode(name: str, src: Path, encoding: str, dest: Path) -> None:
+    """Stream `src` from `encoding` into a UTF-8 file, 1 MiB at a time."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    line = 1
+    with src.open("rb") as fin, dest.open("w", encoding="utf-8", newline="") as fout:
+        while chunk := fin.read(CHUNK_BYTES):
+            try:
+                fout.write(decoder.decode(chunk))
+            except UnicodeDecodeError as exc:
+                line += chunk[: exc.start].count(b"\n")
+                raise InputError(
+                    f"{name}: is not valid {_encoding_label(encoding)} text (line {line}); "
+                    "set encoding in the mapping's [file] table"
+                ) from None
+            line += chunk.count(b"\n")
+        try:
+            fout.write(decoder.decode(b"", final=True))
+        except UnicodeDecodeError:
+            raise InputError(f"{name}: ends in the middle of a {_encoding_label(encoding)} character") from None
+
+
+# ---------------------------------------------------------------- CSV
+
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_CSV_COLUMNS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+class _NotUtf8(Exception):
+    pass
+
+
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions | None, table: str) -> ReadInfo:
+    name = path.name
+    sample = _read_sample(path)
+    _refuse_binary(name, sample.raw)
+    wanted_encoding = options.encoding if options is not None else None
+    encoding, text = _detect_encoding(name, sample, wanted_encoding)
+    if not text.strip():
+        raise InputError(f"{name}: the file is empty")
+    text = _complete_lines(text, sample.complete)
+    delimiter = options.delimiter if options is not None and options.delimiter else None
+    if delimiter is None:
+        delimiter = detect_delimiter(text, default="\t" if path.suffix.lower() == ".tsv" else ",")
+    records = _parse_records(text, delimiter, limit=1)
+    if not records:
+        raise InputError(f"{name}: the header line could not be read (is it longer than {MAX_HEADER_BYTES:,} bytes?)")
+    columns = _check_header(name, records[0])
+
+    with _workdir() as work:
+        try:
+            _load_csv(con, name, path, work, encoding, delimiter, len(columns))
+        except _NotUtf8:
+            if wanted_encoding is not None:
+                raise InputError(
+                    f"{name}: is not valid {_encoding_label(encoding)} text; check encoding in the mapping's [file] table"
+                ) from None
+            encoding = "cp1252"
+            _load_csv(con, name, path, work, encoding, delimiter, len(columns))
+    rows = _finish(con, name, table, columns, "rowid + 2", empty="has a header but no data rows")
+    return ReadInfo(path=name, format="csv", encoding=encoding, delimiter=delimiter, rows=rows, columns=columns)
+
+
+def _load_csv(
+    con: duckdb.DuckDBPyConnection, name: str, path: Path, work: Path, encoding: str, delimiter: str, width: int
+) -> None:
+    import duckdb
+
+    if encoding in ("utf-8", "utf-8-sig", "utf-16", "latin-1"):
+        source = _duckdb_path(path, work)
+        duck_encoding = "utf-8" if encoding.startswith("utf-8") else encoding
+    else:  # cp1252 and anything else Python knows: transcode to UTF-8 first
+        target = work / "transcoded.csv"
+        _transcode(name, path, encoding, target)
+        source, duck_encoding = str(target), "utf-8"
+    sql = f"""
+        CREATE OR REPLACE TEMP TABLE {quote_ident(_STAGE)} AS
+        SELECT * FROM read_csv(
+            $source,
+            header = true, auto_detect = false, columns = $columns,
+            delim = $delim, quote = '"', escape = '"', comment = '',
+            encoding = $encoding, compression = 'none', strict_mode = true
+        )
+    """
+    params = {
+        "source": source,
+        "columns": {f"c{i}": "VARCHAR" for i in range(width)},
+        "delim": delimiter,
+        "encoding": duck_encoding,
+    }
+    try:
+        con.execute(sql, params)
+    except duckdb.Error as exc:
+        raise _csv_error(name, str(exc), delimiter, width, duck_encoding) from None
+
+
+def _csv_error(name: str, text: str, delimiter: str, width: int, encoding: str) -> Exception:
+    """One line for people from DuckDB's CSV error, keeping only numbers (DuckDB quotes the offending line)."""
+    found = _CSV_LINE.search(text)
+    where = f"line {found.group(1)}" if found else "a line"
+    delim = _DELIMITER_NAMES[delimiter]
+    if "Invalid unicode" in text or "invalid unicode" in text:
+        if encoding == "utf-8":
+            return _NotUtf8()
+        return InputError(f"{name}: {where} is not valid {_encoding_label(encoding)} text")
+    columns = _CSV_COLUMNS.search(text)
+    if columns:
+        return InputError(
+            f"{name}: {where} has {columns.group(2)} fields but the header has {width} "
+            f"(delimiter: {delim}); check the delimiter and quoting"
+        )
+    if "unterminated quote" in text:
+        return InputError(f"{name}: {where} has a quoted value that is never closed")
+    if "Maximum line size" in text:
+        return InputError(f"{name}: {where} is longer than DuckDB's maximum line size")
+    return InputError(f"{name}: could not be read as CSV near {where} (delimiter: {delim})")
+
+
+# ---------------------------------------------------------------- shared finish
+
+
+def _finish(
+    con: duckdb.DuckDBPyConnection, name: str, table: str, columns: list[str], row_expr: str, *, empty: str
+) -> int:
+    """Stage (c0..cN) -> `table` (__row + named columns), drop all-empty rows, check field lengths; return row count."""
+    target = quote_ident(table)
+    cells = [f"NULLIF(c{i}, '')" for i in range(len(columns))]
+    selected = ",\n            ".join(f"{cell} AS {quote_ident(col)}" for cell, col in zip(cells, columns, strict=True))
+    any_value = f"coalesce({', '.join(cells)})" if len(cells) > 1 else cells[0]
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {target} AS
+        SELECT ({row_expr})::BIGINT AS __row,
+            {selected}
+        FROM {quote_ident(_STAGE)}
+        WHERE {any_value} IS NOT NULL
+        """
+    )
+    con.execute(f"DROP TABLE IF EXISTS {quote_ident(_STAGE)}")
+    quoted = [quote_ident(col) for col in columns]
+    # Cheap pass first (bytes >= characters); find the exact row and column only when something may be too long.
+    longest = f"greatest({', '.join(f'strlen({q})' for q in quoted)})" if len(quoted) > 1 else f"strlen({quoted[0]})"
+    result = con.execute(f"SELECT count(*), coalesce(max({longest}), 0) FROM {target}").fetchone()
+    assert result is not None
+    rows, max_bytes = int(result[0]), int(result[1])
+    too_long: list[tuple[int, str]] = []
+    if max_bytes > MAX_FIELD_CHARS:
+        checks = ", ".join(f"min(__row) FILTER (WHERE length({q}) > {MAX_FIELD_CHARS})" for q in quoted)
+        found = con.execute(f"SELECT {checks} FROM {target}").fetchone()
+        assert found is not None
+        too_long = [(row, col) for row, col in zip(found, columns, strict=True) if row is not None]
+    if rows == 0 or too_long:
+        con.execute(f"DROP TABLE IF EXISTS {target}")
+    if rows == 0:
+        raise InputError(f"{name}: {empty}")
+    if too_long:
+        row, col = min(too_long)
+        raise InputError(
+            f"{name}: row {row}, column {_short(col)!r} holds a value longer than {MAX_FIELD_CHARS:,} characters"
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- XLSX
+
+
+def _check_workbook_zip(name: str, path: Path) -> None:
+    with path.open("rb") as fh:
+        magic = fh.read(8)
+    if magic.startswith(b"\xd0\xcf\x11\xe0"):
+        raise InputError(f"{name}: is an old .xls or a password-protected workbook; save it as a plain .xlsx")
+    if not magic.startswith(b"PK"):
+        raise InputError(f"{name}: is not an .xlsx workbook (not a ZIP file)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise InputError(f"{name}: is not a valid .xlsx workbook (damaged ZIP file)") from None
+    if len(members) > XLSX_MAX_MEMBERS:
+        raise InputError(f"{name}: refused: the workbook has {len(members):,} parts (suspicious)")
+    total = sum(m.file_size for m in members)
+    if total > XLSX_MAX_UNCOMPRESSED:
+        raise InputError(
+            f"{name}: refused: the workbook unpacks to {total / 1024**3:.1f} GiB "
+            f"(limit {XLSX_MAX_UNCOMPRESSED / 1024**3:.0f} GiB); export it as CSV instead"
+        )
+    for member in members:
+        if member.file_size > XLSX_RATIO_MIN_BYTES and member.file_size > XLSX_MAX_RATIO * max(member.compress_size, 1):
+            raise InputError(
+                f"{name}: refused: a part of the workbook unpacks to {member.file_size / max(member.compress_size, 1):,.0f} "
+                "times its packed size (a decompression bomb?)"
+            )
+        if member.filename.lower().endswith("vbaproject.bin"):
+            raise InputError(f"{name}: refused: the workbook contains macros; save the sheet as a plain .xlsx without macros")
+
+
+def _cell_text(value: object) -> str | None:
+    """A cell's value as text: what a person would read, dates in ISO 8601."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 2**53:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0, 0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions | None, table: str) -> ReadInfo:
+    name = path.name
+    if path.suffix.lower() == ".xlsm":
+        raise InputError(f"{name}: macro-enabled workbooks (.xlsm) are refused; save the sheet as a plain .xlsx workbook")
+    _check_workbook_zip(name, path)
+    sheet = options.sheet if options is not None else None
+
+    import openpyxl
+
+    with path.open("rb") as fh, _workdir() as work, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it does not support
+        try:
+            workbook = openpyxl.load_workbook(fh, read_only=True, data_only=True, keep_links=False, keep_vba=False)
+        except InputError:
+            raise
+        except Exception:  # openpyxl raises many kinds on damaged files; none of them is for people
+            raise InputError(f"{name}: is not a valid .xlsx workbook") from None
+        try:
+            if sheet is None:
+                if not workbook.worksheets:
+                    raise InputError(f"{name}: the workbook has no worksheet")
+                worksheet = workbook.worksheets[0]
+            elif sheet in workbook.sheetnames:
+                worksheet = workbook[sheet]
+            else:
+                raise InputError(
+                    f"{name}: the workbook has no sheet named {_short(sheet)!r}; "
+                    f"sheets: {', '.join(_short(s, 40) for s in workbook.sheetnames)}"
+                )
+            if not hasattr(worksheet, "reset_dimensions"):
+                raise InputError(f"{name}: sheet {_short(worksheet.title)!r} is a chart, not a worksheet")
+            worksheet.reset_dimensions()  # never trust the declared size: it can claim a million empty rows
+            staged = work / "sheet.csv"
+            try:
+                columns = _stream_sheet(name, worksheet, staged)
+            except InputError:
+                raise
+            except Exception:
+                raise InputError(f"{name}: the sheet could not be read (damaged workbook)") from None
+        finally:
+            workbook.close()
+        if columns is None:
+            raise InputError(f"{name}: the sheet is empty")
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {quote_ident(_STAGE)} AS
+            SELECT * FROM read_csv(
+                $source, header = false, auto_detect = false, columns = $columns,
+                delim = ',', quote = '"', escape = '"', comment = '', compression = 'none', strict_mode = true
+            )
+            """,
+            {"source": str(staged), "columns": {"__row": "BIGINT", **{f"c{i}": "VARCHAR" for i in range(len(columns))}}},
+        )
+    rows = _finish(con, name, table, columns, "__row", empty="has a header but no data rows")
+    return ReadInfo(path=name, format="xlsx", encoding=None, delimiter=None, rows=rows, columns=columns)
+
+
+def _stream_sheet(name: str, worksheet: object, target: Path) -> list[str] | None:
+    """Write the sheet's rows to a UTF-8 CSV ([row number, cells...]); return the header names (None: empty sheet)."""
+    columns: list[str] | None = None
+    width = 0
+    with target.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        batch: list[list[object]] = []
+        for number, values in enumerate(worksheet.iter_rows(min_row=1, values_only=True), start=1):  # type: ignore[attr-defined]
+            if number > MAX_XLSX_ROWS:
+                raise InputError(f"{name}: the sheet has more than {MAX_XLSX_ROWS:,} rows")
+            if len(values) > MAX_COLUMNS:
+                raise InputError(f"{name}: row {number} has more than {MAX_COLUMNS:,} columns")
+            cells = [_cell_text(v) for v in values]
+            if columns is None:
+                while cells and (cells[-1] is None or not cells[-1].strip()):
+                    cells.pop()
+                if not cells:
+                    continue  # leading empty rows before the header
+                columns = _check_header(name, [c or "" for c in cells], where="sheet")
+                width = len(columns)
+                continue
+            if len(cells) > width:
+                extra = next((i for i, c in enumerate(cells[width:], start=width) if c is not None), None)
+                if extra is not None:
+                    raise InputError(
+                        f"{name}: row {number} has a value in {_position('sheet', extra + 1)}, "
+                        "beyond the last named header column"
+                    )
+                cells = cells[:width]
+            if all(c is None for c in cells):
+                continue
+            cells.extend([None] * (width - len(cells)))
+            batch.append([number, *("" if c is None else c for c in cells)])
+            if len(batch) >= XLSX_BATCH_ROWS:
+                writer.writerows(batch)
+                batch.clear()
+        writer.writerows(batch)
+    return columns
+
+
+# ---------------------------------------------------------------- Parquet
+
+_NESTED_TYPES = {"list", "struct", "map", "union", "array", "variant"}
+
+
+def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> ReadInfo:
+    name = path.name
+    with path.open("rb") as fh:
+        if fh.read(4) != b"PAR1":
+            raise InputError(f"{name}: is not a Parquet file")
+    with _workdir() as work:
+        source = _duckdb_path(path, work)
+        described = con.execute("SELECT * FROM read_parquet($source) LIMIT 0", {"source": source}).description
+        assert described is not None
+        names = [d[0] for d in described]
+        for index, (column, kind) in enumerate(((d[0], d[1]) for d in described), start=1):
+            type_id = getattr(kind, "id", str(kind)).lower()
+            if type_id in _NESTED_TYPES:
+                raise InputError(
+                    f"{name}: column {index} ({_short(column)!r}) holds nested values ({type_id}); only flat tables are supported"
+                )
+            if type_id == "blob":
+                raise InputError(f"{name}: column {index} ({_short(column)!r}) holds binary values; only text and numbers are supported")
+        # DuckDB renames duplicate names; check the file's own names (all top-level, since nesting was refused).
+        raw = [r[0] for r in con.execute("SELECT name FROM parquet_schema($source)", {"source": source}).fetchall()[1:]]
+        columns = _check_header(name, raw if len(raw) == len(names) else names)
+        casts = ",\n                ".join(
+            f"CAST({quote_ident(src)} AS VARCHAR) AS c{i}" for i, src in enumerate(names)
+        )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {quote_ident(_STAGE)} AS
+            SELECT file_row_number + 1 AS __row,
+                {casts}
+            FROM read_parquet($source, file_row_number = true)
+            """,
+            {"source": source},
+        )
+    rows = _finish(con, name, table, columns, "__row", empty="has no records")
+    return ReadInfo(path=name, format="parquet", encoding=None, delimiter=None, rows=rows, columns=columns)
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def _read_json(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions | None, table: str) -> ReadInfo:
+    import duckdb
+
+    name = path.name
+    sample = _read_sample(path)
+    _refuse_binary(name, sample.raw)
+    encoding, text = _detect_encoding(name, sample, options.encoding if options is not None else None)
+    stripped = text.lstrip()
+    if not stripped:
+        raise InputError(f"{name}: the file is empty")
+    if stripped[0] == "[":
+        json_format = "array"
+    elif stripped[0] == "{":
+        json_format = "unstructured"  # JSON lines, or objects spread over several lines
+    else:
+        raise InputError(f"{name}: is not JSON lines or a JSON array of objects")
+
+    with _workdir() as work:
+        if encoding in ("utf-8", "utf-8-sig"):
+            source = _duckdb_path(path, work)
+        else:
+            source = str(work / "transcoded.json")
+            _transcode(name, path, encoding, Path(source))
+        try:
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE {quote_ident(_STAGE + '_objects')} AS
+                SELECT json FROM read_json_objects($source, format = $format)
+                """,
+                {"source": source, "format": json_format},
+            )
+        except duckdb.Error:  # DuckDB's record numbers here are unreliable and its text may quote the file
+            raise InputError(f"{name}: is not valid JSON lines or a JSON array of objects") from None
+    objects = quote_ident(_STAGE + "_objects")
+    try:
+        return _json_columns(con, name, objects, table, encoding)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {objects}")
+
+
+def _json_columns(con: duckdb.DuckDBPyConnection, name: str, objects: str, table: str, encoding: str) -> ReadInfo:
+    bad = con.execute(f"SELECT min(rowid) FROM {objects} WHERE json_type(json) <> 'OBJECT'").fetchone()
+    if bad is not None and bad[0] is not None:
+        raise InputError(f"{name}: record {bad[0] + 1} is not a JSON object")
+    keys = [
+        r[0]
+        for r in con.execute(
+            f"""
+            SELECT k FROM (
+                SELECT rowid AS r, unnest(json_keys(json)) AS k, generate_subscripts(json_keys(json), 1) AS i
+                FROM {objects}
+            )
+            GROUP BY k
+            ORDER BY min(r * 100000 + i)
+            LIMIT {MAX_COLUMNS + 1}
+            """
+        ).fetchall()
+    ]
+    if not keys:
+        raise InputError(f"{name}: has no records")
+    columns = _check_header(name, keys, where="key")
+    # RFC 6901 JSON pointers: no quoting rules to get wrong, whatever the key.
+    paths = ["/" + k.replace("~", "~0").replace("/", "~1") for k in keys]
+    nested = con.execute(
+        f"""
+        SELECT r + 1, t
+        FROM (SELECT rowid AS r, json_type(json, $paths) AS t FROM {objects})
+        WHERE list_has_any(t, ['OBJECT', 'ARRAY'])
+        ORDER BY r
+        LIMIT 1
+        """,
+        {"paths": paths},
+    ).fetchone()
+    if nested is not None:
+        index = next(i for i, kind in enumerate(nested[1]) if kind in ("OBJECT", "ARRAY"))
+        raise InputError(
+            f"{name}: record {nested[0]}, key {_short(columns[index])!r} holds a nested object or list; "
+            "only flat records are supported"
+        )
+    extracted = ", ".join(f"v[{i + 1}] AS c{i}" for i in range(len(columns)))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {quote_ident(_STAGE)} AS
+        SELECT r + 1 AS __row, {extracted}
+        FROM (SELECT rowid AS r, json_extract_string(json, $paths) AS v FROM {objects})
+        """,
+        {"paths": paths},
+    )
+    rows = _finish(con, name, table, columns, "__row", empty="has no records")
+    return ReadInfo(path=name, format="json", encoding=encoding, delimiter=None, rows=rows, columns=columns)
+
+
+__all__ = ["ReadInfo", "read_export", "detect_format", "detect_delimiter", "quote_ident", "MAX_COLUMNS", "MAX_FIELD_CHARS"]
