@@ -274,14 +274,14 @@ def detect_delimiter(text: str, default: str = ",") -> str:
     return choice
 
 
-def _check_header(name: str, names: list[str], where: str = "column") -> list[str]:
+def _check_header(name: str, names: list[str], where: str = "column", first: int = 0) -> list[str]:
     """Trimmed header names; refuse empty, duplicate (ignoring case) or reserved names and too many columns."""
     if len(names) > MAX_COLUMNS:
         raise InputError(f"{name}: the header has {len(names):,} columns; at most {MAX_COLUMNS:,} are supported")
     cleaned = [n.replace("\ufeff", "").strip() for n in names]
     part = "records" if where == "key" else "header"
     seen: dict[str, int] = {}
-    for index, column in enumerate(cleaned, start=1):
+    for index, column in enumerate(cleaned, start=first + 1):
         position = _position(where, index)
         if not column:
             raise InputError(f"{name}: {position} of the {part} has no name")
@@ -608,9 +608,13 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions 
 
 
 def _stream_sheet(name: str, worksheet: object, target: Path) -> list[str] | None:
-    """Write the sheet's rows to a UTF-8 CSV ([row number, cells...]); return the header names (None: empty sheet)."""
+    """Write the sheet's rows to a UTF-8 CSV ([row number, cells...]); return the header names (None: empty sheet).
+
+    The header is the first row with a value; empty columns left of it (a margin) are skipped, but a value in them
+    or right of the last named header column is refused.
+    """
     columns: list[str] | None = None
-    width = 0
+    first = width = 0
     with target.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out, lineterminator="\n")
         batch: list[list[object]] = []
@@ -621,21 +625,22 @@ def _stream_sheet(name: str, worksheet: object, target: Path) -> list[str] | Non
                 raise InputError(f"{name}: row {number} has more than {MAX_COLUMNS:,} columns")
             cells = [_cell_text(v) for v in values]
             if columns is None:
-                while cells and (cells[-1] is None or not cells[-1].strip()):
-                    cells.pop()
-                if not cells:
-                    continue  # leading empty rows before the header
-                columns = _check_header(name, [c or "" for c in cells], where="sheet")
+                named = [i for i, c in enumerate(cells) if c is not None and c.strip()]
+                if not named:
+                    continue  # empty rows above the header
+                first = named[0]
+                columns = _check_header(name, [c or "" for c in cells[first : named[-1] + 1]], where="sheet", first=first)
                 width = len(columns)
                 continue
-            if len(cells) > width:
-                extra = next((i for i, c in enumerate(cells[width:], start=width) if c is not None), None)
-                if extra is not None:
-                    raise InputError(
-                        f"{name}: row {number} has a value in {_position('sheet', extra + 1)}, "
-                        "beyond the last named header column"
-                    )
-                cells = cells[:width]
+            stray = next(
+                (i for i, c in enumerate(cells) if c is not None and not first <= i < first + width), None
+            )
+            if stray is not None:
+                side = "left of the first" if stray < first else "beyond the last"
+                raise InputError(
+                    f"{name}: row {number} has a value in {_position('sheet', stray + 1)}, {side} named header column"
+                )
+            cells = cells[first : first + width]
             if all(c is None for c in cells):
                 continue
             cells.extend([None] * (width - len(cells)))
