@@ -268,8 +268,9 @@ def compiled_rules(specs: list[FieldSpec]) -> list[tuple[str, str, str]]:
             rules.append(("not-a-date", s.name, f"{raw} IS NOT NULL AND {val} IS NULL"))
         elif s.kind == "int":
             rules.append(("not-an-integer", s.name, f"{raw} IS NOT NULL AND {val} IS NULL"))
-            if s.ge is not None or s.le is not None:
-                rules.append(("out-of-range", s.name, f"{val} < {s.ge} OR {val} > {s.le}"))
+            bounds = [f"{val} < {s.ge}"] * (s.ge is not None) + [f"{val} > {s.le}"] * (s.le is not None)
+            if bounds:
+                rules.append(("out-of-range", s.name, " OR ".join(bounds)))
         elif s.kind == "bool":
             rules.append(("not-yes-no", s.name, f"{raw} IS NOT NULL AND {val} IS NULL"))
         elif s.kind == "code":
@@ -314,7 +315,7 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE verdicts AS
-        SELECT __row, list_filter([{flags}], x -> x IS NOT NULL) AS violations
+        SELECT __row, list_filter([{flags}], lambda x: x IS NOT NULL) AS violations
         FROM typed AS t
         """,
         {"export_date": export_date},
