@@ -211,7 +211,6 @@ class SubmitResult:
     rows_read: int
     rows_valid: int
     rows_invalid_skipped: int
-    rows_in_period: int
     records_by_basis: dict[str, int]
     marginals: list[dict[str, Any]]
     epsilon: str
@@ -257,9 +256,6 @@ def submit(
             "fix the export, or pass --skip-invalid to release only the valid rows"
         )
     build_people(con, org, period, export_date, linkage_key)
-    rows_in_period = con.execute(
-        "SELECT count(*) FROM valid_rows WHERE year(report_date) = $period", {"period": period}
-    ).fetchone()[0]
     records = lawful_records(con)
     if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):
         raise RuntimeError("statutory record from a non-investigative organisation")  # a bug, never input
@@ -307,7 +303,6 @@ def submit(
         rows_read=report.rows_read,
         rows_valid=report.rows_valid,
         rows_invalid_skipped=report.rows_invalid,
-        rows_in_period=int(rows_in_period),
         records_by_basis=by_basis,
         marginals=[{k: m[k] for k in ("dimensions", "epsilon", "scale", "expected_error_95")} for m in marginals],
         epsilon=exact_text(epsilon),

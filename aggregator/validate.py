@@ -113,7 +113,7 @@ FIELD_RULE_MESSAGES = {
     "not-an-integer": "not a whole number",
     "out-of-range": "must be between {ge} and {le}",
     "not-yes-no": "not a yes/no value; map it under [values.{field}]",
-    "unknown-code": "unknown value for {field}; add it under [values.{field}] in the mapping",
+    "unknown-code": "unknown value for {field}; add it under [values.{field}] in the mapping (see the suggested lines)",
     "not-iso-3166": "not an ISO 3166-1 alpha-2 country code; map the word under [values.nationality]",
 }
 

@@ -89,6 +89,7 @@ def validate(
 
 
 def render_validation(report) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out = console()
@@ -112,7 +113,7 @@ def render_validation(report) -> None:
         for name in ("row", "field", "rule", "message"):
             errors.add_column(name)
         for e in report.errors[:50]:
-            errors.add_row(str(e.row), e.field, e.rule, e.message)
+            errors.add_row(str(e.row), e.field, e.rule, escape(e.message))
         out.print(errors)
         if len(report.errors) > 50 or report.truncated:
             out.print(
@@ -124,8 +125,7 @@ def render_validation(report) -> None:
         for entry in entries:
             out.print(
                 f"unknown {fname} value in {entry['rows']} row(s); closest codes: {', '.join(entry['closest_codes'])}; "
-                f"add to the mapping: [bold]{entry['mapping_line']}[/]",
-                markup=False,
+                f"add to the mapping: [bold]{escape(entry['mapping_line'])}[/]"
             )
 
 

@@ -1,0 +1,79 @@
+"""privacy.py: exact epsilon, calibration against OpenDP's map, error formulas, the local ledger."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+
+from aggregator.errors import BudgetExceeded, UsageError
+from aggregator.privacy import (
+    Ledger,
+    LedgerEntry,
+    calibrated_measurement,
+    discrete_laplace_quantile,
+    discrete_laplace_variance,
+    parse_epsilon,
+    release_counts,
+    split_epsilon,
+)
+
+
+@pytest.mark.parametrize("text, value", [("1", Fraction(1)), ("0.1", Fraction(1, 10)), ("1/7", Fraction(1, 7)), (" 2.5 ", Fraction(5, 2))])
+def test_parse_epsilon_is_exact(text, value):
+    assert parse_epsilon(text) == value
+
+
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "Infinity", "0", "0.0", "-1", "abc", "", "1/0", "1e400", "0/5"])
+def test_parse_epsilon_refuses_nonsense(text):
+    with pytest.raises(UsageError):
+        parse_epsilon(text)
+
+
+def test_parse_epsilon_refuses_floats():
+    with pytest.raises(UsageError):
+        parse_epsilon(0.5)  # type: ignore[arg-type]
+
+
+def test_split_adds_up_exactly():
+    parts = split_epsilon(Fraction(1))
+    assert sum(parts) == 1 and len(parts) == 7
+
+
+@pytest.mark.parametrize("eps", [Fraction(1), Fraction(1, 7), Fraction(3, 10), Fraction(1, 21)])
+def test_calibration_never_exceeds_epsilon_by_opendps_own_map(eps):
+    measurement, scale = calibrated_measurement(eps)
+    assert Fraction(measurement.map(1)) <= eps
+    assert scale == pytest.approx(float(1 / eps), rel=1e-12)
+
+
+def test_variance_and_quantile_formulas_match_the_sampled_noise():
+    """100k draws at scale 7: sample variance within 3% (a 30% wrong scale moves the variance by > 50%)."""
+    eps = Fraction(1, 7)
+    noisy, scale = release_counts([0] * 100_000, eps)
+    n = len(noisy)
+    mean = sum(noisy) / n
+    var = sum((x - mean) ** 2 for x in noisy) / (n - 1)
+    expected = discrete_laplace_variance(scale)
+    # sd of the sample variance ~ sqrt((kurtosis - 1)/n) * var, kurtosis of Laplace ~ 6: ~0.7% here.
+    assert abs(mean) < 4 * math.sqrt(expected / n)
+    assert abs(var / expected - 1) < 0.03
+    assert abs(var / discrete_laplace_variance(scale * 0.7) - 1) > 0.3
+    assert abs(var / discrete_laplace_variance(scale * 1.3) - 1) > 0.3
+    q = discrete_laplace_quantile(scale)
+    inside = sum(abs(x) <= q for x in noisy) / n
+    assert 0.95 <= inside < 0.95 + 0.01
+    assert sum(abs(x) <= q - 1 for x in noisy) / n < 0.955
+
+
+def test_ledger_refuses_past_cap_and_sums_exactly(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.jsonl", Fraction(1))
+    for seq in range(1, 11):
+        ledger.append(LedgerEntry(2025, seq, "1/10", f"{seq:064x}", "t", 0, 7))
+    assert ledger.spent(2025) == 1 and ledger.remaining(2025) == 0
+    before = (tmp_path / "ledger.jsonl").read_bytes()
+    with pytest.raises(BudgetExceeded, match="exceed the cap"):
+        ledger.append(LedgerEntry(2025, 11, "1/1000000", "f" * 64, "t", 0, 7))
+    assert (tmp_path / "ledger.jsonl").read_bytes() == before
+    assert ledger.spent(2024) == 0 and ledger.next_sequence(2025) == 11
