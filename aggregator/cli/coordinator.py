@@ -1,0 +1,314 @@
+"""Coordinator side: `registry`, `merge`, `table`, `budget`. Logic lives in aggregator.store and aggregator.national."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import DbOption, JsonOption, Lang, QuietOption, app, console, fail, print_json, run
+
+registry_app = typer.Typer(
+    help="The coordinator's registry of organisations, their kind, budget cap and public keys.", no_args_is_help=True
+)
+app.add_typer(registry_app, name="registry")
+
+OrgArg = typer.Argument(..., help="Organisation id, e.g. shelter-noord.", show_default=False)
+PublicKeyOption = typer.Option(..., "--public-key", help="The organisation's org.pub file.", show_default=False)
+PROGRESS_FROM = 5  # show a progress bar when merging at least this many bundles
+
+
+def _render_org(entry, verb: str) -> None:
+    keys = ", ".join(f"{k.keyid} ({k.status})" for k in entry.keys)
+    console().print(
+        f"{verb} [bold]{entry.id}[/] ({entry.kind}, {entry.reporter_type}, cap {entry.cap}, {entry.status}); keys: {keys}"
+    )
+
+
+@registry_app.command("add")
+def registry_add(
+    org: str = OrgArg,
+    kind: str = typer.Option(..., "--kind", help="investigative (statutory basis) or non_investigative (consent)."),
+    reporter_type: str = typer.Option(..., "--reporter-type", help="police, military_police, labour_inspectorate, care_coordination, shelter, help_line, municipality, other."),
+    public_key: Path = PublicKeyOption,
+    cap: str = typer.Option("1", "--cap", help="Privacy budget (epsilon) per period, exact: 1, 0.5 or 1/2."),
+    db: Path = DbOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Register an organisation with its public key and its epsilon cap per period.
+
+    Example:
+        aggregator registry add shelter-noord --kind non_investigative --reporter-type shelter \\
+            --public-key shelter-noord.pub --cap 1 --db national.duckdb
+    """
+    from ..store import read_public_key_file, register_org
+
+    entry = run(lambda: register_org(
+        db, org, kind=kind, reporter_type=reporter_type, public_key=read_public_key_file(public_key), cap=cap
+    ))
+    if json_out:
+        print_json(entry)
+    else:
+        _render_org(entry, "Registered")
+
+
+@registry_app.command("rotate")
+def registry_rotate(org: str = OrgArg, public_key: Path = PublicKeyOption, db: Path = DbOption, json_out: bool = JsonOption) -> None:
+    """Give an organisation a new public key. Old keys stay (retired) so bundles signed with them remain verifiable.
+
+    Example:
+        aggregator registry rotate shelter-noord --public-key shelter-noord-2026.pub --db national.duckdb
+    """
+    from ..store import read_public_key_file, rotate_key
+
+    entry = run(lambda: rotate_key(db, org, read_public_key_file(public_key)))
+    if json_out:
+        print_json(entry)
+    else:
+        _render_org(entry, "Rotated key of")
+
+
+@registry_app.command("revoke")
+def registry_revoke(org: str = OrgArg, db: Path = DbOption, json_out: bool = JsonOption) -> None:
+    """Revoke an organisation and all its keys: none of its bundles merge any more (accepted ones stay).
+
+    Example:
+        aggregator registry revoke shelter-noord --db national.duckdb
+    """
+    from ..store import revoke_org
+
+    entry = run(lambda: revoke_org(db, org))
+    if json_out:
+        print_json(entry)
+    else:
+        _render_org(entry, "Revoked")
+
+
+@registry_app.command("list")
+def registry_list(db: Path = DbOption, json_out: bool = JsonOption) -> None:
+    """List registered organisations, their caps and keys.
+
+    Example:
+        aggregator registry list --db national.duckdb
+    """
+    from rich.table import Table
+
+    from ..store import list_orgs
+
+    entries = run(lambda: list_orgs(db))
+    if json_out:
+        print_json({"organisations": [e.as_dict() for e in entries]})
+        return
+    table = Table(title=f"Registry of {db.name}", title_justify="left")
+    for name in ("organisation", "kind", "reporter type", "cap", "status", "keys"):
+        table.add_column(name)
+    for e in entries:
+        keys = "\n".join(f"{k.keyid} {k.status} from {k.valid_from[:10]}" for k in e.keys)
+        table.add_row(e.id, e.kind, e.reporter_type, e.cap, e.status, keys)
+    console().print(table)
+
+
+@app.command("merge")
+def merge(
+    bundles: List[Path] = typer.Argument(..., help="Bundle files (.bundle.json) from organisations.", show_default=False),
+    db: Path = DbOption,
+    json_out: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Verify bundles against the registry and merge them into the national store, one transaction per bundle.
+
+    A refused bundle changes nothing and is named with its reason; the others still merge. Exit code 1 when
+    any bundle was refused.
+
+    Example:
+        aggregator merge inbox/*.bundle.json --db national.duckdb
+    """
+    from ..store import merge_bundles
+
+    if json_out or quiet or len(bundles) < PROGRESS_FROM:
+        result = run(lambda: merge_bundles(db, bundles))
+    else:
+        from rich.progress import Progress
+
+        with Progress(console=console(stderr=True), transient=True) as progress:
+            tasks = {
+                "verify": progress.add_task("verifying", total=len(bundles)),
+                "ingest": progress.add_task("merging", total=None),
+            }
+
+            def advance(stage: str, done: int, total: int) -> None:
+                progress.update(tasks[stage], completed=done, total=total)
+
+            result = run(lambda: merge_bundles(db, bundles, progress=advance))
+    if json_out:
+        print_json(result)
+    elif not quiet:
+        _render_merge(result)
+    err = console(stderr=True)
+    if not json_out:
+        for b in result.bundles:
+            if b.status == "refused":
+                style = "bold white on red" if b.reason == "equivocation" else "red"
+                err.print(f"[{style}]refused[/] {b.file}: {b.reason}: {b.message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _render_merge(result) -> None:
+    from rich.table import Table
+
+    out = console()
+    table = Table(title=f"Merge into {Path(result.db).name}", title_justify="left")
+    for name in ("bundle", "status", "organisation", "period", "seq", "epsilon", "records", "note"):
+        table.add_column(name, justify="right" if name in ("period", "seq", "records") else "left")
+    colour = {"accepted": "green", "duplicate": "yellow", "refused": "red"}
+    for b in result.bundles:
+        if b.status == "refused":
+            note = b.reason or ""
+        elif b.supersedes:
+            note = f"supersedes {len(b.supersedes)}"
+        else:
+            note = ""
+        if b.flagged:
+            note = (note + "; " if note else "") + b.flagged
+        table.add_row(
+            b.file, f"[{colour[b.status]}]{b.status}[/]", b.org or "", str(b.period or ""), str(b.sequence or ""),
+            b.epsilon or "", str(b.records) if b.status != "refused" else "", note,
+        )
+    out.print(table)
+    summary = (
+        f"accepted {result.accepted}, duplicate {result.duplicate}, superseded {result.superseded}, "
+        f"refused {result.refused}"
+    )
+    if result.reasons:
+        summary += " (" + ", ".join(f"{reason}: {n}" for reason, n in result.reasons.items()) + ")"
+    out.print(summary)
+
+
+@app.command("table")
+def table(
+    db: Path = DbOption,
+    period: Optional[int] = typer.Option(None, "--period", help="Reporting period (default: every period in the store)."),
+    by: str = typer.Option("form", "--by", help="Comma-separated breakdown: form, age_band, gender, nationality_group, province, kind, reporter_type."),
+    fmt: str = typer.Option("table", "--format", help="table, csv, json or md."),
+    lang: Lang = typer.Option(Lang.en, "--lang", help="Labels in English or Dutch."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the csv/json/md output to this file instead of stdout."),
+    json_out: bool = JsonOption,
+) -> None:
+    """The national table: deduplicated individual records plus noisy counts, estimate, standard error and 95% interval.
+
+    Example:
+        aggregator table --db national.duckdb --period 2025 --by form,age_band --format csv --lang nl
+    """
+    import sys
+
+    from ..national import national_table, to_csv, to_markdown
+
+    if json_out:
+        fmt = "json"
+    if fmt not in ("table", "csv", "json", "md"):
+        fail("--format must be one of: table, csv, json, md", 2)
+    result = run(lambda: national_table(db, period, by))
+    err = console(stderr=True)
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    if fmt == "table":
+        _render_table(result, lang.value)
+        return
+    if fmt == "json":
+        import json
+
+        data = (json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
+    elif fmt == "csv":
+        data = to_csv(result, lang.value)
+    else:
+        data = to_markdown(result, lang.value).encode("utf-8")
+    if out is not None:
+        from ..bundle import atomic_write
+
+        run(lambda: atomic_write(out, data))
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+
+
+def _render_table(result, lang: str) -> None:
+    from rich.table import Table
+
+    from ..national import display_rows
+
+    headers, rows = display_rows(result, lang)
+    title = "Nationale tabel" if lang == "nl" else "National table"
+    table = Table(title=title, title_justify="left")
+    numeric_from = len(headers) - 6
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="right" if i >= numeric_from or i == 0 else "left")
+    totals = [r.total for r in result.rows]
+    for row, is_total in zip(rows, totals):
+        table.add_row(*(str(v) for v in row), style="bold" if is_total else None, end_section=is_total)
+    console().print(table)
+
+
+@app.command("budget")
+def budget(
+    db: Path = DbOption,
+    org: Optional[str] = typer.Option(None, "--org", help="Only this organisation."),
+    period: Optional[int] = typer.Option(None, "--period", help="Only this period (lists every organisation)."),
+    verify: bool = typer.Option(False, "--verify", help="Recompute the ledger's hash chain; exit 1 on a mismatch."),
+    export_ledger: Optional[Path] = typer.Option(None, "--export-ledger", help="Write the ledger as JSON lines to this file."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Privacy budget per organisation and period for auditors: epsilon spent (exact), cap, remaining, every release.
+
+    Example:
+        aggregator budget --db national.duckdb --period 2025 --verify --export-ledger ledger.jsonl
+    """
+    from ..store import budget_report, export_ledger as do_export, verify_ledger
+
+    report = run(lambda: budget_report(db, org=org, period=period))
+    check = run(lambda: verify_ledger(db)) if verify else None
+    exported = run(lambda: do_export(db, export_ledger)) if export_ledger is not None else None
+    if json_out:
+        data = report.as_dict()
+        if check is not None:
+            data["verify"] = check.as_dict()
+        if exported is not None:
+            data["exported"] = {"path": str(export_ledger), "entries": exported}
+        print_json(data)
+    else:
+        _render_budget(report)
+        out = console()
+        if exported is not None:
+            out.print(f"Exported {exported} ledger entries to {export_ledger}")
+        if check is not None:
+            if check.ok:
+                out.print(f"[green]ledger verified[/]: {check.entries} entries, head {check.head[:16]}")
+            else:
+                err = console(stderr=True)
+                err.print(f"[bold red]ledger verification failed[/]: {len(check.problems)} problem(s)")
+                for problem in check.problems:
+                    err.print(f"  {problem}", highlight=False, soft_wrap=True)
+    if check is not None and not check.ok:
+        raise typer.Exit(1)
+
+
+def _render_budget(report) -> None:
+    from rich.table import Table
+
+    out = console()
+    table = Table(title="Privacy budget (epsilon) per organisation and period", title_justify="left")
+    for name in ("organisation", "period", "spent", "cap", "remaining", "releases"):
+        table.add_column(
+            name, justify="left" if name in ("organisation", "releases") else "right", no_wrap=name != "releases"
+        )
+    for b in report.budgets:
+        releases = "\n".join(
+            f"seq {r.sequence}: {r.epsilon} ({', '.join(' x '.join(m['dimensions']) + ' ' + m['epsilon'] for m in r.marginals) or 'records only'})"
+            f" {r.accepted_at[:19]} {r.digest[:12]}" + (" superseded" if r.superseded_by else "")
+            for r in b.releases
+        )
+        table.add_row(
+            b.org, str(b.period), f"{b.spent} = {b.spent_decimal}", f"{b.cap} = {b.cap_decimal}",
+            f"{b.remaining} = {b.remaining_decimal}", releases or "-",
+        )
+    out.print(table)
