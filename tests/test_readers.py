@@ -495,3 +495,66 @@ def test_json_binary(con, tmp_path):
     path = tmp_path / "export.json"
     path.write_bytes(b"\x00\x01" * 1000)
     assert "does not look like a text export" in refused(con, path)
+
+
+# ---------------------------------------------------------------- the shipped examples
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_mapping(folder: str):
+    import tomllib
+
+    from aggregator.schema import Mapping
+
+    return Mapping.model_validate(tomllib.loads((EXAMPLES / folder / "mapping.toml").read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize(
+    ("folder", "export", "expected"),
+    [
+        ("police-oost", "export-2025.csv", ("csv", "utf-8", ",", 296)),
+        ("shelter-noord", "export-2025.csv", ("csv", "cp1252", ";", 118)),
+        ("shelter-noord", "export-2025-clean.csv", ("csv", "cp1252", ";", 115)),
+        ("helpline-chat", "export-2025.xlsx", ("xlsx", None, None, 284)),
+    ],
+)
+def test_examples_read_with_their_mapping(con, folder, export, expected):
+    mapping = load_mapping(folder)
+    info = read_export(con, EXAMPLES / folder / export, mapping.file)
+    assert (info.format, info.encoding, info.delimiter, info.rows) == expected
+    assert set(mapping.columns.values()) <= set(info.columns)
+    # Detection alone finds the same (the help line needs its sheet name: the first sheet is an explanation).
+    if info.format == "csv":
+        assert read_export(con, EXAMPLES / folder / export) == info
+
+
+def test_example_people_known_to_police_and_shelter(con):
+    read_export(con, EXAMPLES / "police-oost" / "export-2025.csv", table="police")
+    read_export(con, EXAMPLES / "shelter-noord" / "export-2025-clean.csv", table="shelter")
+    shared = con.execute(
+        """
+        SELECT count(*) FROM (SELECT DISTINCT "Surname", "First names", "Date of birth" FROM police) AS p
+        JOIN (SELECT DISTINCT "Achternaam", "Voornamen", strftime(strptime("Geboortedatum", '%d-%m-%Y'), '%Y-%m-%d') AS born
+              FROM shelter) AS s
+        ON p."Surname" = s."Achternaam" AND p."First names" = s."Voornamen" AND p."Date of birth" = s.born
+        """
+    ).fetchone()
+    assert shared == (24,)
+    accented = con.execute("SELECT count(*) FROM shelter WHERE regexp_matches(\"Voornamen\", '[éëïá]')").fetchone()
+    assert accented[0] > 0
+
+
+def test_examples_are_reproducible(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("make_examples", EXAMPLES / "make_examples.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "make_examples", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    written = module.build(tmp_path)
+    assert len(written) == 4
+    for path in written:
+        committed = EXAMPLES / path.relative_to(tmp_path)
+        assert path.read_bytes() == committed.read_bytes(), f"{committed} is stale: run examples/make_examples.py"
