@@ -6,7 +6,8 @@ cells are all empty are dropped (their numbers are skipped, the others keep thei
 
 `__row` is the number a person would look for:
 - CSV: the record's row as a spreadsheet shows it, header = 1, first data row = 2 (a quoted field spanning lines
-  stays one row; completely blank lines are skipped by the parser and not counted).
+  stays one row; blank lines above the header are counted, completely blank lines between data rows are skipped
+  by DuckDB's parser and not counted, so rows after one are numbered one lower than a spreadsheet shows).
 - XLSX: the sheet's own row number (the header is the first non-empty row, usually 1).
 - JSON: the record's position, first record = 1 (the line number for JSON lines without blank lines).
 - Parquet: the record's position, first record = 1.
@@ -140,6 +141,8 @@ def read_export(
     except duckdb.Error:
         # Never pass DuckDB's text on: it can quote rows of the export.
         raise InputError(f"{name}: could not be read as {fmt.upper()}") from None
+    except OSError as exc:
+        raise InputError(f"{name}: could not be read ({exc.strerror or 'input/output error'})") from None
     finally:
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(_STAGE)}")
 
@@ -356,6 +359,7 @@ def _transcode(name: str, src: Path, encoding: str, dest: Path) -> None:
 # ---------------------------------------------------------------- CSV
 
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_LEADING_BLANK_LINES = re.compile(r"(?:[ \t]*(?:\r\n|\n|\r))+")
 _CSV_COLUMNS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 
 
@@ -372,6 +376,12 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions |
     if not text.strip():
         raise InputError(f"{name}: the file is empty")
     text = _complete_lines(text, sample.complete)
+    blank = _LEADING_BLANK_LINES.match(text)
+    breaks = re.findall(r"\r\n|\n|\r", blank.group(0)) if blank else []
+    if len(set(breaks)) > 1:  # DuckDB's `skip` miscounts these; rare enough to refuse
+        raise InputError(f"{name}: the blank lines above the header mix line-ending styles; remove them")
+    skip = len(breaks)
+    text = text[blank.end() :] if blank else text
     delimiter = options.delimiter if options is not None and options.delimiter else None
     if delimiter is None:
         delimiter = detect_delimiter(text, default="\t" if path.suffix.lower() == ".tsv" else ",")
@@ -382,20 +392,28 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions |
 
     with _workdir() as work:
         try:
-            _load_csv(con, name, path, work, encoding, delimiter, len(columns))
+            _load_csv(con, name, path, work, encoding, delimiter, len(columns), skip)
         except _NotUtf8:
             if wanted_encoding is not None:
                 raise InputError(
                     f"{name}: is not valid {_encoding_label(encoding)} text; check encoding in the mapping's [file] table"
                 ) from None
             encoding = "cp1252"
-            _load_csv(con, name, path, work, encoding, delimiter, len(columns))
-    rows = _finish(con, name, table, columns, "rowid + 2", empty="has a header but no data rows")
+            _load_csv(con, name, path, work, encoding, delimiter, len(columns), skip)
+    # Rows as a spreadsheet numbers them: blank lines above the header count, the header is the next row.
+    rows = _finish(con, name, table, columns, f"rowid + {skip + 2}", empty="has a header but no data rows")
     return ReadInfo(path=name, format="csv", encoding=encoding, delimiter=delimiter, rows=rows, columns=columns)
 
 
 def _load_csv(
-    con: duckdb.DuckDBPyConnection, name: str, path: Path, work: Path, encoding: str, delimiter: str, width: int
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    path: Path,
+    work: Path,
+    encoding: str,
+    delimiter: str,
+    width: int,
+    skip: int,
 ) -> None:
     import duckdb
 
@@ -410,7 +428,7 @@ def _load_csv(
         CREATE OR REPLACE TEMP TABLE {quote_ident(_STAGE)} AS
         SELECT * FROM read_csv(
             $source,
-            header = true, auto_detect = false, columns = $columns,
+            header = true, skip = $skip, auto_detect = false, columns = $columns,
             delim = $delim, quote = '"', escape = '"', comment = '',
             encoding = $encoding, compression = 'none', strict_mode = true
         )
@@ -420,6 +438,7 @@ def _load_csv(
         "columns": {f"c{i}": "VARCHAR" for i in range(width)},
         "delim": delimiter,
         "encoding": duck_encoding,
+        "skip": skip,
     }
     try:
         con.execute(sql, params)

@@ -558,3 +558,12 @@ def test_examples_are_reproducible(tmp_path, monkeypatch):
     for path in written:
         committed = EXAMPLES / path.relative_to(tmp_path)
         assert path.read_bytes() == committed.read_bytes(), f"{committed} is stale: run examples/make_examples.py"
+
+
+def test_blank_lines_above_the_header(con, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"\r\n  \r\nid;naam\r\n1;a\r\n2;b\r\n")
+    info = read_export(con, path)
+    assert (info.columns, rows(con)) == (["id", "naam"], [(4, "1", "a"), (5, "2", "b")])
+    path.write_bytes(b"\n \r\n\nid;naam\n1;a\n")
+    assert "mix line-ending styles" in refused(con, path)
