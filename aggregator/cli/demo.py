@@ -1,4 +1,4 @@
-"""Synthetic nation and the end-to-end demo: `synth` (and later `demo`)."""
+"""Synthetic nation and the end-to-end demo: `synth` and `demo`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from . import JsonOption, QuietOption, app, console, print_json, run
+from . import JsonOption, Lang, QuietOption, app, console, print_json, run
 
 
 @app.command("synth")
@@ -52,3 +52,91 @@ def synth(
         f"{kinds['non_investigative']} non-investigative), {nation.rows_total:,} export rows, "
         f"export date {nation.export_date}.\nWritten to {nation.out} (manifest: nation.json, truth: truth.parquet)."
     )
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("out/demo"), "--out", help="Folder to write (new, empty, or an earlier demo run)."),
+    year: int = typer.Option(2025, "--year", help="Reporting period (calendar year) of the synthetic nation."),
+    seed: int = typer.Option(7, "--seed", help="Random seed of the synthetic nation."),
+    epsilon: str = typer.Option("1.0", "--epsilon", help="Privacy budget each organisation spends (exact, e.g. 1.0 or 1/2)."),
+    scale: float = typer.Option(1.0, "--scale", help="Population multiplier (1.0 = about 7,000 people)."),
+    workers: int = typer.Option(2, "--workers", min=1, max=32, help="Organisations submitting in parallel processes."),
+    lang: Lang = typer.Option(Lang.en, "--lang", help="Language of labels in the table, CSV and report."),
+    json_out: bool = JsonOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Run a synthetic nation end to end and compare consent-only registration and the hybrid release with the truth.
+
+    Every organisation gets its own home and key, submits its export (statutory and consented records individually,
+    everything else as noisy counts), the coordinator registers and merges all bundles, and the national table,
+    CSV and HTML report are written into OUT. Re-running into the same OUT starts fresh.
+
+    Example:
+        aggregator demo --out out/demo --epsilon 1.0
+    """
+    from ..demo import run_demo
+    from ..privacy import parse_epsilon
+
+    eps = run(lambda: parse_epsilon(epsilon))
+    if json_out or quiet:
+        result = run(lambda: run_demo(out, year=year, seed=seed, epsilon=eps, scale=scale, lang=lang.value,
+                                      workers=workers))
+        if json_out:
+            print_json(result)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    stages = {"nation": "Synthetic nation", "submit": "Organisations submit", "merge": "Coordinator merges",
+              "table": "National table and report"}
+    err_console = console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stages.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        result = run(lambda: run_demo(out, year=year, seed=seed, epsilon=eps, scale=scale, lang=lang.value,
+                                      workers=workers, progress=tick))
+    _render_demo(result, lang.value)
+
+
+def _render_demo(result, lang: str) -> None:
+    from rich.table import Table
+
+    nl = lang == "nl"
+    table = Table(
+        title=(f"Synthetische natie {result.year}: waarheid, alleen-toestemming en hybride schatting (epsilon {result.epsilon})"
+               if nl else f"Synthetic nation {result.year}: truth, consent-only and hybrid estimate (epsilon {result.epsilon})"),
+        title_justify="left",
+    )
+    heads = (["", "Waarheid", "Alleen toestemming", "Hybride schatting", "95%-interval", "Dekt waarheid", "Telt release"]
+             if nl else ["", "Truth", "Consent-only", "Hybrid estimate", "95% interval", "Covers truth", "Release counts"])
+    table.add_column(heads[0])
+    for head in heads[1:]:
+        table.add_column(head, justify="right")
+    for row in result.rows:
+        bold = row.key == "total"
+        share = f" ({row.consent_only / row.truth:.0%})" if row.truth else ""
+        cells = [
+            row.label, f"{row.truth:,}", f"{row.consent_only:,}{share}", f"{row.estimate:,}",
+            f"{row.lower:,.0f} - {row.upper:,.0f}", ("ja" if nl else "yes") if row.covered else ("[red]nee[/]" if nl else "[red]no[/]"),
+            f"{row.release_target:,}",
+        ]
+        table.add_row(*(f"[bold]{c}[/]" if bold else c for c in cells))
+    out_console = console()
+    out_console.print(table)
+    out_console.print(
+        f"{result.organisations} organisations, {result.bundles_accepted} bundles merged "
+        f"({result.bundles_refused} refused), {result.individual_records:,} individual records sent, "
+        f"{result.linked_people:,} people linked across organisations; {result.seconds:.1f} s.\n"
+        "'Release counts' is what the hybrid release estimates without noise: a person known to several organisations "
+        "without consent is counted at each of them (see SECURITY.md, honest limits)."
+    )
+    for name, path in result.files.items():
+        out_console.print(f"  {name}: {path}")
+    for note in result.notes:
+        out_console.print(f"[yellow]note:[/] {note}")

@@ -1,0 +1,282 @@
+"""`aggregator demo`: a synthetic nation run end to end, from every organisation's export to the national table.
+
+`run_demo(out)` writes into `out`
+  nation/            the synthetic nation (exports, mappings, truth, manifest; see synth.py)
+  linkage.key        one demo linkage key shared by all organisations (fixed for the run, never in a bundle)
+  orgs-home/<id>/    each organisation's home: its own signing key, local ledger and kept bundles
+  bundles/           the signed bundle files that "leave" the organisations
+  national.duckdb    the coordinator's store: registry, merged bundles, ledger (plus its archive folder)
+  national.csv       the national table by form of exploitation (Excel-safe CSV)
+  report.html        the HTML report, when the report module is available
+  .aggregator-demo   marker: a later run may clear exactly the entries above and start fresh
+
+and compares, per form of exploitation, for minors (under_15 + 15_17) and in total:
+  truth         distinct people known to any organisation (the synthetic nation's truth)
+  consent_only  distinct people with a statutory basis or valid consent: what consent-only registration shows
+  hybrid        the national estimate (individual records + noisy counts) with its 95% interval
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import secrets
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import UsageError
+
+MARKER = ".aggregator-demo"
+NATION_DIR = "nation"
+HOMES_DIR = "orgs-home"
+BUNDLES_DIR = "bundles"
+LINKAGE_FILE = "linkage.key"
+DB_FILE = "national.duckdb"
+CSV_FILE = "national.csv"
+REPORT_FILE = "report.html"
+MINOR_BANDS = ("under_15", "15_17")
+# Everything a demo run may create directly in OUT; only these are removed on a re-run.
+DEMO_ENTRIES = (
+    NATION_DIR, HOMES_DIR, BUNDLES_DIR, LINKAGE_FILE, DB_FILE, f"{DB_FILE}.wal", "national.archive",
+    "national.evidence", CSV_FILE, REPORT_FILE, MARKER,
+)
+ROW_LABELS = {
+    "minors": {"en": "Minors (under 18)", "nl": "Minderjarigen (onder 18)"},
+    "total": {"en": "Total", "nl": "Totaal"},
+}
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class DemoRow:
+    key: str  # a form code, "minors" or "total"
+    label: str
+    truth: int
+    consent_only: int
+    estimate: int
+    se: float
+    lower: float
+    upper: float
+    covered: bool  # lower <= truth <= upper
+    release_target: int  # what the release counts: lawful people once + each organisation's other people
+    target_covered: bool  # lower <= release_target <= upper
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DemoResult:
+    out: str
+    year: int
+    seed: int
+    scale: float
+    epsilon: str
+    lang: str
+    organisations: int
+    bundles_accepted: int
+    bundles_refused: int
+    individual_records: int  # lawful records sent, before cross-organisation dedupe
+    linked_people: int
+    rows: list[DemoRow]
+    files: dict[str, str]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def row(self, key: str) -> DemoRow:
+        return next(r for r in self.rows if r.key == key)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rows"] = [r.as_dict() for r in self.rows]
+        return data
+
+
+def _prepare(out: Path) -> None:
+    """Start fresh: refuse a folder the demo did not make; clear only what an earlier demo run created."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise UsageError(f"{out} is not empty and holds no earlier demo run; choose an empty or new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_ENTRIES:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    (out / MARKER).write_text(
+        json.dumps({"created_by": "aggregator demo", "entries": list(DEMO_ENTRIES)}, indent=2) + "\n", encoding="utf-8"
+    )
+
+
+def _submit_one(args: tuple) -> tuple[str, int]:
+    """Init one organisation's home and submit its export; returns (id, lawful records sent)."""
+    from .org import init_org
+    from .release import submit
+
+    org, nation_dir, home, bundles, epsilon, year, export_date, key = args
+    init_org(org["id"], org["kind"], reporter_type=org["reporter_type"], cap=str(epsilon), home=home)
+    result = submit(
+        nation_dir / org["export"], nation_dir / org["mapping"], period=year, epsilon=epsilon, out=bundles,
+        home=home, linkage_key=key, export_date=export_date,
+    )
+    return org["id"], sum(result.records_by_basis.values())
+
+
+def run_demo(
+    out: Path,
+    *,
+    year: int = 2025,
+    seed: int = 7,
+    epsilon: Fraction = Fraction(1),
+    scale: float = 1.0,
+    lang: str = "en",
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> DemoResult:
+    """Synthetic nation -> every organisation submits -> coordinator registers and merges -> comparison with the truth.
+
+    `progress(stage, done, total)` is called per organisation for the stages "submit" and "merge" (and once for
+    "nation", "table"). `workers` > 1 submits organisations in parallel processes (each has its own home).
+    """
+    from .bundle import atomic_write
+    from .codelists import label
+    from .national import national_table, to_csv
+    from .store import merge_bundles, read_public_key_file, register_org
+    from .synth import MANIFEST_FILE, consent_only_counts, make_nation, truth_counts
+
+    if lang not in ("en", "nl"):
+        raise UsageError("--lang must be en or nl")
+    if not isinstance(epsilon, Fraction) or epsilon <= 0:
+        raise UsageError("epsilon must be an exact number greater than zero")
+    started = time.perf_counter()
+    out = Path(out)
+    _prepare(out)
+    tick = progress or (lambda stage, done, total: None)
+
+    nation_dir = out / NATION_DIR
+    nation = make_nation(year, seed, nation_dir, scale=scale)
+    manifest = json.loads((nation_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    export_date = dt.date.fromisoformat(manifest["export_date"])
+    tick("nation", 1, 1)
+
+    key = secrets.token_hex(32).encode("ascii")
+    atomic_write(out / LINKAGE_FILE, key + b"\n", mode=0o600)
+    bundles = out / BUNDLES_DIR
+    bundles.mkdir()
+    orgs = manifest["orgs"]
+    jobs = [
+        (org, nation_dir, out / HOMES_DIR / org["id"], bundles, epsilon, year, export_date, key) for org in orgs
+    ]
+    records = 0
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_submit_one, job) for job in jobs]
+            for done, future in enumerate(as_completed(futures), start=1):
+                records += future.result()[1]
+                tick("submit", done, len(jobs))
+    else:
+        for done, job in enumerate(jobs, start=1):
+            records += _submit_one(job)[1]
+            tick("submit", done, len(jobs))
+
+    db = out / DB_FILE
+    for org in orgs:
+        register_org(
+            db, org["id"], kind=org["kind"], reporter_type=org["reporter_type"],
+            public_key=read_public_key_file(out / HOMES_DIR / org["id"] / "org.pub"), cap=str(epsilon),
+        )
+    merged = merge_bundles(db, sorted(bundles.glob("*")), progress=lambda stage, d, t: tick("merge", d, t) if stage == "ingest" else None)
+    notes: list[str] = []
+    if merged.refused:
+        notes.append(f"{merged.refused} bundle(s) refused by the coordinator: {merged.reasons}")
+
+    by_form = national_table(db, period=year, by=("form",))
+    by_age = national_table(db, period=year, by=("age_band",))
+    notes.extend(by_form.notes)
+    truth_form = truth_counts(nation_dir, ["form"])
+    consent_form = consent_only_counts(nation_dir, ["form"])
+    truth_age = truth_counts(nation_dir, ["age_band"])
+    consent_age = consent_only_counts(nation_dir, ["age_band"])
+    targets = release_targets(nation_dir)
+
+    rows: list[DemoRow] = []
+    for cell in by_form.cells(year):
+        form = cell.dims["form"]
+        rows.append(_demo_row(form, label("form", form, lang), truth_form[(form,)], consent_form[(form,)],
+                              cell.estimate, cell.variance, by_form.z, targets[form]))
+    minors = [c for c in by_age.cells(year) if c.dims["age_band"] in MINOR_BANDS]
+    rows.append(_demo_row(
+        "minors", ROW_LABELS["minors"][lang], sum(truth_age[(b,)] for b in MINOR_BANDS),
+        sum(consent_age[(b,)] for b in MINOR_BANDS), sum(c.estimate for c in minors),
+        math.fsum(c.variance for c in minors), by_age.z, targets["minors"],
+    ))
+    total = by_form.total(year)
+    rows.append(_demo_row("total", ROW_LABELS["total"][lang], nation.truth_total, nation.consent_only_total,
+                          total.estimate, total.variance, by_form.z, targets["total"]))
+
+    files = {"nation": str(nation_dir), "linkage_key": str(out / LINKAGE_FILE), "homes": str(out / HOMES_DIR),
+             "bundles": str(bundles), "database": str(db)}
+    atomic_write(out / CSV_FILE, to_csv(by_form, lang))
+    files["table_csv"] = str(out / CSV_FILE)
+    try:
+        from .report import render_report
+    except ImportError:
+        notes.append("HTML report not written: the report module is not available")
+    else:
+        render_report(db, out / REPORT_FILE, lang=lang, period=year)
+        files["report_html"] = str(out / REPORT_FILE)
+    tick("table", 1, 1)
+
+    return DemoResult(
+        out=str(out), year=year, seed=seed, scale=float(scale), epsilon=str(epsilon), lang=lang,
+        organisations=len(orgs), bundles_accepted=merged.accepted, bundles_refused=merged.refused,
+        individual_records=records, linked_people=by_form.linked_people, rows=rows, files=files,
+        seconds=round(time.perf_counter() - started, 2), notes=notes,
+    )
+
+
+def _demo_row(
+    key: str, text: str, truth: int, consent: int, estimate: int, variance: float, z: float, target: int
+) -> DemoRow:
+    se = math.sqrt(variance)
+    lower, upper = estimate - z * se, estimate + z * se
+    return DemoRow(key, text, int(truth), int(consent), int(estimate), round(se, 2), round(lower, 1), round(upper, 1),
+                   lower <= truth <= upper, int(target), lower <= target <= upper)
+
+
+# What the hybrid release estimates without noise, from the truth: a person with a lawful basis somewhere is one
+# deduplicated individual record, and every organisation that knows a person WITHOUT a lawful basis there adds one
+# to its (noisy) counts. A person known to several organisations is therefore counted more than once (DESIGN.md,
+# honest limits); the gap between this target and the truth is that double counting, not noise.
+_TARGET_SQL = """
+SELECT form, age_band IN ('under_15', '15_17') AS minor,
+       count(*) FILTER (WHERE len(lawful_orgs) > 0)
+         + coalesce(sum(len(list_distinct(orgs)) - len(list_distinct(lawful_orgs))), 0) AS target
+FROM read_parquet($p)
+GROUP BY ALL
+"""
+
+
+def release_targets(nation_dir: Path) -> dict[str, int]:
+    """Release target per form code, for "minors" and for "total" (see _TARGET_SQL)."""
+    import duckdb
+
+    from .codelists import codes
+    from .synth import TRUTH_FILE
+
+    with duckdb.connect(":memory:") as con:
+        found = con.execute(_TARGET_SQL, {"p": str(Path(nation_dir) / TRUTH_FILE)}).fetchall()
+    targets = {form: sum(int(t) for f, _, t in found if f == form) for form in codes("form")}
+    targets["minors"] = sum(int(t) for _, minor, t in found if minor)
+    targets["total"] = sum(int(t) for _, _, t in found)
+    return targets
