@@ -19,6 +19,8 @@ from .errors import UsageError, ValidationFailed
 from .org import OrgConfig
 from .privacy import (
     DEFAULT_WORKLOAD,
+    WORKLOADS,
+    expected_query_errors,
     PRIVACY_UNIT,
     LedgerEntry,
     Ledger,
@@ -234,6 +236,7 @@ def submit(
     export_date: dt.date | None = None,
     skip_invalid: bool = False,
     dry_run: bool = False,
+    workload: str = "monitor",
 ) -> SubmitResult:
     """Validate, release and sign; writes the bundle and the ledger entry, or nothing at all."""
     from .bundle import atomic_write, bundle_filename, canonical_json, load_private_key, sha256_hex, sign_payload
@@ -241,6 +244,7 @@ def submit(
     from .schema import Payload
     from .validate import validate_export
 
+    workload_named(workload)
     if not 2000 <= period <= 2100:
         raise UsageError("--period must be a calendar year between 2000 and 2100")
     org = load_org(home)
@@ -259,7 +263,7 @@ def submit(
     records = lawful_records(con)
     if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):
         raise RuntimeError("statutory record from a non-investigative organisation")  # a bug, never input
-    marginals = noisy_marginals(con, epsilon)
+    marginals = noisy_marginals(con, epsilon, workload_named(workload))
     con.close()
 
     from cryptography.hazmat.primitives import serialization
@@ -326,6 +330,69 @@ def submit(
     atomic_write(target, envelope)
     result.path = str(target)
     return result
+
+
+def workload_named(name: str) -> tuple[tuple[str, ...], ...]:
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise UsageError(f"--workload must be one of: {', '.join(WORKLOADS)}") from None
+
+
+@dataclass
+class Preview:
+    """What a release at this epsilon would cost in accuracy, computed before anything is read or spent."""
+
+    epsilon: str
+    workload: str
+    marginals: list[dict[str, Any]]
+    national: list[dict[str, Any]]
+    remaining_before: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def preview(epsilon: Fraction, workload: str = "monitor") -> Preview:
+    """Expected 95% error per noisy cell and of this organisation's contribution to each published national figure."""
+    dims = workload_named(workload)
+    parts = split_epsilon(epsilon, dims)
+    marginals = []
+    for m, e in zip(dims, parts):
+        scale = 1 / float(e)
+        marginals.append(
+            {
+                "dimensions": list(m),
+                "epsilon": exact_text(e),
+                "scale": scale,
+                "expected_error_95": float(discrete_laplace_quantile(scale)),
+            }
+        )
+    return Preview(exact_text(epsilon), workload, marginals, expected_query_errors(epsilon, dims))
+
+
+def epsilon_for_target(target_error: float, remaining: Fraction, workload: str = "monitor") -> Fraction:
+    """Smallest epsilon (in steps of 1/100) whose expected 95% error on the national total is at most the target."""
+    from .errors import BudgetExceeded
+
+    if not target_error > 0:
+        raise UsageError("--target-error must be a positive number of people")
+
+    def total_error(eps: Fraction) -> float:
+        return next(q["error_95"] for q in expected_query_errors(eps, workload_named(workload)) if q["query"] == "total")
+
+    guess = Fraction(1) * Fraction(total_error(Fraction(1)) / target_error).limit_denominator(10_000)
+    eps = max(Fraction(1, 100), Fraction(int(guess * 100), 100))
+    while total_error(eps) > target_error:
+        eps += Fraction(1, 100)
+    while eps > Fraction(1, 100) and total_error(eps - Fraction(1, 100)) <= target_error:
+        eps -= Fraction(1, 100)
+    if eps > remaining:
+        raise BudgetExceeded(
+            f"an expected error of at most {target_error:g} on the national total needs epsilon {eps} "
+            f"but only {remaining} remains for this period"
+        )
+    return eps
 
 
 def _opendp_version() -> str:

@@ -36,9 +36,11 @@ def test_parse_epsilon_refuses_floats():
         parse_epsilon(0.5)  # type: ignore[arg-type]
 
 
-def test_split_adds_up_exactly():
-    parts = split_epsilon(Fraction(1))
-    assert sum(parts) == 1 and len(parts) == 7
+def test_equal_split_adds_up_exactly():
+    from aggregator.privacy import EQUAL_WORKLOAD
+
+    parts = split_epsilon(Fraction(1), EQUAL_WORKLOAD)
+    assert sum(parts) == 1 and parts == [Fraction(1, 7)] * 7
 
 
 @pytest.mark.parametrize("eps", [Fraction(1), Fraction(1, 7), Fraction(3, 10), Fraction(1, 21)])
@@ -77,3 +79,48 @@ def test_ledger_refuses_past_cap_and_sums_exactly(tmp_path):
         ledger.append(LedgerEntry(2025, 11, "1/1000000", "f" * 64, "t", 0, 7))
     assert (tmp_path / "ledger.jsonl").read_bytes() == before
     assert ledger.spent(2024) == 0 and ledger.next_sequence(2025) == 11
+
+
+# ---------------------------------------------------------------- workload-aware split and the preview
+
+from aggregator.privacy import EQUAL_WORKLOAD, MONITOR_WORKLOAD, expected_query_errors  # noqa: E402
+from aggregator.release import epsilon_for_target, preview  # noqa: E402
+
+
+@pytest.mark.parametrize("eps", ["1", "1/3", "0.1", "2/7"])
+def test_monitor_split_adds_up_exactly_and_favours_the_published_tables(eps):
+    parts = split_epsilon(parse_epsilon(eps), MONITOR_WORKLOAD)
+    assert sum(parts) == parse_epsilon(eps) and all(p > 0 for p in parts)
+    by = dict(zip(MONITOR_WORKLOAD, parts))
+    assert by[("form", "age_band")] > by[("province",)]
+
+
+def test_monitor_workload_beats_the_equal_split_on_every_monitor_figure():
+    monitor = {q["query"]: q["error_95"] for q in expected_query_errors(Fraction(1), MONITOR_WORKLOAD)}
+    equal = {q["query"]: q["error_95"] for q in expected_query_errors(Fraction(1), EQUAL_WORKLOAD)}
+    for name in ("total", "form", "age_band", "minors_by_form", "nationality_group"):
+        assert monitor[name] < equal[name], name
+
+
+def test_preview_error_matches_simulated_releases():
+    """The preview's per-cell 95% error and per-figure variance match 40k simulated releases; 30% off would not."""
+    shown = preview(Fraction(1), "monitor")
+    cell = shown.marginals[0]
+    eps = Fraction(cell["epsilon"])
+    draws, scale = release_counts([0] * 40_000, eps)
+    q95 = sorted(abs(x) for x in draws)[int(0.95 * len(draws))]
+    assert abs(q95 - cell["expected_error_95"]) <= 0.06 * cell["expected_error_95"]
+    assert discrete_laplace_quantile(scale * 1.3) > 1.2 * cell["expected_error_95"]
+    # The age-band figure sums 5 cells of form x age band: its variance is 5 cell variances.
+    fig = next(q for q in shown.national if q["query"] == "age_band")
+    sums = [sum(draws[i : i + 5]) for i in range(0, len(draws), 5)]
+    var = sum(x * x for x in sums) / len(sums)
+    assert abs(var / fig["variance"] - 1) < 0.1  # sd of this estimate ~ 2.5%; a 30% wrong scale is off by > 40%
+
+
+def test_target_error_picks_the_smallest_sufficient_epsilon():
+    eps = epsilon_for_target(40.0, Fraction(1))
+    total = lambda e: next(q["error_95"] for q in expected_query_errors(e, MONITOR_WORKLOAD) if q["query"] == "total")  # noqa: E731
+    assert total(eps) <= 40.0 < total(eps - Fraction(1, 100))
+    with pytest.raises(BudgetExceeded):
+        epsilon_for_target(1.0, Fraction(1))

@@ -123,6 +123,9 @@ def test_bundle_is_signed_and_carries_only_minimised_records_and_full_cell_sets(
 def test_only_sexual_rows_still_release_every_form_cell(tmp_path):
     rows = [row(i, form="seksuele uitbuiting", consent="nee", consent_date="") for i in range(10)]
     _, _, payload = _payload(_submit(tmp_path, rows).path)
+    table = next(m for m in payload.release.marginals if m.dimensions == ["form", "age_band"])
+    assert [c.key for c in table.cells] == [[f, a] for f in codes("form") for a in codes("age_band")]
+    _, _, payload = _payload(_submit(tmp_path / "eq", rows, workload="equal").path)
     form = next(m for m in payload.release.marginals if m.dimensions == ["form"])
     assert [c.key[0] for c in form.cells] == codes("form")
 
@@ -148,7 +151,7 @@ def test_no_exact_count_of_unconsented_people_is_released(tmp_path):
     exact = {"sexual": 10, "labour": 10, "criminal": 10, "organ_removal": 0, "other_unknown": 10}
     equal_all = 0
     for i in range(5):
-        result = _submit(tmp_path / f"r{i}", rows, dry_run=False)
+        result = _submit(tmp_path / f"r{i}", rows, workload="equal")
         _, _, payload = _payload(result.path)
         form = next(m for m in payload.release.marginals if m.dimensions == ["form"])
         noisy = {c.key[0]: c.count for c in form.cells}

@@ -142,6 +142,11 @@ def submit(
     export_date: Optional[str] = ExportDateOption,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Release only the valid rows instead of refusing."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would leave; write and spend nothing."),
+    workload: str = typer.Option("monitor", "--workload", help="monitor (epsilon split for the national tables) or equal."),
+    preview: bool = typer.Option(False, "--preview", help="Show the expected error for this epsilon; read and spend nothing."),
+    target_error: Optional[float] = typer.Option(
+        None, "--target-error", help="Pick the smallest epsilon whose expected 95%% error on the national total is at most this."
+    ),
     home: Optional[Path] = HomeOption,
     json_out: bool = JsonOption,
     quiet: bool = QuietOption,
@@ -152,17 +157,28 @@ def submit(
         aggregator submit examples/shelter-noord/export-2025.csv -m examples/shelter-noord/mapping.toml \\
             --period 2025 --epsilon 1.0 --out out/
     """
-    from ..org import load_linkage_key
-    from ..privacy import parse_epsilon
-    from ..release import submit as do_submit
+    from ..org import load_linkage_key, load_org
+    from ..privacy import Ledger, parse_epsilon
+    from ..release import epsilon_for_target, preview as do_preview, submit as do_submit
 
     eps = run(lambda: parse_epsilon(epsilon))
+    if target_error is not None:
+        config = run(lambda: load_org(home))
+        remaining = Ledger(config.ledger_path, config.cap_fraction).remaining(period)
+        eps = run(lambda: epsilon_for_target(target_error, remaining, workload))
+    if preview:
+        shown = run(lambda: do_preview(eps, workload))
+        if json_out:
+            print_json(shown)
+        elif not quiet:
+            render_preview(shown)
+        return
     key = run(lambda: load_linkage_key(linkage_key))
     day = _export_date(export_date)
     result = run(
         lambda: do_submit(
             export, mapping, period=period, epsilon=eps, out=out, home=home, linkage_key=key,
-            export_date=day, skip_invalid=skip_invalid, dry_run=dry_run,
+            export_date=day, skip_invalid=skip_invalid, dry_run=dry_run, workload=workload,
         )
     )
     if json_out:
@@ -194,3 +210,22 @@ def render_submit(result) -> None:
     for m in result.marginals:
         marg.add_row(" x ".join(m["dimensions"]), m["epsilon"], f"{m['scale']:.3g}", f"±{m['expected_error_95']:.0f}")
     out.print(marg)
+
+
+def render_preview(shown) -> None:
+    from rich.table import Table
+
+    out = console()
+    cells = Table(title=f"Preview at epsilon {shown.epsilon} ({shown.workload} workload): nothing read, nothing spent",
+                  title_justify="left")
+    for name in ("noisy table", "epsilon", "noise scale", "95% error per cell"):
+        cells.add_column(name)
+    for m in shown.marginals:
+        cells.add_row(" x ".join(m["dimensions"]), m["epsilon"], f"{m['scale']:.3g}", f"±{m['expected_error_95']:.0f}")
+    out.print(cells)
+    national = Table(title="This organisation's noise in the national figures", title_justify="left")
+    for name in ("national figure", "answered from", "95% error per figure"):
+        national.add_column(name)
+    for q in shown.national:
+        national.add_row(q["query"], " x ".join(q["from"]), f"±{q['error_95']:.0f}")
+    out.print(national)
