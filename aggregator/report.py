@@ -213,7 +213,8 @@ def bar_chart(chart_id: str, title: str, rows: list[dict[str, Any]], lang: str, 
     lo = min([0.0, *(r["lower"] for r in rows), *(r["estimate"] for r in rows)])
     hi = max([1.0, *(r["upper"] for r in rows), *(r["estimate"] for r in rows), *(r["individual"] for r in rows)])
     step = nice_step(hi - lo)
-    lo = math.floor(lo / step) * step
+    # pad the axis to a fifth of a tick step (a small negative whisker must not take a whole step of width)
+    lo = math.floor(lo / (step / 5)) * (step / 5)
     hi = math.ceil(hi / step) * step
     scale = (plot_right - plot_left) / (hi - lo)
 
@@ -234,7 +235,7 @@ def bar_chart(chart_id: str, title: str, rows: list[dict[str, Any]], lang: str, 
             highlight=bool(r.get("highlight")),
         ))
     ticks = []
-    value = lo
+    value = math.ceil(lo / step) * step
     while value <= hi + step / 2:
         ticks.append(Tick(sx(value), fmt_int(value, lang)))
         value += step
@@ -311,7 +312,8 @@ def _row_view(row: Any, text: str, lang: str, *, highlight: bool = False, total:
         "individual_text": fmt_int(row.individual, lang), "noisy_text": fmt_int(row.noisy, lang),
         "estimate_text": fmt_int(row.estimate, lang), "se_text": fmt_dec(row.se, lang),
         "interval_text": f"{fmt_dec(row.lower, lang)} – {fmt_dec(row.upper, lang)}",
-        "share_text": (f"{round(100 * row.individual / row.estimate)}%" if row.estimate > 0 else "–"),
+        # noise can push an estimate below the records seen; the share is then shown as 100%, never above
+        "share_text": (f"{min(100, round(100 * row.individual / row.estimate))}%" if row.estimate > 0 else "–"),
     }
 
 
