@@ -40,6 +40,7 @@ class Run:
     seconds: float
     max_rss: int  # bytes, of that child alone (os.wait4)
     returncode: int
+    cpu: float = 0.0  # user + system seconds of that child
 
 
 @dataclass
@@ -55,6 +56,11 @@ class Figure:
     max_rss: int | None = None
     runs: list[float] = field(default_factory=list)
     baseline_runs: list[float] = field(default_factory=list)
+    cpu_seconds: float | None = None
+    baseline_cpu_seconds: float | None = None
+    cpu_ratio: float | None = None
+    cpu_runs: list[float] = field(default_factory=list)
+    baseline_cpu_runs: list[float] = field(default_factory=list)
     note: str = ""
 
 
@@ -89,7 +95,7 @@ def run_once(argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float 
             err.seek(0)
             tail = err.read().decode("utf-8", "replace").strip().splitlines()[-5:]
             raise RuntimeError(f"exit {proc.returncode}: {' | '.join(tail)}")
-    return Run(seconds, usage.ru_maxrss * 1024, proc.returncode)
+    return Run(seconds, usage.ru_maxrss * 1024, proc.returncode, usage.ru_utime + usage.ru_stime)
 
 
 def shell_text(argv: list[str]) -> str:
@@ -114,9 +120,12 @@ def compare(
         run_once(baseline(-1), env=env, cwd=cwd)
         run_once(subject(-1), env=env, cwd=cwd)
         for i in range(reps):
-            fig.baseline_runs.append(run_once(baseline(i), env=env, cwd=cwd).seconds)
+            b = run_once(baseline(i), env=env, cwd=cwd)
+            fig.baseline_runs.append(b.seconds)
+            fig.baseline_cpu_runs.append(b.cpu)
             r = run_once(subject(i), env=env, cwd=cwd)
             fig.runs.append(r.seconds)
+            fig.cpu_runs.append(r.cpu)
             fig.max_rss = max(fig.max_rss or 0, r.max_rss)
     except (RuntimeError, TimeoutError) as exc:
         fig.status = "ERROR"
@@ -125,6 +134,9 @@ def compare(
     fig.seconds = statistics.median(fig.runs)
     fig.baseline_seconds = statistics.median(fig.baseline_runs)
     fig.ratio = fig.seconds / fig.baseline_seconds
+    fig.cpu_seconds = statistics.median(fig.cpu_runs)
+    fig.baseline_cpu_seconds = statistics.median(fig.baseline_cpu_runs)
+    fig.cpu_ratio = fig.cpu_seconds / fig.baseline_cpu_seconds if fig.baseline_cpu_seconds else None
     fig.target = f"<= {limit:.1f}x"
     fig.status = "PASS" if fig.ratio <= limit else "MISS"
     return fig
@@ -139,6 +151,8 @@ def show(fig: Figure) -> None:
         return
     base = f", baseline {fig.baseline_seconds:.3f} s, ratio {fig.ratio:.2f}x" if fig.baseline_seconds else ""
     rss = f", peak RSS {fig.max_rss / 2**20:.0f} MiB" if fig.max_rss else ""
+    if fig.cpu_ratio:
+        rss += f"; CPU {fig.cpu_seconds:.3f} s vs {fig.baseline_cpu_seconds:.3f} s = {fig.cpu_ratio:.2f}x"
     print(f"  {fig.name}: {fig.seconds:.3f} s{base}{rss}  [{fig.status}] {fig.note}", flush=True)
 
 
@@ -312,7 +326,7 @@ def main() -> None:
 
     # ---------------------------------------------------------------- summary
     print()
-    header = f"{'figure':<22} {'seconds':>9} {'baseline':>9} {'ratio':>7}  {'target':<11} result"
+    header = f"{'figure':<22} {'seconds':>9} {'baseline':>9} {'ratio':>7}  {'target':<11} {'result':<6} {'CPU ratio':>9}"
     print(header)
     print("-" * len(header))
     for f in figures:
@@ -321,7 +335,8 @@ def main() -> None:
         rat = f"{f.ratio:6.2f}x" if f.ratio else f"{'-':>7}"
         if "RSS" in f.name and f.max_rss:
             rat = f"{f.max_rss / GIB:5.2f}G"
-        print(f"{f.name:<22} {sec} {bas} {rat}  {f.target:<11} {f.status}")
+        cpu = f"{f.cpu_ratio:8.2f}x" if f.cpu_ratio else f"{'-':>9}"
+        print(f"{f.name:<22} {sec} {bas} {rat}  {f.target:<11} {f.status:<6} {cpu}")
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "rows": args.rows,
