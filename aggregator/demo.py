@@ -117,12 +117,10 @@ def _prepare(out: Path) -> None:
 
 
 def _submit_one(args: tuple) -> tuple[str, int]:
-    """Init one organisation's home and submit its export; returns (id, lawful records sent)."""
-    from .org import init_org
+    """Submit one organisation's export from its home; returns (id, lawful records sent)."""
     from .release import submit
 
     org, nation_dir, home, bundles, epsilon, year, export_date, key = args
-    init_org(org["id"], org["kind"], reporter_type=org["reporter_type"], cap=str(epsilon), home=home)
     result = submit(
         nation_dir / org["export"], nation_dir / org["mapping"], period=year, epsilon=epsilon, out=bundles,
         home=home, linkage_key=key, export_date=export_date,
@@ -149,6 +147,7 @@ def run_demo(
     from .bundle import atomic_write
     from .codelists import label
     from .national import national_table, to_csv
+    from .org import init_org
     from .store import merge_bundles, read_public_key_file, register_org
     from .synth import MANIFEST_FILE, consent_only_counts, make_nation, truth_counts
 
@@ -175,12 +174,28 @@ def run_demo(
     jobs = [
         (org, nation_dir, out / HOMES_DIR / org["id"], bundles, epsilon, year, export_date, key) for org in orgs
     ]
+    for org in orgs:
+        init_org(org["id"], org["kind"], reporter_type=org["reporter_type"], cap=str(epsilon),
+                 home=out / HOMES_DIR / org["id"])
+
+    db = out / DB_FILE
+
+    def register_all() -> None:
+        for org in orgs:
+            register_org(
+                db, org["id"], kind=org["kind"], reporter_type=org["reporter_type"],
+                public_key=read_public_key_file(out / HOMES_DIR / org["id"] / "org.pub"), cap=str(epsilon),
+            )
+
     records = 0
     if workers > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: DuckDB and OpenDP keep threads that a fork would copy mid-state
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_submit_one, job) for job in jobs]
+            register_all()  # the coordinator's side, while the organisations work
             for done, future in enumerate(as_completed(futures), start=1):
                 records += future.result()[1]
                 tick("submit", done, len(jobs))
@@ -188,13 +203,7 @@ def run_demo(
         for done, job in enumerate(jobs, start=1):
             records += _submit_one(job)[1]
             tick("submit", done, len(jobs))
-
-    db = out / DB_FILE
-    for org in orgs:
-        register_org(
-            db, org["id"], kind=org["kind"], reporter_type=org["reporter_type"],
-            public_key=read_public_key_file(out / HOMES_DIR / org["id"] / "org.pub"), cap=str(epsilon),
-        )
+        register_all()
     merged = merge_bundles(db, sorted(bundles.glob("*")), progress=lambda stage, d, t: tick("merge", d, t) if stage == "ingest" else None)
     notes: list[str] = []
     if merged.refused:
