@@ -4,6 +4,7 @@ check that names them."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 
 import pytest
@@ -237,3 +238,31 @@ def test_cli_missing_store(tmp_path):
     result = runner.invoke(app, ["audit", "--db", str(tmp_path / "none.duckdb")])
     assert result.exit_code == 1
     assert "no coordinator store" in result.output
+
+
+def test_real_submit_bundles_audit_clean(tmp_path):
+    """Bundles from `release.submit` (OpenDP noise, SQL pseudonyms), one organisation resubmitting: audit passes."""
+    from fractions import Fraction
+
+    from aggregator import org as orgmod
+    from aggregator import release
+    from tests import orgfactory
+
+    db = tmp_path / "national.duckdb"
+    key = b"a shared linkage key of enough length"
+    export, mapping = orgfactory.write_export(tmp_path / "export", [orgfactory.row(i) for i in range(1, 30)])
+    paths = []
+    for org_id, kind, reporter in (("shelter-noord", "non_investigative", "shelter"), ("police-oost", "investigative", "police")):
+        home = tmp_path / org_id
+        config = orgmod.init_org(org_id, kind, reporter_type=reporter, home=home)
+        store.register_org(db, org_id, kind=kind, reporter_type=reporter,
+                           public_key=store.read_public_key_file(config.public_key_path))
+        for eps in ("1/2", "1/4"):  # a corrected resubmission spends again
+            result = release.submit(export, mapping, period=2025, epsilon=Fraction(eps), out=tmp_path / "outbox",
+                                    home=home, linkage_key=key, export_date=dt.date(2025, 12, 31))
+            paths.append(result.path)
+    merged = store.merge_bundles(db, paths)
+    assert merged.accepted == 4, merged.as_dict()
+    report = audit.audit_store(db)
+    assert report.ok, report.failed
+    assert report.bundles == 4
