@@ -78,6 +78,7 @@ class DemoResult:
     seed: int
     scale: float
     epsilon: str
+    workload: str
     lang: str
     organisations: int
     bundles_accepted: int
@@ -120,10 +121,10 @@ def _submit_one(args: tuple) -> tuple[str, int]:
     """Submit one organisation's export from its home; returns (id, lawful records sent)."""
     from .release import submit
 
-    org, nation_dir, home, bundles, epsilon, year, export_date, key = args
+    org, nation_dir, home, bundles, epsilon, year, export_date, key, workload = args
     result = submit(
         nation_dir / org["export"], nation_dir / org["mapping"], period=year, epsilon=epsilon, out=bundles,
-        home=home, linkage_key=key, export_date=export_date,
+        home=home, linkage_key=key, export_date=export_date, workload=workload,
     )
     return org["id"], sum(result.records_by_basis.values())
 
@@ -137,12 +138,14 @@ def run_demo(
     scale: float = 1.0,
     lang: str = "en",
     workers: int = 1,
+    workload: str = "monitor",
     progress: Progress | None = None,
 ) -> DemoResult:
     """Synthetic nation -> every organisation submits -> coordinator registers and merges -> comparison with the truth.
 
     `progress(stage, done, total)` is called per organisation for the stages "submit" and "merge" (and once for
     "nation", "table"). `workers` > 1 submits organisations in parallel processes (each has its own home).
+    `workload` names the release's marginals and epsilon split (release.workload_named: "monitor" or "equal").
     """
     from .bundle import atomic_write
     from .codelists import label
@@ -155,6 +158,9 @@ def run_demo(
         raise UsageError("--lang must be en or nl")
     if not isinstance(epsilon, Fraction) or epsilon <= 0:
         raise UsageError("epsilon must be an exact number greater than zero")
+    from .release import workload_named
+
+    workload_named(workload)
     started = time.perf_counter()
     out = Path(out)
     _prepare(out)
@@ -172,7 +178,8 @@ def run_demo(
     bundles.mkdir()
     orgs = manifest["orgs"]
     jobs = [
-        (org, nation_dir, out / HOMES_DIR / org["id"], bundles, epsilon, year, export_date, key) for org in orgs
+        (org, nation_dir, out / HOMES_DIR / org["id"], bundles, epsilon, year, export_date, key, workload)
+        for org in orgs
     ]
     for org in orgs:
         init_org(org["id"], org["kind"], reporter_type=org["reporter_type"], cap=str(epsilon),
@@ -247,7 +254,7 @@ def run_demo(
     tick("table", 1, 1)
 
     return DemoResult(
-        out=str(out), year=year, seed=seed, scale=float(scale), epsilon=str(epsilon), lang=lang,
+        out=str(out), year=year, seed=seed, scale=float(scale), epsilon=str(epsilon), workload=workload, lang=lang,
         organisations=len(orgs), bundles_accepted=merged.accepted, bundles_refused=merged.refused,
         individual_records=records, linked_people=by_form.linked_people, rows=rows, files=files,
         seconds=round(time.perf_counter() - started, 2), notes=notes,
@@ -267,25 +274,37 @@ def _demo_row(
 # deduplicated individual record, and every organisation that knows a person WITHOUT a lawful basis there adds one
 # to its (noisy) counts. A person known to several organisations is therefore counted more than once (DESIGN.md,
 # honest limits); the gap between this target and the truth is that double counting, not noise.
-_TARGET_SQL = """
-SELECT form, age_band IN ('under_15', '15_17') AS minor,
-       count(*) FILTER (WHERE len(lawful_orgs) > 0)
-         + coalesce(sum(len(list_distinct(orgs)) - len(list_distinct(lawful_orgs))), 0) AS target
-FROM read_parquet($p)
-GROUP BY ALL
-"""
+_TARGET_EXPR = """count(*) FILTER (WHERE len(lawful_orgs) > 0)
+         + coalesce(sum(len(list_distinct(orgs)) - len(list_distinct(lawful_orgs))), 0)"""
+
+
+def release_target_counts(nation_dir: Path, by: list[str]) -> dict[tuple, int]:
+    """Release target per cell of `by` (every codelist cell, zeros too), like synth.truth_counts."""
+    import itertools
+
+    import duckdb
+
+    from .codelists import DIMENSIONS, codes
+    from .engine import quote_ident
+    from .synth import TRUTH_FILE
+
+    unknown = [d for d in by if d not in DIMENSIONS]
+    if unknown or len(set(by)) != len(by):
+        raise UsageError(f"release targets are by distinct release dimensions ({', '.join(DIMENSIONS)})")
+    select = ", ".join(quote_ident(d) for d in by)
+    sql = f"SELECT {select + ', ' if by else ''}{_TARGET_EXPR} FROM read_parquet($p)"
+    if by:
+        sql += f" GROUP BY {select}"
+    with duckdb.connect(":memory:") as con:
+        found = {tuple(r[:-1]): int(r[-1]) for r in con.execute(sql, {"p": str(Path(nation_dir) / TRUTH_FILE)}).fetchall()}
+    return {cell: found.get(cell, 0) for cell in itertools.product(*(codes(d) for d in by))}
 
 
 def release_targets(nation_dir: Path) -> dict[str, int]:
-    """Release target per form code, for "minors" and for "total" (see _TARGET_SQL)."""
-    import duckdb
-
-    from .codelists import codes
-    from .synth import TRUTH_FILE
-
-    with duckdb.connect(":memory:") as con:
-        found = con.execute(_TARGET_SQL, {"p": str(Path(nation_dir) / TRUTH_FILE)}).fetchall()
-    targets = {form: sum(int(t) for f, _, t in found if f == form) for form in codes("form")}
-    targets["minors"] = sum(int(t) for _, minor, t in found if minor)
-    targets["total"] = sum(int(t) for _, _, t in found)
+    """Release target per form code, for "minors" (under_15 + 15_17) and for "total"."""
+    by_form = release_target_counts(nation_dir, ["form"])
+    by_age = release_target_counts(nation_dir, ["age_band"])
+    targets = {form: n for (form,), n in by_form.items()}
+    targets["minors"] = sum(by_age[(b,)] for b in MINOR_BANDS)
+    targets["total"] = sum(by_form.values())
     return targets

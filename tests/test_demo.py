@@ -15,7 +15,7 @@ from aggregator.errors import UsageError
 SCALE = 0.2
 ROW_KEYS = {"key", "label", "truth", "consent_only", "estimate", "se", "lower", "upper", "covered", "release_target",
             "target_covered"}
-RESULT_KEYS = {"out", "year", "seed", "scale", "epsilon", "lang", "organisations", "bundles_accepted", "bundles_refused",
+RESULT_KEYS = {"out", "year", "seed", "scale", "epsilon", "workload", "lang", "organisations", "bundles_accepted", "bundles_refused",
                "individual_records", "linked_people", "rows", "files", "seconds", "notes"}
 
 
@@ -91,6 +91,7 @@ def test_cli_json_has_stable_keys(runs, monkeypatch, tmp_path):
     cli = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "o"), "--scale", str(SCALE), "--seed", "7",
                                    "--epsilon", "1.0", "--json", "--lang", "nl"])
     assert cli.exit_code == 0, cli.output
+    assert calls[0][1]["workload"] == "monitor"
     assert calls[0][1]["epsilon"] == Fraction(1) and calls[0][1]["lang"] == "nl" and calls[0][1]["seed"] == 7
     data = json.loads(cli.stdout)
     assert set(data) == RESULT_KEYS

@@ -1,0 +1,159 @@
+"""Utility of the national release on the synthetic nation: error against the truth and coverage of the 95% intervals.
+
+    .venv/bin/python benchmarks/utility.py                      # 20 seeds, epsilon 1 per organisation-year, naive release
+    .venv/bin/python benchmarks/utility.py --workload monitor   # the workload-aware release instead
+    .venv/bin/python benchmarks/utility.py --seeds 4 --scale 0.3 --processes 2   # a quick look
+
+For every seed the whole demo pipeline runs (aggregator.demo.run_demo: synthetic nation, every organisation
+validates, releases and signs, the coordinator registers and merges), then each figure the national monitor
+publishes is compared cell by cell with
+  truth           distinct people known to any organisation (synth.truth_counts)
+  release target  what the release counts without noise: people with a lawful basis once, plus every organisation's
+                  people without one (a person known to several organisations counts at each; demo.release_target_counts)
+Printed per figure, over all seeds and cells: mean absolute error (MAE) and relative error against the truth, bias
+(mean signed error), MAE against the release target (the noise alone), the mean standard error, and the share of 95%
+intervals that cover the truth and the release target. Runs seeds in parallel processes (--processes, default 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from fractions import Fraction
+from pathlib import Path
+
+MINORS = ("under_15", "15_17")
+# The national monitor's published figures: name -> (national table breakdown, truth breakdown)
+FIGURES = ("total", "form", "age_band", "minors_by_form", "nationality_group")
+
+
+def _cells(db: Path, year: int, nation: Path) -> list[dict]:
+    """One dict per published cell: figure, cell, truth, target, estimate, se, lower, upper."""
+    from aggregator.demo import release_target_counts
+    from aggregator.national import national_table
+    from aggregator.synth import truth_counts
+
+    out: list[dict] = []
+
+    def add(figure: str, cell: str, truth: int, target: int, estimate: int, variance: float, z: float) -> None:
+        se = math.sqrt(variance)
+        out.append({"figure": figure, "cell": cell, "truth": truth, "target": target, "estimate": estimate, "se": se,
+                    "lower": estimate - z * se, "upper": estimate + z * se})
+
+    for dim in ("form", "age_band", "nationality_group"):
+        table = national_table(db, period=year, by=(dim,))
+        truth = truth_counts(nation, [dim])
+        target = release_target_counts(nation, [dim])
+        for row in table.cells(year):
+            code = row.dims[dim]
+            add(dim, code, truth[(code,)], target[(code,)], row.estimate, row.variance, table.z)
+        if dim == "form":
+            total = table.total(year)
+            add("total", "total", sum(truth.values()), sum(target.values()), total.estimate, total.variance, table.z)
+    table = national_table(db, period=year, by=("form", "age_band"))
+    truth = truth_counts(nation, ["form", "age_band"])
+    target = release_target_counts(nation, ["form", "age_band"])
+    by_form: dict[str, list] = {}
+    for row in table.cells(year):
+        if row.dims["age_band"] in MINORS:
+            by_form.setdefault(row.dims["form"], []).append(row)
+    for form, rows in by_form.items():
+        add("minors_by_form", form, sum(truth[(form, b)] for b in MINORS), sum(target[(form, b)] for b in MINORS),
+            sum(r.estimate for r in rows), math.fsum(r.variance for r in rows), table.z)
+    return out
+
+
+def one_seed(seed: int, year: int, epsilon: str, scale: float, workload: str) -> tuple[int, float, list[dict]]:
+    from aggregator.demo import DB_FILE, NATION_DIR, run_demo
+
+    with tempfile.TemporaryDirectory(prefix=f"utility-{seed}-") as tmp:
+        out = Path(tmp) / "demo"
+        started = time.perf_counter()
+        run_demo(out, year=year, seed=seed, epsilon=Fraction(epsilon), scale=scale, workers=1, workload=workload)
+        cells = _cells(out / DB_FILE, year, out / NATION_DIR)
+        return seed, time.perf_counter() - started, cells
+
+
+def summarise(cells: list[dict]) -> list[dict]:
+    rows = []
+    for figure in FIGURES:
+        mine = [c for c in cells if c["figure"] == figure]
+        if not mine:
+            continue
+        errors = [c["estimate"] - c["truth"] for c in mine]
+        positive = [c for c in mine if c["truth"] > 0]
+        rows.append({
+            "figure": figure,
+            "cells": len({c["cell"] for c in mine}),
+            "n": len(mine),
+            "mae": statistics.fmean(abs(e) for e in errors),
+            "relative_error": statistics.fmean(abs(c["estimate"] - c["truth"]) / c["truth"] for c in positive),
+            "weighted_relative_error": sum(abs(e) for e in errors) / max(1, sum(c["truth"] for c in mine)),
+            "bias": statistics.fmean(errors),
+            "mae_vs_target": statistics.fmean(abs(c["estimate"] - c["target"]) for c in mine),
+            "mean_se": statistics.fmean(c["se"] for c in mine),
+            "coverage_truth": statistics.fmean(c["lower"] <= c["truth"] <= c["upper"] for c in mine),
+            "coverage_target": statistics.fmean(c["lower"] <= c["target"] <= c["upper"] for c in mine),
+            "mean_truth": statistics.fmean(c["truth"] for c in mine),
+        })
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--year", type=int, default=2025)
+    parser.add_argument("--epsilon", default="1", help="epsilon per organisation-year (exact text)")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--workload", default="equal", help="equal (naive split, the baseline) or monitor")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the summary as JSON here")
+    args = parser.parse_args(argv)
+
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    started = time.perf_counter()
+    cells: list[dict] = []
+    timings: list[float] = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.processes, mp_context=context) as pool:
+        futures = [pool.submit(one_seed, s, args.year, args.epsilon, args.scale, args.workload) for s in seeds]
+        for done, future in enumerate(as_completed(futures), start=1):
+            seed, seconds, found = future.result()
+            cells.extend(found)
+            timings.append(seconds)
+            print(f"  seed {seed:3d} done in {seconds:5.1f} s ({done}/{len(seeds)})", file=sys.stderr, flush=True)
+    summary = summarise(cells)
+
+    print(f"Utility of the national release: {len(seeds)} seeds, epsilon {args.epsilon} per organisation-year, "
+          f"workload {args.workload}, scale {args.scale}, 52 organisations "
+          f"({time.perf_counter() - started:.0f} s wall, {statistics.fmean(timings):.1f} s per seed)")
+    head = (f"{'figure':<18}{'cells':>6}{'truth/cell':>11}{'MAE':>9}{'rel.err':>9}{'w.rel':>8}{'bias':>9}"
+            f"{'MAE tgt':>9}{'mean se':>9}{'cov truth':>10}{'cov tgt':>9}")
+    print(head)
+    print("-" * len(head))
+    for r in summary:
+        print(f"{r['figure']:<18}{r['cells']:>6}{r['mean_truth']:>11.0f}{r['mae']:>9.1f}{r['relative_error']:>9.1%}"
+              f"{r['weighted_relative_error']:>8.1%}{r['bias']:>+9.1f}{r['mae_vs_target']:>9.1f}{r['mean_se']:>9.1f}"
+              f"{r['coverage_truth']:>10.1%}{r['coverage_target']:>9.1%}")
+    overall_truth = statistics.fmean(c["lower"] <= c["truth"] <= c["upper"] for c in cells)
+    overall_target = statistics.fmean(c["lower"] <= c["target"] <= c["upper"] for c in cells)
+    print(f"all published cells: coverage of the truth {overall_truth:.1%}, of the release target {overall_target:.1%} "
+          f"(nominal 95%)")
+    print("rel.err = mean over cells with truth > 0 of |estimate - truth| / truth; w.rel = sum |error| / sum truth; "
+          "tgt = release target (lawful people once + each organisation's other people: the noise alone)")
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary},
+                                            indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
