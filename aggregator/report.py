@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .codelists import MINOR_BANDS, dimension_label, label
-from .errors import UsageError
+from .errors import InputError, UsageError
 
 BREAKDOWN_CHARTS = ("form", "age_band", "nationality_group")
 LANGS = ("en", "nl")
@@ -415,7 +415,12 @@ def render_report(db_path: Path, out: Path, lang: str = "en", period: int | None
     context = build_context(db_path, lang, period)
     html = render_html(context).encode("utf-8")
     out = Path(out)
-    atomic_write(out, html)
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; name the HTML file to write, e.g. {out / 'report.html'}")
+    try:
+        atomic_write(out, html)
+    except OSError as exc:
+        raise InputError(f"cannot write the report to {out}: {exc.strerror or 'write failed'}") from None
     return ReportResult(
         out=str(out), lang=lang, periods=context["periods"], bytes=len(html), charts=context["_charts"],
         table_rows=context["_table_rows"], organisations=context["_orgs"], notes=context["notes"],

@@ -153,6 +153,9 @@ def test_cli(db, tmp_path):
     assert res.exit_code == 1 and "no coordinator store" in res.output
     res = CliRunner().invoke(app, ["report", "--db", str(db), "--out", str(out), "--lang", "fr"])
     assert res.exit_code == 2
+    for bad_out in (tmp_path, tmp_path / "cli.html" / "inside.html"):  # a folder; below a file
+        res = CliRunner().invoke(app, ["report", "--db", str(db), "--out", str(bad_out)])
+        assert res.exit_code == 1 and "error:" in res.output and "Traceback" not in res.output, res.output
 
 
 # ------------------------------------------------------------------ a real browser
