@@ -38,7 +38,7 @@ import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,7 +84,7 @@ class ReadInfo:
     encoding: str | None  # csv/json: "utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1"; None otherwise
     delimiter: str | None  # csv only
     rows: int  # data rows read
-    columns: list[str] = field(default_factory=list)  # source column names, in file order
+    columns: list[str]  # source column names, in file order
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -394,7 +394,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions |
         try:
             _load_csv(con, name, path, work, encoding, delimiter, len(columns), skip)
         except _NotUtf8:
-            if wanted_encoding is not None:
+            if wanted_encoding is not None or encoding != "utf-8":  # pinned, or a BOM said UTF-8
                 raise InputError(
                     f"{name}: is not valid {_encoding_label(encoding)} text; check encoding in the mapping's [file] table"
                 ) from None

@@ -3,6 +3,7 @@ line that never carries a cell value."""
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import os
 import time
@@ -567,3 +568,10 @@ def test_blank_lines_above_the_header(con, tmp_path):
     assert (info.columns, rows(con)) == (["id", "naam"], [(4, "1", "a"), (5, "2", "b")])
     path.write_bytes(b"\n \r\n\nid;naam\n1;a\n")
     assert "mix line-ending styles" in refused(con, path)
+
+
+def test_bom_then_invalid_utf8_is_refused_not_reread(con, tmp_path):
+    path = tmp_path / "export.csv"
+    body = "".join(f"{i};{CANARY}\n" for i in range(8_000))
+    path.write_bytes(codecs.BOM_UTF8 + ("a;b\n" + body).encode() + f"1;{CANARY}\xe9\n".encode("cp1252"))
+    assert "UTF-8" in refused(con, path)
