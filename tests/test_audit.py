@@ -75,7 +75,7 @@ def test_the_rebuild_reproduces_the_national_table(healthy, tmp_path):
     live = audit.national_snapshot(healthy)
     assert live == audit.national_snapshot(rebuilt)
     # The comparison sees real content: period 2025 has individual and noisy counts.
-    totals = [v for (period, _, total), v in live[()].items() if total and period == 2025]
+    totals = [v for (period, _, total), v in live[("nationality_group",)].items() if total and period == 2025]
     assert totals and totals[0][0] > 0 and totals[0][1] != 0
 
 
