@@ -177,3 +177,27 @@ def make_bundles(folder: Path, n: int, *, records_per_bundle: int = 20, periods:
             files.append(path)
     marker.write_text("ok")
     return sorted(files), registry
+
+
+def main() -> None:
+    """`python benchmarks/data.py export FOLDER ROWS` or `... bundles FOLDER N`: print the paths as JSON.
+
+    run_all.py calls this in a child process so that its own memory stays small: on Linux a child's ru_maxrss
+    starts from the RSS of the parent it was forked from.
+    """
+    import json
+    import sys
+
+    what, folder, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    if what == "export":
+        export, mapping = make_export(folder, n)
+        print(json.dumps({"export": str(export), "mapping": str(mapping)}))
+    elif what == "bundles":
+        files, registry = make_bundles(folder, n)
+        print(json.dumps({"files": [str(f) for f in files], "registry": str(registry)}))
+    else:
+        sys.exit(f"unknown input kind {what!r}")
+
+
+if __name__ == "__main__":
+    main()

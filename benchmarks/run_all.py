@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import data  # noqa: E402  (benchmarks/data.py)
+import data  # noqa: E402  (benchmarks/data.py; only constants here, the work runs in a child process)
 
 PEERS = HERE / "peers.py"
 LINKAGE_KEY = "benchmark-linkage-key-0123456789abcdef"
@@ -96,6 +96,13 @@ def run_once(argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float 
             tail = err.read().decode("utf-8", "replace").strip().splitlines()[-5:]
             raise RuntimeError(f"exit {proc.returncode}: {' | '.join(tail)}")
     return Run(seconds, usage.ru_maxrss * 1024, proc.returncode, usage.ru_utime + usage.ru_stime)
+
+
+def generate(what: str, folder: Path, n: int, env: dict[str, str]) -> dict:
+    """Make inputs in a child process (keeps this process small, see data.main)."""
+    out = subprocess.run([sys.executable, str(HERE / "data.py"), what, str(folder), str(n)], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def shell_text(argv: list[str]) -> str:
@@ -202,17 +209,23 @@ def main() -> None:
     figures: list[Figure] = []
     peers: list[dict] = []
 
+    import resource
+
+    parent_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"aggregator benchmarks: {args.rows:,} rows, {args.bundles:,} bundles, {args.reps} reps; "
-          f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs; work {work}",
+          f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs; work {work}; "
+          f"this process {parent_rss / 2**20:.0f} MiB (a floor under every child's peak RSS)",
           flush=True)
     t0 = time.perf_counter()
-    export, mapping = data.make_export(work / "exports", args.rows)
+    made = generate("export", work / "exports", args.rows, env)
+    export, mapping = Path(made["export"]), Path(made["mapping"])
     print(f"  export ready ({export.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f} s", flush=True)
     bundle_files: list[Path] = []
     registry = work / "none"
     if "merge" in only:
         t0 = time.perf_counter()
-        bundle_files, registry = data.make_bundles(work / f"bundles-{args.bundles}", args.bundles)
+        made = generate("bundles", work / f"bundles-{args.bundles}", args.bundles, env)
+        bundle_files, registry = [Path(f) for f in made["files"]], Path(made["registry"])
         print(f"  {len(bundle_files)} bundles ready in {time.perf_counter() - t0:.1f} s", flush=True)
 
     # ---------------------------------------------------------------- validate / submit
@@ -286,7 +299,7 @@ def main() -> None:
     # ---------------------------------------------------------------- 10M rows peak RSS
     if args.large:
         print(f"submit on {args.large_rows:,} rows (peak RSS)", flush=True)
-        big, _ = data.make_export(work / "exports", args.large_rows)
+        big = Path(generate("export", work / "exports", args.large_rows, env)["export"])
         argv = submit(1000, big)
         fig = Figure(f"submit {args.large_rows // 1_000_000}M peak RSS", shell_text(argv), "")
         try:
