@@ -248,6 +248,9 @@ def submit(
     if not 2000 <= period <= 2100:
         raise UsageError("--period must be a calendar year between 2000 and 2100")
     org = load_org(home)
+    if org.kind == "investigative":
+        # Everyone an investigative organisation reports has a statutory basis: nothing to count noisily, nothing spent.
+        epsilon = Fraction(0)
     ledger = Ledger(org.ledger_path, org.cap_fraction)
     ledger.check(period, epsilon)
     private_key = load_private_key(org.key_path)
@@ -263,7 +266,7 @@ def submit(
     records = lawful_records(con)
     if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):
         raise RuntimeError("statutory record from a non-investigative organisation")  # a bug, never input
-    marginals = noisy_marginals(con, epsilon, workload_named(workload))
+    marginals = noisy_marginals(con, epsilon, workload_named(workload)) if epsilon > 0 else []
     con.close()
 
     from cryptography.hazmat.primitives import serialization
@@ -288,7 +291,9 @@ def submit(
                 "library": f"opendp {_opendp_version()}",
                 "epsilon": exact_text(epsilon),
                 "marginals": marginals,
-            },
+            }
+            if marginals
+            else None,
         }
     )
     payload_bytes = canonical_json(payload.model_dump(mode="json"))

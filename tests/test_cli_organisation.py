@@ -51,17 +51,20 @@ def test_example_export_to_verified_bundle(tmp_path, org):
     verify_envelope(opened, parse_public_key((home / "org.pub").read_text()))
     payload = parse_payload(opened)
     assert payload.organisation.id == org and payload.period == 2025 and payload.sequence == 1
-    if kind == "investigative":
-        assert {r.basis for r in payload.records} == {"statutory"} and len(payload.records) > 100
-    else:
-        assert {r.basis for r in payload.records} <= {"consent"}
-    # A second submit of the same export at the full cap is refused with exit code 1, nothing written.
     again = invoke(
         "submit", folder / export, "-m", folder / "mapping.toml", "--period", "2025", "--epsilon", "0.5",
         "--export-date", "2026-01-15", "--out", out, "--home", home,
     )
-    assert again.exit_code == 1 and "exceed the cap" in again.output
-    assert len(list(out.iterdir())) == 1
+    if kind == "investigative":
+        # Everyone has a statutory basis: no noisy counts, no budget spent, so a corrected resubmission is free.
+        assert {r.basis for r in payload.records} == {"statutory"} and len(payload.records) > 100
+        assert payload.release is None and result["epsilon"] == "0"
+        assert again.exit_code == 0 and len(list(out.iterdir())) == 2
+    else:
+        assert {r.basis for r in payload.records} <= {"consent"} and payload.release is not None
+        # A second submit at the full cap is refused with exit code 1, nothing written.
+        assert again.exit_code == 1 and "exceed the cap" in again.output
+        assert len(list(out.iterdir())) == 1
 
 
 def test_validate_json_equals_the_library_report(tmp_path):
