@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .bundle import bundle_filename, open_envelope, parse_payload, sha256_hex, verify_envelope
+from .bundle import open_envelope, parse_payload, sha256_hex, verify_envelope
 from .codelists import DIMENSIONS
 from .errors import AggregatorError, ConfigError
 
@@ -235,13 +235,13 @@ def rebuild_store(db_path: Path, target: Path) -> list[str]:
     db_path, target = Path(db_path), Path(target)
     live = _read_live(db_path)
     files = _archive_files(db_path)
-    folder_files = {d: p for d, p in files.items()}
     problems: list[str] = []
     with open_store(target):  # an empty, migrated store even when the ledger is empty
         pass
 
     pending: list[tuple[int, str]] = []  # (ledger index, digest) of one merge run
     pending_at: dt.datetime | None = None
+    pending_key: tuple = ()  # merge sorts a run by (organisation, period, sequence, digest)
     merged: set[str] = set()
 
     def flush() -> None:
@@ -250,7 +250,7 @@ def rebuild_store(db_path: Path, target: Path) -> list[str]:
             return
         paths = []
         for index, digest in pending:
-            path = folder_files.get(digest)
+            path = files.get(digest)
             if path is None:
                 problems.append(f"ledger entry {index}: archived bundle {_short(digest)} is missing; cannot replay")
                 continue
@@ -274,10 +274,11 @@ def rebuild_store(db_path: Path, target: Path) -> list[str]:
             problems.append(f"ledger entry {idx}: cannot be read for replay")
             continue
         if event == "accept":
-            if pending and at != pending_at:
+            key = (str(entry.get("org")), entry.get("period") or 0, entry.get("sequence") or 0, str(entry.get("digest")))
+            if pending and (at != pending_at or key < pending_key):  # another run: replay it as its own merge
                 flush()
             pending.append((idx, str(entry.get("digest"))))
-            pending_at = at
+            pending_at, pending_key = at, key
             continue
         flush()
         try:
@@ -297,7 +298,7 @@ def rebuild_store(db_path: Path, target: Path) -> list[str]:
             problems.append(f"ledger entry {idx}: {event} does not replay: {message}")
     flush()
 
-    extra = [(d, p) for d, p in files.items() if d not in merged and d not in {e[1] for e in pending}]
+    extra = [(d, p) for d, p in files.items() if d not in merged]
     if extra:
         try:
             result = merge_bundles(target, [p for _, p in extra])

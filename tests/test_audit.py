@@ -266,3 +266,20 @@ def test_real_submit_bundles_audit_clean(tmp_path):
     report = audit.audit_store(db)
     assert report.ok, report.failed
     assert report.bundles == 4
+
+
+def test_runs_at_the_same_instant_replay_in_ledger_order(tmp_path):
+    """Two merge runs with the same clock: the rebuild must not fold them into one run (which would re-sort them)."""
+    db = tmp_path / "national.duckdb"
+    folder = tmp_path / "in"
+    shelter, police = bf.new_org("shelter-a"), bf.new_org("police-x", "investigative")
+    register(db, shelter)
+    register(db, police)
+    now = bf.NOW
+    assert store.merge_bundles(db, [bf.bundle_file(folder, shelter, records=[bf.record(1)])], now=now).accepted == 1
+    assert store.merge_bundles(
+        db, [bf.bundle_file(folder, police, records=[bf.record(1, basis="statutory")])], now=now
+    ).accepted == 1
+    assert audit.rebuild_store(db, tmp_path / "rebuilt.duckdb") == []
+    report = audit.audit_store(db)
+    assert report.ok, report.failed
