@@ -902,7 +902,10 @@ def _check_payload(payload: Any, opened: Any, key: _KeyInfo, now: dt.datetime) -
 def _stage(con: duckdb.DuckDBPyConnection, position: int, path: Path, now: dt.datetime) -> _Staged | BundleOutcome:
     """Read, open, verify and parse one bundle; nothing is written."""
     name = Path(path).name
-    data = read_bundle_file(Path(path))
+    try:
+        data = read_bundle_file(Path(path))
+    except OSError:  # permissions, a vanished mount, ...: refused like any unreadable bundle
+        raise BundleRejected(f"bundle file cannot be read: {name}", "not-found") from None
     opened = open_envelope(data)
     if con.execute("SELECT 1 FROM bundles WHERE digest = ?", [opened.digest]).fetchone():
         return BundleOutcome(name, "duplicate", message="already merged; nothing changed", digest=opened.digest)

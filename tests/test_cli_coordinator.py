@@ -315,6 +315,8 @@ def test_every_coordinator_command_has_an_example():
 def test_merge_shows_progress_only_for_people(setup):
     db, shelter, _, _, folder = setup
     paths = [bf.bundle_file(folder, shelter, sequence=s, records=[bf.record(s)]) for s in range(1, 7)]
+    shown = cli("merge", *paths, "--db", db)  # six bundles: the progress path, then the summary
+    assert "accepted 6, duplicate 0, superseded 5, refused 0" in shown.stdout
     result = cli("merge", *paths, "--db", db, "--quiet")
     assert result.stdout == "" and result.stderr == ""
     data = cli_json("merge", *paths, "--db", db)

@@ -486,3 +486,19 @@ def test_large_bundle_merges_as_set_operations(world):
     assert time.perf_counter() - started < 20
     with store.open_store(db, write=False) as con:
         assert con.execute("SELECT count(*), count(DISTINCT pseudonym) FROM records").fetchone() == (20_000, 20_000)
+
+
+def test_unreadable_and_missing_files_are_refused_not_crashes(world, tmp_path, monkeypatch):
+    db, shelter, _, folder = world
+    locked = bf.bundle_file(folder, shelter, records=[bf.record(1)])
+    real_read = Path.read_bytes
+
+    def read_bytes(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied")
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = merge(db, tmp_path / "missing.bundle.json", folder, locked)
+    assert [(b.status, b.reason) for b in result.bundles] == [("refused", "not-found")] * 3
+    assert "Permission" not in result.bundles[2].message
