@@ -21,7 +21,11 @@ def audit(db: Path = DbOption, json_out: bool = JsonOption) -> None:
     """
     from ..audit import audit_store
 
-    report = run(lambda: audit_store(db))
+    if json_out:
+        report = run(lambda: audit_store(db))
+    else:
+        with console(stderr=True).status("Verifying signatures and ledger, rebuilding the store from the archive..."):
+            report = run(lambda: audit_store(db))
     if json_out:
         print_json(report)
     else:
