@@ -98,6 +98,9 @@ def summarise(cells: list[dict]) -> list[dict]:
             "weighted_relative_error": sum(abs(e) for e in errors) / max(1, sum(c["truth"] for c in mine)),
             "bias": statistics.fmean(errors),
             "mae_vs_target": statistics.fmean(abs(c["estimate"] - c["target"]) for c in mine),
+            "bias_vs_target": statistics.fmean(c["estimate"] - c["target"] for c in mine),
+            # calibration: standard deviation of (estimate - target) / se; 1.0 when the stated se is right
+            "z_sd": math.sqrt(statistics.fmean(((c["estimate"] - c["target"]) / c["se"]) ** 2 for c in mine if c["se"] > 0)),
             "mean_se": statistics.fmean(c["se"] for c in mine),
             "coverage_truth": statistics.fmean(c["lower"] <= c["truth"] <= c["upper"] for c in mine),
             "coverage_target": statistics.fmean(c["lower"] <= c["target"] <= c["upper"] for c in mine),
@@ -136,12 +139,13 @@ def main(argv: list[str] | None = None) -> int:
           f"workload {args.workload}, scale {args.scale}, 52 organisations "
           f"({time.perf_counter() - started:.0f} s wall, {statistics.fmean(timings):.1f} s per seed)")
     head = (f"{'figure':<18}{'cells':>6}{'truth/cell':>11}{'MAE':>9}{'rel.err':>9}{'w.rel':>8}{'bias':>9}"
-            f"{'MAE tgt':>9}{'mean se':>9}{'cov truth':>10}{'cov tgt':>9}")
+            f"{'MAE tgt':>9}{'bias tgt':>9}{'mean se':>9}{'z sd':>6}{'cov truth':>10}{'cov tgt':>9}")
     print(head)
     print("-" * len(head))
     for r in summary:
         print(f"{r['figure']:<18}{r['cells']:>6}{r['mean_truth']:>11.0f}{r['mae']:>9.1f}{r['relative_error']:>9.1%}"
-              f"{r['weighted_relative_error']:>8.1%}{r['bias']:>+9.1f}{r['mae_vs_target']:>9.1f}{r['mean_se']:>9.1f}"
+              f"{r['weighted_relative_error']:>8.1%}{r['bias']:>+9.1f}{r['mae_vs_target']:>9.1f}{r['bias_vs_target']:>+9.1f}"
+              f"{r['mean_se']:>9.1f}{r['z_sd']:>6.2f}"
               f"{r['coverage_truth']:>10.1%}{r['coverage_target']:>9.1%}")
     overall_truth = statistics.fmean(c["lower"] <= c["truth"] <= c["upper"] for c in cells)
     overall_target = statistics.fmean(c["lower"] <= c["target"] <= c["upper"] for c in cells)
@@ -149,9 +153,10 @@ def main(argv: list[str] | None = None) -> int:
           f"(nominal 95%)")
     print("rel.err = mean over cells with truth > 0 of |estimate - truth| / truth; w.rel = sum |error| / sum truth; "
           "tgt = release target (lawful people once + each organisation's other people: the noise alone)")
+    print("z sd = root mean square of (estimate - release target) / se: 1.0 when the stated standard errors are right")
     if args.json_out:
-        args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary},
-                                            indent=2) + "\n", encoding="utf-8")
+        args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary,
+                                             "cells": cells}, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
