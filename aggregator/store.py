@@ -54,7 +54,7 @@ from .bundle import (
     verify_envelope,
 )
 from .codelists import DIMENSIONS, INVESTIGATIVE_REPORTERS, OrgKind, ReporterType, codes
-from .errors import AggregatorError, BundleRejected, ConfigError, InputError, StoreBusy, UsageError
+from .errors import BundleRejected, ConfigError, InputError, StoreBusy, UsageError
 
 GENESIS_HASH = "0" * 64
 UTC = dt.timezone.utc
@@ -1308,7 +1308,6 @@ def budget_report(db_path: Path, *, org: str | None = None, period: int | None =
 
 
 __all__ = [
-    "AggregatorError",
     "BudgetReport",
     "BundleOutcome",
     "LedgerCheck",

@@ -359,7 +359,13 @@ def test_real_submitted_bundles_merge_into_the_table(tmp_path, monkeypatch):
     assert total["individual"] == consent + statutory - shared_consent
     assert table["linked_people"] == shared_consent
     budget = cli_json("budget", "--db", db, "--verify")
-    assert {b["org"]: b["spent"] for b in budget["budgets"]} == {"police-x": "1/2", "shelter-a": "1/2"}
+    # the coordinator's budget agrees with each organisation's own ledger (exactly)
+    from fractions import Fraction
+
+    assert {b["org"]: Fraction(b["spent"]) for b in budget["budgets"]} == {
+        org_id: Fraction(r["epsilon_spent"]) for org_id, r in submitted.items()
+    }
+    assert Fraction(submitted["shelter-a"]["epsilon_spent"]) == Fraction(1, 2)
     assert budget["verify"]["ok"]
     # an exact replay of the submitted file changes nothing
     again = cli_json("merge", submitted["shelter-a"]["path"], "--db", db)
