@@ -59,7 +59,10 @@ def console(stderr: bool = False):
 
 def fail(message: str, exit_code: int = 1) -> None:
     """One clear error line on stderr and the exit code; never a traceback."""
-    console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False, emoji=False)
+    from rich.markup import escape
+
+    # The message can carry names from the user's files (headers, file names): never read them as rich markup.
+    console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, emoji=False)
     raise typer.Exit(exit_code)
 
 
