@@ -641,3 +641,26 @@ def test_case_count() -> None:
     """The brief asks for at least 200 hostile inputs: hand-made + Hypothesis examples."""
     hand_made = len(CASES) + 6 + 5 + 11 + len(HEAVY) + 4
     assert hand_made + 4 * FAST.max_examples >= 200
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="release.submit (release.py, after ledger.append: atomic_write(out / bundle)) learns that --out is not a "
+    "writable folder only after spending: FileExistsError/PermissionError traceback and epsilon spent",
+)
+def test_submit_out_is_a_file_refused_before_spending(tmp_path: Path) -> None:
+    from aggregator.org import init_org
+
+    home = tmp_path / "home"
+    init_org("shelter-outfile", "non_investigative", reporter_type="shelter", home=home)
+    key = tmp_path / "linkage.key"
+    key.write_bytes(b"k" * 32)
+    export, mapping = write_export(tmp_path / "in", [row(i) for i in range(6)])
+    out = tmp_path / "not-a-folder"
+    out.write_text("keep")
+    invoke([
+        "submit", str(export), "-m", str(mapping), "--period", "2025", "--epsilon", "0.1", "--out", str(out),
+        "--home", str(home), "--linkage-key", str(key), "--export-date", "2026-01-15",
+    ])
+    assert not (home / "ledger.jsonl").exists()
+    assert out.read_text() == "keep"
