@@ -61,6 +61,7 @@ XLSX_MAX_UNCOMPRESSED = 2 * 1024**3
 XLSX_MAX_RATIO = 100
 XLSX_RATIO_MIN_BYTES = 32 * 1024**2
 XLSX_MAX_MEMBERS = 10_000
+XLSX_MAX_SHARED_STRINGS = 512 * 1024**2  # openpyxl holds the shared-strings table in memory
 XLSX_BATCH_ROWS = 50_000
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -541,6 +542,11 @@ def _check_workbook_zip(name: str, path: Path) -> None:
             raise InputError(
                 f"{name}: refused: a part of the workbook unpacks to {member.file_size / max(member.compress_size, 1):,.0f} "
                 "times its packed size (a decompression bomb?)"
+            )
+        if member.filename.lower().endswith("sharedstrings.xml") and member.file_size > XLSX_MAX_SHARED_STRINGS:
+            raise InputError(
+                f"{name}: refused: the workbook's text table unpacks to {member.file_size / 1024**2:,.0f} MiB "
+                f"(limit {XLSX_MAX_SHARED_STRINGS // 1024**2} MiB); export it as CSV instead"
             )
         if member.filename.lower().endswith("vbaproject.bin"):
             raise InputError(f"{name}: refused: the workbook contains macros; save the sheet as a plain .xlsx without macros")
