@@ -168,6 +168,15 @@ def open_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES) -> 
         keyid = str(sigs[0]["keyid"])
     except (KeyError, TypeError, binascii.Error, ValueError):
         raise BundleRejected("bundle envelope fields are not valid base64", "not-an-envelope") from None
+    # Only the one canonical encoding is accepted, so a re-serialised or re-padded copy of a bundle cannot pose as
+    # a different bundle (the digest names the file).
+    canonical = {
+        "payloadType": raw["payloadType"],
+        "payload": base64.b64encode(payload_bytes).decode("ascii"),
+        "signatures": [{"keyid": keyid, "sig": base64.b64encode(signature).decode("ascii")}],
+    }
+    if canonical_json(canonical) != data:
+        raise BundleRejected("bundle is not in canonical form (re-encoded or altered envelope)", "not-canonical")
     return OpenedEnvelope(sha256_hex(data), raw["payloadType"], payload_bytes, keyid, signature)
 
 

@@ -18,6 +18,7 @@ from .errors import BudgetExceeded, ConfigError, UsageError
 
 DEFAULT_CAP = Fraction(1)
 MAX_EPSILON = Fraction(100)
+MIN_EPSILON = Fraction(1, 10**6)
 PRIVACY_UNIT = "one person at one organisation in one reporting period (calendar year)"
 
 # The naive workload: every one-way marginal plus form x age band and form x nationality group, equal split.
@@ -160,6 +161,8 @@ def parse_epsilon(value: str | int | Fraction | Decimal) -> Fraction:
         raise UsageError(f"epsilon must be a positive number such as 1.0 or 1/2, not {text[:40]!r}") from None
     if number <= 0:
         raise UsageError("epsilon must be greater than zero")
+    if number < MIN_EPSILON:
+        raise UsageError(f"epsilon below {MIN_EPSILON} adds so much noise that the release is useless; refused")
     if number > MAX_EPSILON:
         raise UsageError(f"epsilon above {MAX_EPSILON} gives no meaningful protection; refused")
     return number

@@ -52,9 +52,10 @@ def _normalised_sql(column: str) -> str:
     return f"CASE WHEN {column} IS NULL THEN '-' ELSE CAST(octet_length(encode({norm})) AS VARCHAR) || ':' || {norm} END"
 
 
+# Linkable only with a family name AND a date of birth: a partial identity (a birth date alone) would link strangers.
 PSEUDONYM_MESSAGE_SQL = f"""
 CASE
-  WHEN family_name IS NULL AND given_names IS NULL AND date_of_birth IS NULL
+  WHEN family_name IS NULL OR date_of_birth IS NULL
   THEN 'local|' || CAST(octet_length(encode($org_id)) AS VARCHAR) || ':' || $org_id
        || '|' || CAST(octet_length(encode(person_id)) AS VARCHAR) || ':' || person_id
   ELSE 'person|' || {_normalised_sql('family_name')} || '|' || {_normalised_sql('given_names')}
@@ -74,7 +75,7 @@ def pseudonym(key: bytes, org_id: str, person_id: str, family_name: str | None, 
         text = unicodedata.normalize("NFC", str(value).strip()).lower()
         return f"{len(text.encode('utf-8'))}:{text}"
 
-    if family_name is None and given_names is None and date_of_birth is None:
+    if family_name is None or date_of_birth is None:
         message = f"local|{len(org_id.encode())}:{org_id}|{len(person_id.encode())}:{person_id}"
     else:
         message = f"person|{norm(family_name)}|{norm(given_names)}|{norm(date_of_birth)}"
@@ -255,6 +256,8 @@ def submit(
     ledger.check(period, epsilon)
     private_key = load_private_key(org.key_path)
     export_date = export_date or dt.date.today()
+    if not dry_run:
+        ensure_writable_folder(out)
 
     report, con = validate_export(export, mapping_path, export_date=export_date)
     if not report.valid and not skip_invalid:
@@ -335,6 +338,18 @@ def submit(
     atomic_write(target, envelope)
     result.path = str(target)
     return result
+
+
+def ensure_writable_folder(folder: Path) -> None:
+    """Refuse an output folder that cannot take the bundle before anything is spent."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {folder.name or folder} is not a writable folder: {exc.strerror or type(exc).__name__}") from None
 
 
 def workload_named(name: str) -> tuple[tuple[str, ...], ...]:

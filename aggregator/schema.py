@@ -24,6 +24,8 @@ Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 ExactNumber = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(/[0-9]+)?$", max_length=80)]
 
 EARLIEST_DATE = dt.date(1900, 1, 1)
+# strptime directives that DuckDB and Python both understand for dates.
+DATE_DIRECTIVES = frozenset("dmYyBbje")
 
 
 class Registration(BaseModel):
@@ -124,6 +126,18 @@ class Mapping(BaseModel):
         if missing:
             raise ValueError(f"[columns] has no entry for required field(s): {', '.join(missing)}")
         return columns
+
+    @field_validator("date_formats")
+    @classmethod
+    def _known_directives(cls, formats: list[str]) -> list[str]:
+        for fmt in formats:
+            directives = re.findall(r"%(.)", fmt.replace("%%", ""))
+            unknown = [d for d in directives if d not in DATE_DIRECTIVES]
+            if unknown or not directives:
+                raise ValueError(
+                    f"date format {fmt!r} is not understood; use strptime directives such as %d-%m-%Y or %Y-%m-%d"
+                )
+        return formats
 
     @field_validator("values")
     @classmethod

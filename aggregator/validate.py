@@ -176,6 +176,8 @@ def load_mapping(path: Path):
         raise MappingError(f"mapping file not found: {path}") from None
     except UnicodeDecodeError:
         raise MappingError(f"mapping file {path.name} is not UTF-8") from None
+    except OSError as exc:
+        raise MappingError(f"cannot read mapping file {path.name}: {exc.strerror or type(exc).__name__}") from None
     except tomllib.TOMLDecodeError as exc:
         raise MappingError(f"mapping file {path.name} is not valid TOML: {exc}") from None
     try:
@@ -489,5 +491,10 @@ def write_errors_csv(report: ValidationReport, path: Path) -> None:
     from .bundle import atomic_write
     from .csvsafe import excel_safe_csv
 
+    from .errors import UsageError
+
     rows = ([e.row, e.field, e.rule, e.message] for e in report.errors)
-    atomic_write(path, excel_safe_csv(["row", "field", "rule", "message"], rows))
+    try:
+        atomic_write(path, excel_safe_csv(["row", "field", "rule", "message"], rows))
+    except OSError as exc:
+        raise UsageError(f"cannot write --errors-out {path.name}: {exc.strerror or type(exc).__name__}") from None

@@ -440,17 +440,11 @@ for delim in (",", "|", "\t"):
 
 
 # Known library bugs, reported to the owner of validate.py; strict, so a fix turns these into failures to remove.
-XFAIL = {
-    "mapping is directory": "validate.load_mapping (validate.py:174) catches FileNotFoundError only; "
-    "IsADirectoryError/PermissionError escape as a traceback",
-    "mapping date format junk": "an invalid strptime format in date_formats reaches DuckDB unchecked "
-    "(validate.check_export, validate.py:309): InvalidInputException traceback",
-}
 
 
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=XFAIL[c])) if c in XFAIL else c for c in sorted(CASES)],
+    sorted(CASES),
 )
 def test_hostile_case(case: str, tmp_path: Path) -> None:
     work = tmp_path / "work"
@@ -469,18 +463,9 @@ def test_errors_csv_formula_safe_and_canary_free(tmp_path: Path) -> None:
     assert len(errors.read_text(encoding="utf-8-sig").splitlines()) > len(FORMULA_ROWS)
 
 
-ERRORS_OUT_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="validate.write_errors_csv (validate.py:493) lets OSError from bundle.atomic_write (bundle.py:230) escape: "
-    "--errors-out naming a directory or an unwritable place is a traceback, not an error line",
-)
-
-
 @pytest.mark.parametrize(
     "target",
-    ["missing/dir/errors.csv", pytest.param("adir", marks=ERRORS_OUT_BUG),
-     pytest.param("../../../../../../proc/self/mem", marks=ERRORS_OUT_BUG), "/dev/full", "=cmd.csv",
-     pytest.param("", marks=ERRORS_OUT_BUG)],
+    ["missing/dir/errors.csv", "adir", "../../../../../../proc/self/mem", "/dev/full", "=cmd.csv", ""],
 )
 def test_errors_out_hostile_paths(target: str, tmp_path: Path) -> None:
     export, mapping = write_export(tmp_path, [row(i) for i in range(3)] + canary_rows())
@@ -552,9 +537,7 @@ def test_submit_hostile_out(out_name: str, tmp_path: Path, org_home: tuple[Path,
 @pytest.mark.parametrize(
     "epsilon",
     ["nan", "inf", "-inf", "0", "-1", "1e400", "abc", "1/0", "", "0x1",
-     pytest.param("1e-400", marks=pytest.mark.xfail(
-         strict=True, reason="privacy.parse_epsilon has no lower bound: 1e-400 passes and float(1/epsilon) overflows "
-         "in calibrated_measurement (privacy.py, scale = float(1 / epsilon)): OverflowError traceback"))],
+     "1e-400"],
 )
 def test_submit_bad_epsilon(epsilon: str, tmp_path: Path, org_home: tuple[Path, Path]) -> None:
     home, key = org_home
@@ -643,11 +626,6 @@ def test_case_count() -> None:
     assert hand_made + 4 * FAST.max_examples >= 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="release.submit (release.py, after ledger.append: atomic_write(out / bundle)) learns that --out is not a "
-    "writable folder only after spending: FileExistsError/PermissionError traceback and epsilon spent",
-)
 def test_submit_out_is_a_file_refused_before_spending(tmp_path: Path) -> None:
     from aggregator.org import init_org
 

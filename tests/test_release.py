@@ -65,12 +65,17 @@ def test_investigative_records_are_statutory(tmp_path):
 
 
 def test_sql_pseudonym_equals_python_hmac(tmp_path):
-    rows = [row(1, family_name="  Ëlsa ", given_names="DE Vries", date_of_birth="03-04-1990"), row(2, family_name="", given_names="", date_of_birth="", person_id="ANON-7")]
+    rows = [
+        row(1, family_name="  Ëlsa ", given_names="DE Vries", date_of_birth="03-04-1990"),
+        row(2, family_name="", given_names="", date_of_birth="", person_id="ANON-7"),
+        row(3, family_name="", given_names="Eva", date_of_birth="03-04-1990", person_id="PART-8"),
+    ]
     con = people(tmp_path, rows)
     got = {r[0] for r in con.execute("SELECT pseudonym FROM people").fetchall()}
     expected = {
         pseudonym(KEY, "org-a", "P00001", "Ëlsa", "de vries", dt.date(1990, 4, 3)),
         pseudonym(KEY, "org-a", "ANON-7", None, None, None),
+        pseudonym(KEY, "org-a", "PART-8", None, "Eva", dt.date(1990, 4, 3)),
     }
     assert got == expected
 
@@ -82,7 +87,11 @@ def test_same_person_links_across_organisations_anonymous_ones_do_not():
     assert pseudonym(KEY, "org-a", "1", None, None, None) != pseudonym(KEY, "org-b", "1", None, None, None)
     assert pseudonym(b"another-key-0123456789", "org-a", "1", "Jansen", "Eva", dt.date(2001, 1, 1)) != a
     # Length prefixes keep field boundaries: "ab"+"c" differs from "a"+"bc".
-    assert pseudonym(KEY, "o", "1", "ab", "c", None) != pseudonym(KEY, "o", "1", "a", "bc", None)
+    dob = dt.date(2001, 1, 1)
+    assert pseudonym(KEY, "o", "1", "ab", "c", dob) != pseudonym(KEY, "o", "1", "a", "bc", dob)
+    # A partial identity (no family name, or no date of birth) never links across organisations.
+    assert pseudonym(KEY, "org-a", "1", None, "Eva", dob) != pseudonym(KEY, "org-b", "2", None, "Eva", dob)
+    assert pseudonym(KEY, "org-a", "1", "Jansen", "Eva", None) != pseudonym(KEY, "org-b", "2", "Jansen", "Eva", None)
 
 
 def _submit(tmp_path, rows, *, epsilon="1", **kw):

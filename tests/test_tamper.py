@@ -314,9 +314,9 @@ def test_revoked_key_after_rotation(world):
 
 
 def test_malleable_base64_is_never_accepted_twice(world):
-    """The signature covers the decoded payload; base64 padding bits and a re-serialised envelope make another file
-    with the same signed content. It gets another digest, so it is not a duplicate: it meets the accepted original as
-    equivocation and never enters the table or the budget a second time."""
+    """The signature covers the decoded payload; base64 padding bits and a re-serialised envelope would make another
+    file with the same signed content. Only the canonical encoding is accepted, so such a copy is refused before it
+    can pose as a different bundle (no false equivocation evidence either)."""
     db, shelter, _, folder = world
     original = next(p for p in sorted(store.archive_dir(db).glob("*.bundle.json"))
                     if json.loads(base64.b64decode(json.loads(p.read_bytes())["payload"]))["organisation"]["id"] == "shelter-a")
@@ -329,8 +329,11 @@ def test_malleable_base64_is_never_accepted_twice(world):
     variant = json.dumps(envelope).encode()  # also not canonical: spaces after separators
     assert base64.b64decode(envelope["signatures"][0]["sig"]) == base64.b64decode(sig)
     before = observable(db)
-    assert refused(db, [bf.write(folder, variant)]) == [("refused", "equivocation")]
+    assert refused(db, [bf.write(folder, variant)]) == [("refused", "not-canonical")]
+    padded_only = json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+    assert refused(db, [bf.write(folder, padded_only)]) == [("refused", "not-canonical")]
     assert observable(db) == before
+    assert not list(store.evidence_dir(db).glob("*")) if store.evidence_dir(db).exists() else True
 
 
 # ------------------------------------------------------------------ property: live table == rebuild from archive
