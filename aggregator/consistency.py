@@ -72,7 +72,8 @@ def _group_estimates(marginals: list[tuple[tuple[str, ...], float, list[float]]]
 
     aw = _measurement_matrix([(d, v) for d, v, _ in marginals])
     y = np.concatenate([np.asarray(cells, dtype=float) / math.sqrt(v) for _, v, cells in marginals])
-    pinv = np.linalg.pinv(aw, rcond=1e-10)  # joint cells x measurements
+    # pinv(A) = A^T pinv(A A^T): a small measurements x measurements problem instead of an SVD over every joint cell.
+    pinv = aw.T @ np.linalg.pinv(aw @ aw.T, rcond=1e-10, hermitian=True)  # joint cells x measurements
     x = pinv @ y
     out = {}
     for dims in list(HIERARCHY) + list(DERIVED):
