@@ -146,7 +146,10 @@ def read_export(
     except OSError as exc:
         raise InputError(f"{name}: could not be read ({exc.strerror or 'input/output error'})") from None
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {quote_ident(_STAGE)}")
+        try:
+            con.execute(f"DROP TABLE IF EXISTS {quote_ident(_STAGE)}")
+        except duckdb.Error:  # e.g. the caller's transaction was aborted; never hide the real error
+            pass
 
 
 # ---------------------------------------------------------------- text files: encoding and sniffing
@@ -774,7 +777,10 @@ def _read_json(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions 
     try:
         return _json_columns(con, name, objects, table, encoding)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {objects}")
+        try:
+            con.execute(f"DROP TABLE IF EXISTS {objects}")
+        except duckdb.Error:  # the caller's transaction was aborted; never hide the real error
+            pass
 
 
 def _json_columns(con: duckdb.DuckDBPyConnection, name: str, objects: str, table: str, encoding: str) -> ReadInfo:

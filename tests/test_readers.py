@@ -575,3 +575,11 @@ def test_bom_then_invalid_utf8_is_refused_not_reread(con, tmp_path):
     body = "".join(f"{i};{CANARY}\n" for i in range(8_000))
     path.write_bytes(codecs.BOM_UTF8 + ("a;b\n" + body).encode() + f"1;{CANARY}\xe9\n".encode("cp1252"))
     assert "UTF-8" in refused(con, path)
+
+
+def test_error_inside_a_callers_transaction_stays_an_input_error(con, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(f"id;naam\n1;{CANARY}\n2;{CANARY};{CANARY}\n", encoding="utf-8")
+    con.execute("BEGIN")
+    assert "line 3 has 3 fields" in refused(con, path)
+    con.execute("ROLLBACK")
