@@ -468,8 +468,16 @@ def export_ledger(db_path: Path, out: Path) -> int:
     """Write the ledger as JSON lines (canonical JSON per line, hash included); returns the number of entries."""
     entries = ledger_entries(db_path)
     data = b"".join(canonical_json(e) + b"\n" for e in entries)
-    atomic_write(Path(out), data)
+    write_output(Path(out), data)
     return len(entries)
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Atomic write of a file the user named; an unwritable place is an InputError, not a traceback."""
+    try:
+        atomic_write(Path(path), data)
+    except OSError as exc:
+        raise InputError(f"cannot write {Path(path).name or path}: {exc.strerror or type(exc).__name__}") from None
 
 
 def verify_ledger_file(path: Path) -> LedgerCheck:
@@ -1177,6 +1185,11 @@ def merge_bundles(
         for done, item in enumerate(staged, start=1):
             try:
                 outcomes[item.position] = _ingest(con, item, db_path, now)
+            except OSError as exc:  # the archive cannot be written: stop cleanly (this bundle was rolled back)
+                raise InputError(
+                    f"merge stopped at {item.file}: cannot write to the archive folder {archive_dir(db_path).name} "
+                    f"({exc.strerror or type(exc).__name__}); bundles before it in this run were merged"
+                ) from None
             except BundleRejected as exc:
                 outcomes[item.position] = _outcome(item, "refused", reason=exc.reason, message=exc.message)
                 if exc.reason == "equivocation":

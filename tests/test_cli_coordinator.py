@@ -370,3 +370,11 @@ def test_real_submitted_bundles_merge_into_the_table(tmp_path, monkeypatch):
     # an exact replay of the submitted file changes nothing
     again = cli_json("merge", submitted["shelter-a"]["path"], "--db", db)
     assert again["duplicate"] == 1
+
+
+def test_unwritable_outputs_are_error_lines(setup, tmp_path):
+    db = setup[0]
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    assert cli("table", "--db", db, "--format", "csv", "--out", folder, code=1).stderr.startswith("error: cannot write")
+    assert cli("budget", "--db", db, "--export-ledger", folder, code=1).stderr.startswith("error: cannot write")

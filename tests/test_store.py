@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aggregator import bundle, store
-from aggregator.errors import ConfigError, StoreBusy, UsageError
+from aggregator.errors import ConfigError, InputError, StoreBusy, UsageError
 from tests import bundlefactory as bf
 
 TABLES = ("organisations", "org_keys", "bundles", "records", "marginals", "noisy_cells", "withdrawals", "ledger")
@@ -336,7 +336,7 @@ def test_failure_during_ingest_rolls_back_and_leaves_no_archive(world, monkeypat
         raise OSError("disk full")
 
     monkeypatch.setattr(store, "atomic_write", broken_write)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="cannot write to the archive folder national.archive"):
         merge(db, path)
     monkeypatch.undo()
     assert snapshot(db) == before

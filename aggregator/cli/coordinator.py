@@ -224,9 +224,9 @@ def table(
     else:
         data = to_markdown(result, lang.value).encode("utf-8")
     if out is not None:
-        from ..bundle import atomic_write
+        from ..store import write_output
 
-        run(lambda: atomic_write(out, data))
+        run(lambda: write_output(out, data))
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
