@@ -223,7 +223,9 @@ def _typed_view_sql(mapping, specs: list[FieldSpec]) -> str:
     """SQL of the view `typed`: raw text per field (`<f>__raw`, after value mapping) and its typed value (`<f>`)."""
     selects = ["r.__row AS __row"]
     joins = []
-    formats = [f"'{f.replace(chr(39), chr(39) * 2)}'" for f in mapping.date_formats]
+    # ISO dates are always understood too: spreadsheet date cells arrive as YYYY-MM-DD whatever their display format.
+    date_formats = list(dict.fromkeys([*mapping.date_formats, "%Y-%m-%d"]))
+    formats = [f"'{f.replace(chr(39), chr(39) * 2)}'" for f in date_formats]
     for spec in specs:
         source = mapping.columns.get(spec.name)
         raw = f"NULLIF(TRIM(r.{quote_ident(source)}), '')" if source else "CAST(NULL AS VARCHAR)"
