@@ -75,6 +75,8 @@ class NationalRow:
     lower: float
     upper: float
     total: bool = False
+    raw_estimate: int | None = None  # individual + raw noisy sum, before the consistent post-processing
+    consistent: bool = False  # estimate and interval come from consistency.py (WLS, non-negative, margins add up)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -234,6 +236,7 @@ def national_table(db_path: Path, period: int | None = None, by: str | Sequence[
                 )
 
         linked, conflicting = con.execute(_LINKED, params).fetchone()
+        consistent = _consistent_tables(con, names, periods)
         rows = con.execute(_table_sql(names), {
             **params,
             "periods": periods,
@@ -245,13 +248,45 @@ def national_table(db_path: Path, period: int | None = None, by: str | Sequence[
     table_rows: list[NationalRow] = []
     for per in periods:
         cells = [_row(per, dict(zip(names, r[1:1 + len(names)])), *r[1 + len(names):]) for r in rows if r[0] == per]
+        total = _row(per, {}, sum(c.individual for c in cells), sum(c.noisy for c in cells),
+                     math.fsum(c.variance for c in cells), total=True)
+        if consistent.get(per) is not None:
+            cell_table, total_table = consistent[per]
+            cells = [_consistent_row(c, cell_table, names) for c in cells]
+            total = _consistent_row(total, total_table, [])
         if names:  # without a breakdown the single cell is the total row
             table_rows.extend(cells)
-        table_rows.append(
-            _row(per, {}, sum(c.individual for c in cells), sum(c.noisy for c in cells),
-                 math.fsum(c.variance for c in cells), total=True)
-        )
+        table_rows.append(total)
     return NationalTable(names, period, periods, table_rows, uses, int(linked or 0), int(conflicting or 0), notes)
+
+
+def _consistent_tables(con, names: list[str], periods: list[int]) -> dict[int, tuple]:
+    """Per period, the consistent table for this breakdown and the total, when the releases determine them."""
+    from .consistency import DERIVED, HIERARCHY, consistent_tables
+
+    key = tuple(d for d in DIMENSIONS if d in names)
+    if len(key) != len(names) or (key not in HIERARCHY and key not in DERIVED):
+        return {}
+    out: dict[int, tuple] = {}
+    for per in periods:
+        tables = consistent_tables(con, per)
+        if key in tables and () in tables:
+            out[per] = (tables[key], tables[()])
+    return out
+
+
+def _consistent_row(row: NationalRow, table, names: list[str]) -> NationalRow:
+    """The row with the consistent, non-negative noisy part; the interval is the WLS one cut at zero noisy people."""
+    from .consistency import DIMS
+
+    key = tuple(row.dims[d] for d in DIMS if d in names)
+    wls, variance, post = table.by_key()[key]
+    se = math.sqrt(variance)
+    estimate = row.individual + post
+    lower = max(float(row.individual), row.individual + wls - Z_95 * se)
+    upper = max(row.individual + wls + Z_95 * se, float(estimate))
+    return NationalRow(row.period, row.dims, row.individual, row.noisy, variance, estimate, se, lower, upper,
+                       row.total, raw_estimate=row.estimate, consistent=True)
 
 
 def _row(period: int, dims: dict[str, str], individual: int, noisy: int, variance: float, *, total: bool = False) -> NationalRow:
