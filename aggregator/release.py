@@ -100,25 +100,37 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
             FROM valid_rows
             WHERE year(report_date) = $period
         ),
-        ranked AS (
-            SELECT *,
-                row_number() OVER (PARTITION BY person_id ORDER BY report_date DESC, __row DESC) AS pick,
-                bool_or(consent_valid) OVER (PARTITION BY person_id) AS any_consent,
-                bool_or(withdrawn) OVER (PARTITION BY person_id) AS any_withdrawn
+        per_person AS (
+            -- the latest row describes the person; consent counts when given on any row and withdrawn on none
+            SELECT person_id,
+                arg_max({{
+                    'family_name': family_name, 'given_names': given_names, 'date_of_birth': date_of_birth,
+                    'form': form, 'gender': gender, 'nationality': nationality, 'province': province,
+                    'age': coalesce(age, date_part('year', age(report_date, date_of_birth)))
+                }}, {{'day': report_date, 'row': __row}}) AS p,
+                bool_or(consent_valid) AS any_consent,
+                bool_or(withdrawn) AS any_withdrawn
             FROM period_rows
+            GROUP BY person_id
+        ),
+        based AS (
+            SELECT person_id, p.*,
+                CASE
+                    WHEN $kind = 'investigative' THEN 'statutory'
+                    WHEN any_consent AND NOT any_withdrawn THEN 'consent'
+                END AS basis
+            FROM per_person
         )
         SELECT
-            {HMAC_SQL} AS pseudonym,
-            CASE
-                WHEN $kind = 'investigative' THEN 'statutory'
-                WHEN any_consent AND NOT any_withdrawn THEN 'consent'
-            END AS basis,
+            -- pseudonyms only for records that leave: nobody else needs one
+            CASE WHEN basis IS NOT NULL THEN {HMAC_SQL} END AS pseudonym,
+            basis,
             form,
             CASE
-                WHEN coalesce(age, date_part('year', age(report_date, date_of_birth))) IS NULL THEN 'unknown'
-                WHEN coalesce(age, date_part('year', age(report_date, date_of_birth))) < 15 THEN 'under_15'
-                WHEN coalesce(age, date_part('year', age(report_date, date_of_birth))) < 18 THEN '15_17'
-                WHEN coalesce(age, date_part('year', age(report_date, date_of_birth))) < 25 THEN '18_24'
+                WHEN age IS NULL THEN 'unknown'
+                WHEN age < 15 THEN 'under_15'
+                WHEN age < 18 THEN '15_17'
+                WHEN age < 25 THEN '18_24'
                 ELSE '25_plus'
             END AS age_band,
             coalesce(gender, 'unknown') AS gender,
@@ -129,8 +141,7 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
                 ELSE 'non_EU'
             END AS nationality_group,
             coalesce(province, 'unknown') AS province
-        FROM ranked
-        WHERE pick = 1
+        FROM based
         """,
         {
             "export_date": export_date,
@@ -256,8 +267,6 @@ def submit(
     ledger.check(period, epsilon)
     private_key = load_private_key(org.key_path)
     export_date = export_date or dt.date.today()
-    if not dry_run:
-        ensure_writable_folder(out)
 
     report, con = validate_export(export, mapping_path, export_date=export_date)
     if not report.valid and not skip_invalid:
@@ -265,6 +274,8 @@ def submit(
             f"{report.rows_invalid} of {report.rows_read} rows break the schema; run `aggregator validate` to see them, "
             "fix the export, or pass --skip-invalid to release only the valid rows"
         )
+    if not dry_run:
+        ensure_writable_folder(out)
     build_people(con, org, period, export_date, linkage_key)
     records = lawful_records(con)
     if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):

@@ -310,26 +310,21 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
     _check_columns(con, mapping, source_columns)
     con.execute("CREATE OR REPLACE TEMP TABLE value_map (field VARCHAR, source VARCHAR, code VARCHAR)")
     con.executemany("INSERT INTO value_map VALUES (?, ?, ?)", _value_map_rows(mapping))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {_typed_view_sql(mapping, specs)}")
-
     rules = compiled_rules(specs)
     flags = ",\n  ".join(
         f"CASE WHEN coalesce(({cond}), FALSE) THEN '{rule}|{fname}' END" for rule, fname, cond in rules
     )
+    # One pass: map, type and check every row; the verdict is a column of `typed`, valid rows are a view on it.
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE verdicts AS
-        SELECT __row, list_filter([{flags}], lambda x: x IS NOT NULL) AS violations
-        FROM typed AS t
+        CREATE OR REPLACE TEMP TABLE typed AS
+        SELECT t.*, list_filter([{flags}], lambda x: x IS NOT NULL) AS violations
+        FROM ({_typed_view_sql(mapping, specs)}) AS t
         """,
         {"export_date": export_date},
     )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE valid_rows AS
-        SELECT t.* FROM typed AS t JOIN verdicts AS v USING (__row) WHERE len(v.violations) = 0
-        """
-    )
+    con.execute("CREATE OR REPLACE TEMP VIEW verdicts AS SELECT __row, violations FROM typed")
+    con.execute("CREATE OR REPLACE TEMP VIEW valid_rows AS SELECT * EXCLUDE (violations) FROM typed WHERE len(violations) = 0")
     rows_read, rows_invalid = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE len(violations) > 0) FROM verdicts"
     ).fetchone()

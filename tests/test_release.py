@@ -33,11 +33,17 @@ def people(tmp_path, rows, kind="non_investigative"):
 
 def test_one_record_per_person_and_the_latest_row_wins(tmp_path):
     rows = [row(1, report_date="01-02-2025", form="arbeidsuitbuiting"), row(1, report_date="01-09-2025", form="seksuele uitbuiting"), row(2)]
-    con = people(tmp_path, rows)
+    con = people(tmp_path, rows, kind="investigative")
     got = con.execute("SELECT count(*), count(DISTINCT pseudonym) FROM people").fetchone()
     assert got == (2, 2)
     forms = con.execute("SELECT form FROM people ORDER BY pseudonym").fetchall()
     assert ("sexual",) in forms and ("labour",) not in forms
+
+
+def test_only_records_that_leave_get_a_pseudonym(tmp_path):
+    con = people(tmp_path, [row(3, consent="ja", consent_date="01-03-2025"), row(4, consent="nee", consent_date="")])
+    assert sorted(con.execute("SELECT basis, pseudonym IS NULL FROM people").fetchall(), key=str) == [
+        ("consent", False), (None, True)]
 
 
 def test_other_periods_are_left_out(tmp_path):
@@ -70,7 +76,7 @@ def test_sql_pseudonym_equals_python_hmac(tmp_path):
         row(2, family_name="", given_names="", date_of_birth="", person_id="ANON-7"),
         row(3, family_name="", given_names="Eva", date_of_birth="03-04-1990", person_id="PART-8"),
     ]
-    con = people(tmp_path, rows)
+    con = people(tmp_path, rows, kind="investigative")
     got = {r[0] for r in con.execute("SELECT pseudonym FROM people").fetchall()}
     expected = {
         pseudonym(KEY, "org-a", "P00001", "Ëlsa", "de vries", dt.date(1990, 4, 3)),
