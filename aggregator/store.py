@@ -31,7 +31,10 @@ import datetime as dt
 import itertools
 import json
 import math
+import os
 import re
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, localcontext
@@ -228,7 +231,9 @@ def evidence_dir(db_path: Path) -> Path:
 
 def _connect(db_path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(db_path), read_only=read_only)
+        con = duckdb.connect(str(db_path), read_only=read_only)
+        con.execute("SET enable_progress_bar = false")  # DuckDB's own bars on long queries would clutter stderr
+        return con
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise StoreBusy(f"store is busy: another aggregator process is using {db_path.name}") from None
@@ -907,7 +912,48 @@ def _check_payload(payload: Any, opened: Any, key: _KeyInfo, now: dt.datetime) -
     return _release_epsilon(payload)
 
 
-def _stage(con: duckdb.DuckDBPyConnection, position: int, path: Path, now: dt.datetime) -> _Staged | BundleOutcome:
+@dataclass
+class _MergeState:
+    """What the merge rules need from the store, read once per run and kept up to date as bundles are accepted."""
+
+    digests: set[str]  # every accepted bundle
+    by_sequence: dict[tuple[str, int, int], str]  # (org, period, sequence) -> digest
+    latest: dict[tuple[str, int], int]  # highest accepted sequence per (org, period)
+    spent: dict[tuple[str, int], Fraction]  # exact epsilon spent per (org, period)
+    current: dict[tuple[str, int], list[str]]  # bundles not superseded yet, by sequence
+    keys: dict[str, _KeyInfo]  # the registry by keyid
+    ledger_index: int  # the ledger head
+    ledger_hash: str
+
+
+def _load_state(con: duckdb.DuckDBPyConnection) -> _MergeState:
+    state = _MergeState(set(), {}, {}, {}, {}, {}, 0, GENESIS_HASH)
+    for digest, org_id, period, sequence, epsilon, superseded_by in con.execute(
+        "SELECT digest, org_id, period, sequence, epsilon, superseded_by FROM bundles ORDER BY org_id, period, sequence"
+    ).fetchall():
+        key = (org_id, period)
+        state.digests.add(digest)
+        state.by_sequence[(org_id, period, sequence)] = digest
+        state.latest[key] = max(state.latest.get(key, sequence), sequence)
+        state.spent[key] = state.spent.get(key, Fraction(0)) + Fraction(epsilon)
+        if superseded_by is None:
+            state.current.setdefault(key, []).append(digest)
+    for row in con.execute(
+        """
+        SELECT k.keyid, k.org_id, k.public_key, k.retired_at, k.revoked_at, o.kind, o.reporter_type, o.cap, o.status
+        FROM org_keys AS k JOIN organisations AS o ON o.id = k.org_id
+        """
+    ).fetchall():
+        state.keys[row[0]] = _KeyInfo(
+            row[0], row[1], base64.b64decode(row[2]), row[3], row[4], row[5], row[6], Fraction(row[7]), row[8]
+        )
+    head = con.execute("SELECT idx, hash FROM ledger ORDER BY idx DESC LIMIT 1").fetchone()
+    if head is not None:
+        state.ledger_index, state.ledger_hash = int(head[0]), head[1]
+    return state
+
+
+def _stage(state: _MergeState, position: int, path: Path, now: dt.datetime) -> _Staged | BundleOutcome:
     """Read, open, verify and parse one bundle; nothing is written."""
     name = Path(path).name
     try:
@@ -915,9 +961,9 @@ def _stage(con: duckdb.DuckDBPyConnection, position: int, path: Path, now: dt.da
     except OSError:  # permissions, a vanished mount, ...: refused like any unreadable bundle
         raise BundleRejected(f"bundle file cannot be read: {name}", "not-found") from None
     opened = open_envelope(data)
-    if con.execute("SELECT 1 FROM bundles WHERE digest = ?", [opened.digest]).fetchone():
+    if opened.digest in state.digests:
         return BundleOutcome(name, "duplicate", message="already merged; nothing changed", digest=opened.digest)
-    key = _key_info(con, opened.keyid)
+    key = state.keys.get(opened.keyid)
     if key is None:
         raise BundleRejected(
             f"bundle is signed with key {opened.keyid}, which is not in the registry (unknown organisation or key)",
@@ -948,205 +994,309 @@ def _outcome(staged: _Staged, status: str, **extra: Any) -> BundleOutcome:
     )
 
 
+# One set insert per table for all bundles of a run: parallel lists, one element per row, zipped by UNNEST.
+_INSERT_BUNDLES = """
+INSERT INTO bundles (digest, org_id, period, sequence, keyid, created_at, expires_at, received_at,
+                     ledger_index, epsilon, n_records, n_withdrawals, superseded_by, flagged)
+SELECT UNNEST($digest::VARCHAR[]), UNNEST($org::VARCHAR[]), UNNEST($period::INTEGER[]),
+       UNNEST($sequence::INTEGER[]), UNNEST($keyid::VARCHAR[]), UNNEST($created_at::TIMESTAMP[]),
+       UNNEST($expires_at::TIMESTAMP[]), $received_at::TIMESTAMP, UNNEST($ledger_index::BIGINT[]),
+       UNNEST($epsilon::VARCHAR[]), UNNEST($n_records::INTEGER[]), UNNEST($n_withdrawals::INTEGER[]),
+       UNNEST($superseded_by::VARCHAR[]), NULL
+"""
+_INSERT_LEDGER = """
+INSERT INTO ledger (idx, event, org_id, period, digest, epsilon, entry, prev_hash, hash)
+SELECT UNNEST($idx::BIGINT[]), 'accept', UNNEST($org::VARCHAR[]), UNNEST($period::INTEGER[]),
+       UNNEST($digest::VARCHAR[]), UNNEST($epsilon::VARCHAR[]), UNNEST($entry::VARCHAR[]),
+       UNNEST($prev_hash::VARCHAR[]), UNNEST($hash::VARCHAR[])
+"""
 _INSERT_RECORDS = """
 INSERT INTO records (digest, org_id, period, pseudonym, basis, form, age_band, gender, nationality_group, province)
-SELECT $digest, $org, $period,
+SELECT UNNEST($digest::VARCHAR[]), UNNEST($org::VARCHAR[]), UNNEST($period::INTEGER[]),
        UNNEST($pseudonym::VARCHAR[]), UNNEST($basis::VARCHAR[]), UNNEST($form::VARCHAR[]),
        UNNEST($age_band::VARCHAR[]), UNNEST($gender::VARCHAR[]), UNNEST($nationality_group::VARCHAR[]),
        UNNEST($province::VARCHAR[])
 """
 _INSERT_MARGINALS = """
 INSERT INTO marginals (digest, marginal_index, dimensions, epsilon, scale, variance, expected_error_95)
-SELECT $digest, UNNEST($index::INTEGER[]), UNNEST($dimensions::VARCHAR[][]), UNNEST($epsilon::VARCHAR[]),
-       UNNEST($scale::DOUBLE[]), UNNEST($variance::DOUBLE[]), UNNEST($error::DOUBLE[])
+SELECT UNNEST($digest::VARCHAR[]), UNNEST($index::INTEGER[]), UNNEST($dimensions::VARCHAR[][]),
+       UNNEST($epsilon::VARCHAR[]), UNNEST($scale::DOUBLE[]), UNNEST($variance::DOUBLE[]), UNNEST($error::DOUBLE[])
 """
 _INSERT_CELLS = """
 INSERT INTO noisy_cells (digest, marginal_index, form, age_band, gender, nationality_group, province, count)
-SELECT $digest, UNNEST($index::INTEGER[]), UNNEST($form::VARCHAR[]), UNNEST($age_band::VARCHAR[]),
-       UNNEST($gender::VARCHAR[]), UNNEST($nationality_group::VARCHAR[]), UNNEST($province::VARCHAR[]),
-       UNNEST($count::BIGINT[])
+SELECT UNNEST($digest::VARCHAR[]), UNNEST($index::INTEGER[]), UNNEST($form::VARCHAR[]),
+       UNNEST($age_band::VARCHAR[]), UNNEST($gender::VARCHAR[]), UNNEST($nationality_group::VARCHAR[]),
+       UNNEST($province::VARCHAR[]), UNNEST($count::BIGINT[])
 """
 _INSERT_WITHDRAWALS = """
 INSERT INTO withdrawals (digest, org_id, period, pseudonym)
-SELECT DISTINCT $digest, $org, period, pseudonym
-FROM (SELECT UNNEST($period::INTEGER[]) AS period, UNNEST($pseudonym::VARCHAR[]) AS pseudonym)
+SELECT DISTINCT digest, org_id, period, pseudonym
+FROM (
+    SELECT UNNEST($digest::VARCHAR[]) AS digest, UNNEST($org::VARCHAR[]) AS org_id,
+           UNNEST($period::INTEGER[]) AS period, UNNEST($pseudonym::VARCHAR[]) AS pseudonym
+)
 """
-# Withdrawals that match no record this organisation sent for that period (a note for auditors).
+# Earlier bundles this run replaced in the national table.
+_SUPERSEDE = """
+UPDATE bundles SET superseded_by = s.superseded_by
+FROM (SELECT UNNEST($digest::VARCHAR[]) AS digest, UNNEST($superseded_by::VARCHAR[]) AS superseded_by) AS s
+WHERE bundles.digest = s.digest
+"""
+# Withdrawals of this run's bundles that match no record the organisation sent for that period in a bundle
+# accepted up to and including the withdrawing one (a note for auditors).
 _UNMATCHED_WITHDRAWALS = """
-SELECT count(*) FROM withdrawals AS w
-WHERE w.digest = $digest
+SELECT w.digest, count(*) AS unmatched
+FROM withdrawals AS w JOIN bundles AS wb ON wb.digest = w.digest
+WHERE w.digest IN (SELECT UNNEST($digests::VARCHAR[]))
   AND NOT EXISTS (
-      SELECT 1 FROM records AS r
+      SELECT 1 FROM records AS r JOIN bundles AS rb ON rb.digest = r.digest
       WHERE r.org_id = w.org_id AND r.period = w.period AND r.pseudonym = w.pseudonym
+        AND rb.ledger_index <= wb.ledger_index
   )
+GROUP BY w.digest
+"""
+_FLAG = """
+UPDATE bundles SET flagged = f.flagged
+FROM (SELECT UNNEST($digest::VARCHAR[]) AS digest, UNNEST($flagged::VARCHAR[]) AS flagged) AS f
+WHERE bundles.digest = f.digest
 """
 
 
-def _insert_rows(con: duckdb.DuckDBPyConnection, staged: _Staged) -> None:
-    """Insert the bundle's records, marginals, cells and withdrawals as whole relations (no per-row INSERTs)."""
-    p = staged.payload
-    base = {"digest": staged.digest, "org": p.organisation.id, "period": p.period}
-    dumped = p.model_dump(mode="json", include={"records", "withdrawals", "release"})
-    records = dumped["records"]
-    if records:
-        columns = ("pseudonym", "basis", "form", "age_band", "gender", "nationality_group", "province")
-        con.execute(_INSERT_RECORDS, {**base, **{c: [r[c] for r in records] for c in columns}})
-    release = dumped.get("release")
-    if release:
-        marginals = release["marginals"]
+class _Batch:
+    """Column lists of every table row the accepted bundles of one run add, for one set insert per table."""
+
+    def __init__(self) -> None:
+        self.accepted: list[_Staged] = []
+        self.bundles: dict[str, list[Any]] = {
+            name: []
+            for name in ("digest", "org", "period", "sequence", "keyid", "created_at", "expires_at", "ledger_index",
+                         "epsilon", "n_records", "n_withdrawals")
+        }
+        self.ledger: dict[str, list[Any]] = {
+            name: [] for name in ("idx", "org", "period", "digest", "epsilon", "entry", "prev_hash", "hash")
+        }
+        self.records: dict[str, list[Any]] = {
+            name: []
+            for name in ("digest", "org", "period", "pseudonym", "basis", "form", "age_band", "gender",
+                         "nationality_group", "province")
+        }
+        self.marginals: dict[str, list[Any]] = {
+            name: [] for name in ("digest", "index", "dimensions", "epsilon", "scale", "variance", "error")
+        }
+        self.cells: dict[str, list[Any]] = {name: [] for name in ("digest", "index", "count", *DIMENSIONS)}
+        self.withdrawals: dict[str, list[Any]] = {name: [] for name in ("digest", "org", "period", "pseudonym")}
+        self.superseded_by: dict[str, str] = {}  # digest -> the digest that replaced it, old and new bundles
+
+    def add(self, staged: _Staged, ledger: dict[str, Any]) -> None:
+        p = staged.payload
+        digest, org_id, period = staged.digest, p.organisation.id, p.period
+        self.accepted.append(staged)
+        b = self.bundles
+        b["digest"].append(digest)
+        b["org"].append(org_id)
+        b["period"].append(period)
+        b["sequence"].append(p.sequence)
+        b["keyid"].append(staged.keyid)
+        b["created_at"].append(utc_naive(p.created_at))
+        b["expires_at"].append(utc_naive(p.expires_at))
+        b["ledger_index"].append(ledger["idx"])
+        b["epsilon"].append(fraction_text(staged.epsilon))
+        b["n_records"].append(len(p.records))
+        b["n_withdrawals"].append(len(p.withdrawals))
+        for name, value in ledger.items():
+            self.ledger[name].append(value)
+        dumped = p.model_dump(mode="json", include={"records", "withdrawals", "release"})
+        records = dumped["records"]
+        if records:
+            r = self.records
+            n = len(records)
+            r["digest"].extend([digest] * n)
+            r["org"].extend([org_id] * n)
+            r["period"].extend([period] * n)
+            for column in ("pseudonym", "basis", "form", "age_band", "gender", "nationality_group", "province"):
+                r[column].extend([rec[column] for rec in records])
+        release = dumped.get("release")
+        if release:
+            m, c = self.marginals, self.cells
+            for index, marginal in enumerate(release["marginals"]):
+                m["digest"].append(digest)
+                m["index"].append(index)
+                m["dimensions"].append(marginal["dimensions"])
+                m["epsilon"].append(fraction_text(Fraction(marginal["epsilon"])))
+                m["scale"].append(marginal["scale"])
+                m["variance"].append(marginal["variance"])
+                m["error"].append(marginal["expected_error_95"])
+                cells = marginal["cells"]
+                n = len(cells)
+                c["digest"].extend([digest] * n)
+                c["index"].extend([index] * n)
+                c["count"].extend([cell["count"] for cell in cells])
+                dims = marginal["dimensions"]
+                for dim in DIMENSIONS:
+                    if dim in dims:
+                        pos = dims.index(dim)
+                        c[dim].extend([cell["key"][pos] for cell in cells])
+                    else:
+                        c[dim].extend([None] * n)
+        withdrawals = dumped["withdrawals"]
+        if withdrawals:
+            w = self.withdrawals
+            n = len(withdrawals)
+            w["digest"].extend([digest] * n)
+            w["org"].extend([org_id] * n)
+            w["period"].extend([x["period"] for x in withdrawals])
+            w["pseudonym"].extend([x["pseudonym"] for x in withdrawals])
+
+    def write(self, con: duckdb.DuckDBPyConnection, now: dt.datetime) -> dict[str, str]:
+        """Insert everything inside the caller's transaction; returns the flag note per flagged new bundle."""
+        new = set(self.bundles["digest"])
         con.execute(
-            _INSERT_MARGINALS,
-            {
-                "digest": staged.digest,
-                "index": list(range(len(marginals))),
-                "dimensions": [m["dimensions"] for m in marginals],
-                "epsilon": [fraction_text(Fraction(m["epsilon"])) for m in marginals],
-                "scale": [m["scale"] for m in marginals],
-                "variance": [m["variance"] for m in marginals],
-                "error": [m["expected_error_95"] for m in marginals],
-            },
+            _INSERT_BUNDLES,
+            {**self.bundles, "received_at": now,
+             "superseded_by": [self.superseded_by.get(d) for d in self.bundles["digest"]]},
         )
-        cells: dict[str, list[Any]] = {name: [] for name in ("index", "count", *DIMENSIONS)}
-        for index, marginal in enumerate(marginals):
-            n = len(marginal["cells"])
-            cells["index"].extend([index] * n)
-            cells["count"].extend(c["count"] for c in marginal["cells"])
-            for dim in DIMENSIONS:
-                if dim in marginal["dimensions"]:
-                    pos = marginal["dimensions"].index(dim)
-                    cells[dim].extend(c["key"][pos] for c in marginal["cells"])
-                else:
-                    cells[dim].extend([None] * n)
-        con.execute(_INSERT_CELLS, {"digest": staged.digest, **cells})
-    withdrawals = dumped["withdrawals"]
-    if withdrawals:
-        con.execute(
-            _INSERT_WITHDRAWALS,
-            {
-                "digest": staged.digest,
-                "org": p.organisation.id,
-                "period": [w["period"] for w in withdrawals],
-                "pseudonym": [w["pseudonym"] for w in withdrawals],
-            },
-        )
+        con.execute(_INSERT_LEDGER, self.ledger)
+        if self.records["digest"]:
+            con.execute(_INSERT_RECORDS, self.records)
+        if self.marginals["digest"]:
+            con.execute(_INSERT_MARGINALS, self.marginals)
+            con.execute(_INSERT_CELLS, self.cells)
+        old = {d: by for d, by in self.superseded_by.items() if d not in new}
+        if old:
+            con.execute(_SUPERSEDE, {"digest": list(old), "superseded_by": list(old.values())})
+        flags: dict[str, str] = {}
+        if self.withdrawals["digest"]:
+            con.execute(_INSERT_WITHDRAWALS, self.withdrawals)
+            withdrawing = sorted(set(self.withdrawals["digest"]))
+            flags = {
+                digest: f"{unmatched} withdrawal(s) match no record this organisation sent"
+                for digest, unmatched in con.execute(_UNMATCHED_WITHDRAWALS, {"digests": withdrawing}).fetchall()
+                if unmatched
+            }
+            if flags:
+                con.execute(_FLAG, {"digest": list(flags), "flagged": list(flags.values())})
+        return flags
 
 
-def _ingest(con: duckdb.DuckDBPyConnection, staged: _Staged, db_path: Path, now: dt.datetime) -> BundleOutcome:
-    """Apply the replay, rollback and budget rules and ingest the bundle in one transaction."""
+def _check_rules(state: _MergeState, staged: _Staged, batch: _Batch, now: dt.datetime) -> BundleOutcome:
+    """Apply the replay, rollback and budget rules against the in-memory state; an accepted bundle joins the batch."""
     p = staged.payload
     org_id, period, sequence = p.organisation.id, p.period, p.sequence
-    con.execute("BEGIN TRANSACTION")
-    created_archive: Path | None = None
-    try:
-        if con.execute("SELECT 1 FROM bundles WHERE digest = ?", [staged.digest]).fetchone():
-            con.execute("ROLLBACK")
-            return _outcome(staged, "duplicate", message="already merged; nothing changed")
-        same = con.execute(
-            "SELECT digest FROM bundles WHERE org_id = ? AND period = ? AND sequence = ?", [org_id, period, sequence]
-        ).fetchone()
-        if same is not None:
-            raise BundleRejected(
-                f"EQUIVOCATION: {org_id} signed two different bundles for period {period} with sequence {sequence} "
-                f"(accepted {same[0][:12]}, this one {staged.digest[:12]})",
-                "equivocation",
-            )
-        latest = con.execute(
-            "SELECT max(sequence) FROM bundles WHERE org_id = ? AND period = ?", [org_id, period]
-        ).fetchone()[0]
-        if latest is not None and sequence < latest:
-            raise BundleRejected(
-                f"sequence {sequence} is lower than the latest accepted sequence {latest} of {org_id} for {period} "
-                "(rollback refused)",
-                "stale-sequence",
-            )
-        spent = sum(
-            (Fraction(e) for (e,) in con.execute(
-                "SELECT epsilon FROM bundles WHERE org_id = ? AND period = ?", [org_id, period]
-            ).fetchall()),
-            Fraction(0),
+    key = (org_id, period)
+    if staged.digest in state.digests:
+        return _outcome(staged, "duplicate", message="already merged; nothing changed")
+    same = state.by_sequence.get((org_id, period, sequence))
+    if same is not None:
+        raise BundleRejected(
+            f"EQUIVOCATION: {org_id} signed two different bundles for period {period} with sequence {sequence} "
+            f"(accepted {same[:12]}, this one {staged.digest[:12]})",
+            "equivocation",
         )
-        if spent + staged.epsilon > staged.key.cap:
-            raise BundleRejected(
-                f"over budget: {org_id} has spent epsilon {spent} of its cap {staged.key.cap} for {period}; "
-                f"this bundle needs {staged.epsilon}",
-                "over-budget",
-            )
-        superseded = [
-            d for (d,) in con.execute(
-                """
-                SELECT digest FROM bundles
-                WHERE org_id = ? AND period = ? AND superseded_by IS NULL
-                ORDER BY sequence
-                """,
-                [org_id, period],
-            ).fetchall()
-        ]
-        marginals = (
-            [{"dimensions": m.dimensions, "epsilon": fraction_text(Fraction(m.epsilon))} for m in p.release.marginals]
-            if p.release
-            else []
+    latest = state.latest.get(key)
+    if latest is not None and sequence < latest:
+        raise BundleRejected(
+            f"sequence {sequence} is lower than the latest accepted sequence {latest} of {org_id} for {period} "
+            "(rollback refused)",
+            "stale-sequence",
         )
-        ledger_index = _append_ledger(
-            con,
-            "accept",
-            {
-                "org": org_id,
-                "period": period,
-                "digest": staged.digest,
-                "sequence": sequence,
-                "keyid": staged.keyid,
-                "epsilon": fraction_text(staged.epsilon),
-                "spent": fraction_text(spent + staged.epsilon),
-                "cap": fraction_text(staged.key.cap),
-                "marginals": marginals,
-                "records": len(p.records),
-                "withdrawals": len(p.withdrawals),
-                "supersedes": superseded,
-            },
-            now,
+    spent = state.spent.get(key, Fraction(0))
+    if spent + staged.epsilon > staged.key.cap:
+        raise BundleRejected(
+            f"over budget: {org_id} has spent epsilon {spent} of its cap {staged.key.cap} for {period}; "
+            f"this bundle needs {staged.epsilon}",
+            "over-budget",
         )
-        con.execute(
-            """
-            INSERT INTO bundles (digest, org_id, period, sequence, keyid, created_at, expires_at, received_at,
-                                 ledger_index, epsilon, n_records, n_withdrawals, superseded_by, flagged)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)
-            """,
-            [
-                staged.digest, org_id, period, sequence, staged.keyid, utc_naive(p.created_at),
-                utc_naive(p.expires_at), now, ledger_index, fraction_text(staged.epsilon), len(p.records),
-                len(p.withdrawals),
-            ],
-        )
-        _insert_rows(con, staged)
-        if superseded:
-            con.execute(
-                "UPDATE bundles SET superseded_by = ? WHERE digest IN (SELECT UNNEST(?::VARCHAR[]))",
-                [staged.digest, superseded],
-            )
-        flagged = None
-        if p.withdrawals:
-            unmatched = con.execute(_UNMATCHED_WITHDRAWALS, {"digest": staged.digest}).fetchone()[0]
-            if unmatched:
-                flagged = f"{unmatched} withdrawal(s) match no record this organisation sent"
-                con.execute("UPDATE bundles SET flagged = ? WHERE digest = ?", [flagged, staged.digest])
-        # The archive is the source of truth: the exact bytes land on disk before the database commits.
-        target = archive_dir(db_path) / bundle_filename(staged.digest)
-        if not target.exists():
-            atomic_write(target, staged.data)
-            created_archive = target
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        if created_archive is not None:
-            created_archive.unlink(missing_ok=True)
-        raise
+    superseded = list(state.current.get(key, []))
+    marginals = (
+        [{"dimensions": m.dimensions, "epsilon": fraction_text(Fraction(m.epsilon))} for m in p.release.marginals]
+        if p.release
+        else []
+    )
+    index, prev_hash = state.ledger_index + 1, state.ledger_hash
+    entry = {
+        "index": index,
+        "event": "accept",
+        "at": iso(now),
+        "org": org_id,
+        "period": period,
+        "digest": staged.digest,
+        "sequence": sequence,
+        "keyid": staged.keyid,
+        "epsilon": fraction_text(staged.epsilon),
+        "spent": fraction_text(spent + staged.epsilon),
+        "cap": fraction_text(staged.key.cap),
+        "marginals": marginals,
+        "records": len(p.records),
+        "withdrawals": len(p.withdrawals),
+        "supersedes": superseded,
+        "prev_hash": prev_hash,
+    }
+    text = canonical_json(entry)
+    entry_hash_ = sha256_hex(text)
+    batch.add(
+        staged,
+        {
+            "idx": index, "org": org_id, "period": period, "digest": staged.digest,
+            "epsilon": fraction_text(staged.epsilon), "entry": text.decode("utf-8"), "prev_hash": prev_hash,
+            "hash": entry_hash_,
+        },
+    )
+    state.digests.add(staged.digest)
+    state.by_sequence[(org_id, period, sequence)] = staged.digest
+    state.latest[key] = sequence if latest is None else max(latest, sequence)
+    state.spent[key] = spent + staged.epsilon
+    state.current[key] = [staged.digest]
+    for digest in superseded:
+        batch.superseded_by[digest] = staged.digest
+    state.ledger_index, state.ledger_hash = index, entry_hash_
     message = "accepted"
     if superseded:
         message = f"accepted; replaces {len(superseded)} earlier bundle(s) of {org_id} {period} in the table"
-    return _outcome(staged, "accepted", message=message, supersedes=superseded, flagged=flagged)
+    return _outcome(staged, "accepted", message=message, supersedes=superseded)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_archive(folder: Path, items: Sequence[tuple[str, bytes]]) -> list[Path]:
+    """Write archive files (digest, bytes) durably; returns the files it created (existing ones are kept as they are).
+
+    Each file goes to a temp name, is fsynced (in parallel threads: the file system commits them together) and
+    renamed; one fsync of the folder at the end makes the renames durable. On failure every file this call
+    created is removed and the error raised."""
+    folder.mkdir(parents=True, exist_ok=True)
+    temps: list[tuple[Path, Path]] = []
+    created: list[Path] = []
+    try:
+        for digest, data in items:
+            target = folder / bundle_filename(digest)
+            if target.exists():
+                continue
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+            temps.append((Path(tmp), target))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, 0o644)
+        if temps:
+            with ThreadPoolExecutor(max_workers=min(16, len(temps))) as pool:
+                list(pool.map(_fsync, [tmp for tmp, _ in temps]))
+        for tmp, target in temps:
+            os.replace(tmp, target)
+            created.append(target)
+        if created:
+            _fsync(folder)
+    except BaseException:
+        for tmp, target in temps:
+            tmp.unlink(missing_ok=True)
+        for target in created:
+            target.unlink(missing_ok=True)
+        raise
+    return created
 
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -1159,9 +1309,10 @@ def merge_bundles(
     now: dt.datetime | None = None,
     progress: ProgressCallback | None = None,
 ) -> MergeResult:
-    """Verify and merge bundle files into the store; each refused bundle leaves the store unchanged.
+    """Verify and merge bundle files into the store in one transaction; refused bundles leave no trace in it.
 
-    `progress(stage, done, total)` is called after each bundle of the stages "verify" and "ingest".
+    `progress(stage, done, total)` is called after each bundle of the stages "verify" (read, open, verify,
+    parse) and "ingest" (the replay, rollback and budget rules); the accepted bundles are then written at once.
     `now` fixes the clock (expiry check and received_at), e.g. for a rebuild from the archive.
     """
     db_path = Path(db_path)
@@ -1169,9 +1320,10 @@ def merge_bundles(
     outcomes: dict[int, BundleOutcome] = {}
     staged: list[_Staged] = []
     with open_store(db_path) as con:
+        state = _load_state(con)
         for position, path in enumerate(paths):
             try:
-                result = _stage(con, position, Path(path), now)
+                result = _stage(state, position, Path(path), now)
             except BundleRejected as exc:
                 outcomes[position] = BundleOutcome(Path(path).name, "refused", exc.reason, exc.message)
             else:
@@ -1182,21 +1334,49 @@ def merge_bundles(
             if progress:
                 progress("verify", position + 1, len(paths))
         staged.sort(key=lambda s: (s.payload.organisation.id, s.payload.period, s.payload.sequence, s.digest))
+        batch = _Batch()
         for done, item in enumerate(staged, start=1):
             try:
-                outcomes[item.position] = _ingest(con, item, db_path, now)
-            except OSError as exc:  # the archive cannot be written: stop cleanly (this bundle was rolled back)
-                raise InputError(
-                    f"merge stopped at {item.file}: cannot write to the archive folder {archive_dir(db_path).name} "
-                    f"({exc.strerror or type(exc).__name__}); bundles before it in this run were merged"
-                ) from None
+                outcomes[item.position] = _check_rules(state, item, batch, now)
             except BundleRejected as exc:
                 outcomes[item.position] = _outcome(item, "refused", reason=exc.reason, message=exc.message)
                 if exc.reason == "equivocation":
                     _keep_evidence(db_path, item)
             if progress:
                 progress("ingest", done, len(staged))
+        if batch.accepted:
+            _commit_batch(con, batch, db_path, now, outcomes)
     return MergeResult(str(db_path), [outcomes[i] for i in range(len(paths))])
+
+
+def _commit_batch(
+    con: duckdb.DuckDBPyConnection, batch: _Batch, db_path: Path, now: dt.datetime, outcomes: dict[int, BundleOutcome]
+) -> None:
+    """All accepted bundles of a run in one transaction; the archive files are durable before it commits."""
+    created: list[Path] = []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        flags = batch.write(con, now)
+        try:
+            created = _write_archive(archive_dir(db_path), [(s.digest, s.data) for s in batch.accepted])
+        except OSError as exc:
+            raise InputError(
+                f"merge stopped: cannot write to the archive folder {archive_dir(db_path).name} "
+                f"({exc.strerror or type(exc).__name__}); nothing of this run was merged"
+            ) from None
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
+    for item in batch.accepted:
+        flagged = flags.get(item.digest)
+        if flagged:
+            outcomes[item.position].flagged = flagged
 
 
 def _keep_evidence(db_path: Path, staged: _Staged) -> None:

@@ -335,7 +335,7 @@ def test_failure_during_ingest_rolls_back_and_leaves_no_archive(world, monkeypat
     def broken_write(path, data, **kw):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store, "atomic_write", broken_write)
+    monkeypatch.setattr(store, "_write_archive", broken_write)
     with pytest.raises(InputError, match="cannot write to the archive folder national.archive"):
         merge(db, path)
     monkeypatch.undo()
