@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -23,13 +24,49 @@ PAYLOAD_TYPE = "application/vnd.registration-aggregator.bundle+json"
 
 
 def canonical_json(value: Any) -> bytes:
-    """RFC 8785 (JCS) canonical bytes: sorted keys, no insignificant whitespace, no NaN/Infinity."""
+    """RFC 8785 (JCS) canonical bytes: sorted keys, no insignificant whitespace, no NaN/Infinity.
+
+    Bundles hold ASCII keys and strings, small integers and a few floats; for such values the standard library's
+    compact sorted dump is byte-identical to JCS (checked by a property test) and many times faster than the
+    rfc8785 package, which handles everything else.
+    """
     import rfc8785
 
+    if _plain(value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise BundleRejected(f"value cannot be written as canonical JSON: {type(exc).__name__}", "not-canonical") from None
+
+
+def _plain(value: Any) -> bool:
+    """True when json.dumps writes `value` exactly as JCS does: printable ASCII text, safe integers, and floats
+    whose shortest repr JCS writes the same way."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not (item.isascii() and item.isprintable()):
+                return False
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if abs(item) >= 2**53:
+                return False
+        elif isinstance(item, float):
+            # JCS writes whole floats as integers ("7", "0") and uses exponents where repr may not.
+            if not (math.isfinite(item) and 1e-6 <= abs(item) < 1e21 and not item.is_integer()) or "e" in repr(item):
+                return False
+        elif isinstance(item, dict):
+            if not all(isinstance(k, str) and k.isascii() and k.isprintable() for k in item):
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            return False
+    return True
 
 
 def sha256_hex(data: bytes) -> str:

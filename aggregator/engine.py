@@ -6,13 +6,14 @@ import tempfile
 from pathlib import Path
 
 
-def connect(*, memory_limit: str = "2GB", temp_dir: Path | None = None, threads: int | None = None):
+def connect(*, memory_limit: str = "1GB", temp_dir: Path | None = None, threads: int | None = None):
     """An in-memory DuckDB connection with a memory cap and an out-of-core temp folder."""
     import duckdb
 
     con = duckdb.connect(":memory:")
     con.execute(f"SET memory_limit = '{_checked_size(memory_limit)}'")
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")  # our own progress goes through rich, never DuckDB's to stderr
     spill = temp_dir if temp_dir is not None else Path(tempfile.gettempdir()) / "aggregator-spill"
     spill.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET temp_directory = '{_quote_literal(str(spill))}'")

@@ -183,13 +183,17 @@ def as_decimal_text(value: Fraction, places: int = 6) -> str:
 def calibrated_measurement(epsilon: Fraction):
     """OpenDP's discrete Laplace on a vector of integer counts (L1 distance), with the smallest float scale whose
     privacy loss, by OpenDP's own (conservatively rounded) map, is at most epsilon. Returns (measurement, scale)."""
-    import opendp.prelude as dp
+    # The submodules, not opendp.prelude, which also imports the scikit-learn extras (slow, unused here).
+    from opendp.domains import atom_domain, vector_domain
+    from opendp.measurements import make_laplace
+    from opendp.metrics import l1_distance
+    from opendp.mod import enable_features
 
-    dp.enable_features("contrib")
-    space = (dp.vector_domain(dp.atom_domain(T=int)), dp.l1_distance(T=int))
+    enable_features("contrib")
+    space = (vector_domain(atom_domain(T=int)), l1_distance(T=int))
     scale = float(1 / epsilon)
     for _ in range(64):
-        measurement = dp.m.make_laplace(*space, scale=scale)
+        measurement = make_laplace(*space, scale=scale)
         if Fraction(measurement.map(1)) <= epsilon:
             return measurement, scale
         scale = math.nextafter(scale, math.inf) * (1 + 1e-15)
