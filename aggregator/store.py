@@ -1022,11 +1022,23 @@ INSERT INTO marginals (digest, marginal_index, dimensions, epsilon, scale, varia
 SELECT UNNEST($digest::VARCHAR[]), UNNEST($index::INTEGER[]), UNNEST($dimensions::VARCHAR[][]),
        UNNEST($epsilon::VARCHAR[]), UNNEST($scale::DOUBLE[]), UNNEST($variance::DOUBLE[]), UNNEST($error::DOUBLE[])
 """
+# The cells of a marginal are every codelist cell of its dimensions in order (checked when staged), so they
+# come from one template per dimension set (`shape`) joined to the marginal's list of counts.
 _INSERT_CELLS = """
 INSERT INTO noisy_cells (digest, marginal_index, form, age_band, gender, nationality_group, province, count)
-SELECT UNNEST($digest::VARCHAR[]), UNNEST($index::INTEGER[]), UNNEST($form::VARCHAR[]),
-       UNNEST($age_band::VARCHAR[]), UNNEST($gender::VARCHAR[]), UNNEST($nationality_group::VARCHAR[]),
-       UNNEST($province::VARCHAR[]), UNNEST($count::BIGINT[])
+SELECT m.digest, m.marginal_index, t.form, t.age_band, t.gender, t.nationality_group, t.province, m.counts[t.pos]
+FROM (
+    SELECT UNNEST($ord::INTEGER[]) AS ord, UNNEST($digest::VARCHAR[]) AS digest,
+           UNNEST($index::INTEGER[]) AS marginal_index, UNNEST($shape::VARCHAR[]) AS shape,
+           UNNEST($counts::BIGINT[][]) AS counts
+) AS m
+JOIN (
+    SELECT UNNEST($t_shape::VARCHAR[]) AS shape, UNNEST($t_pos::INTEGER[]) AS pos,
+           UNNEST($t_form::VARCHAR[]) AS form, UNNEST($t_age_band::VARCHAR[]) AS age_band,
+           UNNEST($t_gender::VARCHAR[]) AS gender, UNNEST($t_nationality_group::VARCHAR[]) AS nationality_group,
+           UNNEST($t_province::VARCHAR[]) AS province
+) AS t ON t.shape = m.shape
+ORDER BY m.ord, t.pos
 """
 _INSERT_WITHDRAWALS = """
 INSERT INTO withdrawals (digest, org_id, period, pseudonym)
@@ -1083,7 +1095,7 @@ class _Batch:
         self.marginals: dict[str, list[Any]] = {
             name: [] for name in ("digest", "index", "dimensions", "epsilon", "scale", "variance", "error")
         }
-        self.cells: dict[str, list[Any]] = {name: [] for name in ("digest", "index", "count", *DIMENSIONS)}
+        self.cells: dict[str, list[Any]] = {name: [] for name in ("ord", "digest", "index", "shape", "counts")}
         self.withdrawals: dict[str, list[Any]] = {name: [] for name in ("digest", "org", "period", "pseudonym")}
         self.superseded_by: dict[str, str] = {}  # digest -> the digest that replaced it, old and new bundles
 
@@ -1126,18 +1138,11 @@ class _Batch:
                 m["scale"].append(marginal["scale"])
                 m["variance"].append(marginal["variance"])
                 m["error"].append(marginal["expected_error_95"])
-                cells = marginal["cells"]
-                n = len(cells)
-                c["digest"].extend([digest] * n)
-                c["index"].extend([index] * n)
-                c["count"].extend([cell["count"] for cell in cells])
-                dims = marginal["dimensions"]
-                for dim in DIMENSIONS:
-                    if dim in dims:
-                        pos = dims.index(dim)
-                        c[dim].extend([cell["key"][pos] for cell in cells])
-                    else:
-                        c[dim].extend([None] * n)
+                c["ord"].append(len(c["ord"]))
+                c["digest"].append(digest)
+                c["index"].append(index)
+                c["shape"].append(",".join(marginal["dimensions"]))
+                c["counts"].append([cell["count"] for cell in marginal["cells"]])
         withdrawals = dumped["withdrawals"]
         if withdrawals:
             w = self.withdrawals
@@ -1160,7 +1165,7 @@ class _Batch:
             con.execute(_INSERT_RECORDS, self.records)
         if self.marginals["digest"]:
             con.execute(_INSERT_MARGINALS, self.marginals)
-            con.execute(_INSERT_CELLS, self.cells)
+            con.execute(_INSERT_CELLS, {**self.cells, **_cell_templates(set(self.cells["shape"]))})
         old = {d: by for d, by in self.superseded_by.items() if d not in new}
         if old:
             con.execute(_SUPERSEDE, {"digest": list(old), "superseded_by": list(old.values())})
@@ -1176,6 +1181,19 @@ class _Batch:
             if flags:
                 con.execute(_FLAG, {"digest": list(flags), "flagged": list(flags.values())})
         return flags
+
+
+def _cell_templates(shapes: Iterable[str]) -> dict[str, list[Any]]:
+    """Every codelist cell of each dimension set ('form,gender'), numbered from 1 in order, as column lists."""
+    out: dict[str, list[Any]] = {"t_shape": [], "t_pos": [], **{f"t_{dim}": [] for dim in DIMENSIONS}}
+    for shape in sorted(shapes):
+        dims = shape.split(",")
+        for pos, key in enumerate(itertools.product(*(codes(d) for d in dims)), start=1):
+            out["t_shape"].append(shape)
+            out["t_pos"].append(pos)
+            for dim in DIMENSIONS:
+                out[f"t_{dim}"].append(key[dims.index(dim)] if dim in dims else None)
+    return out
 
 
 def _check_rules(state: _MergeState, staged: _Staged, batch: _Batch, now: dt.datetime) -> BundleOutcome:
