@@ -20,6 +20,24 @@ Merge rules, per bundle, in this order (a refusal names its reason and changes n
 Bundles of one run are checked first and then ingested sorted by (organisation, period, sequence), so the
 order of the files on the command line does not matter.
 
+How a merge run works (fast for thousands of bundles, same outcome as merging them one by one in that order):
+  1. the state the rules need is read once: accepted digests, (org, period, sequence) -> digest, latest sequence
+     and exact epsilon spent per (org, period), bundles not yet superseded, the registry keys, the ledger head;
+  2. every bundle is read, opened, verified and parsed ("verify" progress), then the replay, rollback and budget
+     rules run in Python in (org, period, sequence) order against that state, which each accepted bundle updates
+     (so later bundles of the run see it), and its ledger entry is chained in memory ("ingest" progress);
+  3. all accepted bundles are written in ONE transaction, one set insert per table (UNNEST of column lists),
+     superseded_by and the withdrawal flags by one UPDATE each;
+  4. still inside the transaction, the archive files are written (temp file, fsync in parallel threads, rename,
+     one fsync of the folder), then COMMIT.
+A refused bundle is never written. If anything fails before COMMIT (archive full, a database error) the
+transaction rolls back and the archive files this run created are removed: nothing of the run is merged and the
+error says so. If the process dies between the archive writes and COMMIT, archive files without a bundle row
+can remain; the audit's `archive-coverage` check reports them, and merging the same bundles again adopts them
+(an existing archive file is kept as it is). They are deliberately NOT deleted automatically at the start of
+the next merge: the archive is the source of truth, and a merge that deleted archive files without rows could
+destroy the archive of a store whose database file was lost and is being rebuilt from that archive.
+
 Every accepted bundle, and every registry change, appends a ledger entry whose hash covers the previous
 entry's hash (sha256 over RFC 8785 canonical JSON of the entry including `prev_hash`).
 """

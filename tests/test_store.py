@@ -502,3 +502,111 @@ def test_unreadable_and_missing_files_are_refused_not_crashes(world, tmp_path, m
     result = merge(db, tmp_path / "missing.bundle.json", folder, locked)
     assert [(b.status, b.reason) for b in result.bundles] == [("refused", "not-found")] * 3
     assert "Permission" not in result.bundles[2].message
+
+
+# ------------------------------------------------------------------ one run of many bundles
+
+def _two_stores(tmp_path):
+    """Two empty stores with the same registry, registered at the same time (so their ledgers can match)."""
+    at = bf.NOW - dt.timedelta(days=1)
+    orgs = (bf.new_org("shelter-a"), bf.new_org("police-x", "investigative"))
+    dbs = []
+    for name in ("batch", "single"):
+        db = tmp_path / name / "national.duckdb"
+        for org in orgs:
+            store.register_org(
+                db, org.id, kind=org.kind, reporter_type=org.reporter_type, public_key=org.raw_public, cap="1", now=at
+            )
+        dbs.append(db)
+    return dbs, orgs
+
+
+def test_one_run_of_many_bundles_equals_merging_them_one_by_one_in_order(tmp_path):
+    (batch_db, single_db), (shelter, police) = _two_stores(tmp_path)
+    folder = tmp_path / "in"
+    quarter = lambda dims=("form",): bf.marginal(list(dims), "1/4", fill=1)  # noqa: E731
+    run1 = [
+        bf.bundle_file(folder, shelter, sequence=3, marginals=[quarter(("form", "gender"))]),
+        bf.bundle_file(folder, shelter, sequence=1, records=[bf.record(1), bf.record(2)], marginals=[quarter()]),
+        # withdraws a record of sequence 1 (same run: matched) and one never sent (flagged)
+        bf.bundle_file(
+            folder, shelter, sequence=2, records=[bf.record(1)], marginals=[quarter()],
+            withdrawals=[(bf.pseudonym(2), 2025), (bf.pseudonym(99), 2025)],
+        ),
+        bf.bundle_file(folder, shelter, period=2024, sequence=1, marginals=[bf.marginal(["gender"], "1/2")]),
+        bf.bundle_file(folder, shelter, period=2024, sequence=2, marginals=[bf.marginal(["gender"], "3/4")]),
+        bf.bundle_file(folder, shelter, period=2023, sequence=2, records=[bf.record(5)]),
+        bf.bundle_file(folder, police, records=[bf.record(7, basis="statutory")]),
+        bf.bundle_file(folder, police, records=[bf.record(8, basis="statutory")]),  # equivocation
+    ]
+    run1.append(bf.write(folder / "copy", run1[1].read_bytes(), "again.bundle.json"))  # the same bytes twice
+    run2 = [
+        bf.bundle_file(folder, shelter, period=2023, sequence=1, records=[bf.record(6)]),  # stale
+        bf.bundle_file(folder, shelter, sequence=4, marginals=[bf.marginal(["form"], "1/2")]),  # 3/4 spent: over
+        bf.bundle_file(folder, police, sequence=2, withdrawals=[(bf.pseudonym(7), 2025)]),
+    ]
+    now = bf.NOW
+    steps: list[list[float]] = []
+    batch = [merge(batch_db, *run, now=now, progress=lambda s, d, t: steps.append([s, d, t])) for run in (run1, run2)]
+
+    def order(path):
+        p = bundle.parse_payload(bundle.open_envelope(path.read_bytes()))
+        return (p.organisation.id, p.period, p.sequence, bundle.sha256_hex(path.read_bytes()))
+
+    single = {}
+    for run in (run1, run2):
+        for path in sorted(run, key=order):
+            single[path] = merge(single_db, path, now=now).bundles[0]
+    got = [b for result in batch for b in result.bundles]
+    want = [single[p] for p in run1 + run2]
+    # (a duplicate within one run carries the bundle's details, one merged earlier only its digest, as before)
+    fields = ("file", "status", "reason", "message", "digest", "supersedes", "flagged")
+    assert [[getattr(b, f) for f in fields] for b in got] == [[getattr(b, f) for f in fields] for b in want]
+    statuses = [(b.status, b.reason) for b in got]
+    assert statuses[:6] == [("accepted", None)] * 4 + [("refused", "over-budget"), ("accepted", None)]
+    assert sorted(statuses[6:8]) == [("accepted", None), ("refused", "equivocation")]  # the digests decide
+    assert statuses[8:] == [
+        ("duplicate", None), ("refused", "stale-sequence"), ("refused", "over-budget"), ("accepted", None)
+    ]
+    assert got[2].flagged == "1 withdrawal(s) match no record this organisation sent"
+    assert got[0].supersedes == [got[2].digest] and got[2].supersedes == [got[1].digest]
+    assert snapshot(batch_db) == snapshot(single_db)
+    assert sorted(p.name for p in store.evidence_dir(batch_db).iterdir()) == sorted(
+        p.name for p in store.evidence_dir(single_db).iterdir()
+    )
+    assert store.verify_ledger(batch_db).ok
+    # progress: every bundle once while verifying, every staged bundle once while checking the rules
+    verify = [s for s in steps if s[0] == "verify"]
+    assert [d for _, d, _ in verify[: len(run1)]] == list(range(1, len(run1) + 1))
+    assert any(s[0] == "ingest" for s in steps)
+
+
+def test_archive_failure_part_way_leaves_no_files_and_no_rows(world, monkeypatch):
+    db, shelter, police, folder = world
+    paths = [
+        bf.bundle_file(folder, shelter, sequence=n, records=[bf.record(n)]) for n in (1, 2, 3)
+    ] + [bf.bundle_file(folder, police, records=[bf.record(9, basis="statutory")])]
+    before = snapshot(db)
+    real_replace = store.os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store.os, "replace", replace)
+    with pytest.raises(InputError, match="nothing of this run was merged"):
+        merge(db, *paths)
+    monkeypatch.undo()
+    assert snapshot(db) == before
+    assert not any(store.archive_dir(db).iterdir())  # neither archive files nor temp files remain
+    assert merge(db, *paths).accepted == 4
+    assert store.verify_ledger(db).ok
+
+
+def test_merge_turns_off_duckdb_progress_bars(world):
+    db = world[0]
+    with store.open_store(db) as con:
+        assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False
