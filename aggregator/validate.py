@@ -220,7 +220,8 @@ def _check_columns(con, mapping, source_columns: list[str]) -> None:
 
 
 def _typed_view_sql(mapping, specs: list[FieldSpec]) -> str:
-    """SQL of the view `typed`: raw text per field (`<f>__raw`, after value mapping) and its typed value (`<f>`)."""
+    """SQL of `typed`: each field after value mapping (`<f>`); dates, integers and yes/no also keep their text
+    beside the typed value (`<f>__raw`), so a value that does not parse can be told from one that is missing."""
     selects = ["r.__row AS __row"]
     joins = []
     # ISO dates are always understood too: spreadsheet date cells arrive as YYYY-MM-DD whatever their display format.
@@ -245,7 +246,8 @@ def _typed_view_sql(mapping, specs: list[FieldSpec]) -> str:
     typed = ["m.__row"]
     for spec in specs:
         col = f"m.{spec.name}__raw"
-        typed.append(f"{col}")
+        if spec.kind in ("date", "int", "bool"):  # text and codes are their own raw value: stored once
+            typed.append(f"{col}")
         if spec.kind == "date":
             parsers = ", ".join(f"try_strptime({col}, {fmt})" for fmt in formats)
             typed.append(f"CAST(COALESCE({parsers}) AS DATE) AS {spec.name}")
@@ -258,12 +260,17 @@ def _typed_view_sql(mapping, specs: list[FieldSpec]) -> str:
     return f"SELECT {', '.join(typed)}\nFROM (\n{inner}\n) AS m"
 
 
+def raw_column(spec: FieldSpec, prefix: str = "") -> str:
+    """Column of `typed` holding a field's text after value mapping (typed fields keep it beside the value)."""
+    return f"{prefix}{spec.name}__raw" if spec.kind in ("date", "int", "bool") else f"{prefix}{spec.name}"
+
+
 def compiled_rules(specs: list[FieldSpec]) -> list[tuple[str, str, str]]:
     """(rule, field, SQL condition true when violated) for every field constraint plus MODEL_RULES."""
     rules: list[tuple[str, str, str]] = []
     iso = ", ".join(f"'{c}'" for c in sorted(ISO_3166_ALPHA2))
     for s in specs:
-        raw, val = f"t.{s.name}__raw", f"t.{s.name}"
+        raw, val = raw_column(s, "t."), f"t.{s.name}"
         if s.required:
             rules.append(("required", s.name, f"{raw} IS NULL"))
         if s.max_length is not None:
@@ -310,32 +317,36 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
     _check_columns(con, mapping, source_columns)
     con.execute("CREATE OR REPLACE TEMP TABLE value_map (field VARCHAR, source VARCHAR, code VARCHAR)")
     con.executemany("INSERT INTO value_map VALUES (?, ?, ?)", _value_map_rows(mapping))
-    rules = compiled_rules(specs)
-    flags = ",\n  ".join(
-        f"CASE WHEN coalesce(({cond}), FALSE) THEN '{rule}|{fname}' END" for rule, fname, cond in rules
-    )
-    # One pass: map, type and check every row; the verdict is a column of `typed`, valid rows are a view on it.
+    # The export date goes in as a literal (from a date object) so that `verdicts` can be a plain view.
+    rules = [(r, f, c.replace("$export_date", f"DATE '{export_date.isoformat()}'")) for r, f, c in compiled_rules(specs)]
+    broken = [f"coalesce(({cond}), FALSE)" for _, _, cond in rules]
+    # One pass maps, types and checks every row; which rules a row breaks is worked out only for failing rows.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE typed AS
-        SELECT t.*, list_filter([{flags}], lambda x: x IS NOT NULL) AS violations
+        SELECT t.*, NOT ({' OR '.join(broken)}) AS __valid
         FROM ({_typed_view_sql(mapping, specs)}) AS t
-        """,
-        {"export_date": export_date},
+        """
     )
-    con.execute("CREATE OR REPLACE TEMP VIEW verdicts AS SELECT __row, violations FROM typed")
-    con.execute("CREATE OR REPLACE TEMP VIEW valid_rows AS SELECT * EXCLUDE (violations) FROM typed WHERE len(violations) = 0")
-    rows_read, rows_invalid = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE len(violations) > 0) FROM verdicts"
-    ).fetchone()
-    by_rule_rows = con.execute(
+    flags = ",\n  ".join(f"CASE WHEN {b} THEN '{rule}|{fname}' END" for b, (rule, fname, _) in zip(broken, rules))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW verdicts AS
+        SELECT __row, CASE WHEN __valid THEN [] ELSE list_filter([{flags}], lambda x: x IS NOT NULL) END AS violations
+        FROM typed AS t
         """
-        SELECT split_part(v, '|', 1) AS rule, count(*) AS n
-        FROM (SELECT unnest(violations) AS v FROM verdicts)
-        GROUP BY rule ORDER BY n DESC, rule
-        """
-    ).fetchall()
-    errors_by_rule = {rule: int(n) for rule, n in by_rule_rows}
+    )
+    con.execute("CREATE OR REPLACE TEMP VIEW valid_rows AS SELECT * EXCLUDE (__valid) FROM typed WHERE __valid")
+    rows_read, rows_invalid = con.execute("SELECT count(*), count(*) FILTER (WHERE NOT __valid) FROM typed").fetchone()
+    errors_by_rule: dict[str, int] = {}
+    if rows_invalid:
+        per_rule = con.execute(
+            f"SELECT {', '.join(f'count(*) FILTER (WHERE {b})' for b in broken)} FROM typed AS t WHERE NOT __valid"
+        ).fetchone()
+        for (rule, _, _), n in zip(rules, per_rule):
+            if n:
+                errors_by_rule[rule] = errors_by_rule.get(rule, 0) + int(n)
+    errors_by_rule = dict(sorted(errors_by_rule.items(), key=lambda kv: (-kv[1], kv[0])))
 
     failing = con.execute(
         """
@@ -376,10 +387,11 @@ def _unknown_values(con, specs: list[FieldSpec], mapping) -> dict[str, list[dict
         if spec.kind not in ("code", "bool") or spec.identifying or spec.name not in mapping.columns:
             continue
         allowed = list(spec.codes) if spec.kind == "code" else ["true", "false"]
+        raw = raw_column(spec)
         rows = con.execute(
             f"""
-            SELECT {spec.name}__raw AS value, count(*) AS n FROM typed
-            WHERE {spec.name}__raw IS NOT NULL AND {spec.name}__raw NOT IN (SELECT unnest($allowed))
+            SELECT {raw} AS value, count(*) AS n FROM typed
+            WHERE NOT __valid AND {raw} IS NOT NULL AND {raw} NOT IN (SELECT unnest($allowed))
             GROUP BY value ORDER BY n DESC, value LIMIT {UNKNOWN_VALUES_SHOWN}
             """,
             {"allowed": allowed},
@@ -410,7 +422,7 @@ def normalised_rows(con, rows: list[int]) -> dict[int, dict[str, Any]]:
     if not rows:
         return {}
     specs = field_specs()
-    columns = ", ".join(f"{s.name}__raw, {s.name}" for s in specs)
+    columns = ", ".join(f"{raw_column(s)}, {s.name}" for s in specs)
     cursor = con.execute(
         f"SELECT __row, {columns} FROM typed WHERE __row IN (SELECT unnest($rows)) ORDER BY __row",
         {"rows": rows},

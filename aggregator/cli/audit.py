@@ -16,6 +16,9 @@ def audit(db: Path = DbOption, json_out: bool = JsonOption) -> None:
     national table. Exits 1 when any check fails.
 
     Example:
+
+
+    \b
         aggregator audit --db national.duckdb
         aggregator audit --db national.duckdb --json
     """

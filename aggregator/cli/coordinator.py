@@ -39,6 +39,9 @@ def registry_add(
     """Register an organisation with its public key and its epsilon cap per period.
 
     Example:
+
+
+    \b
         aggregator registry add shelter-noord --kind non_investigative --reporter-type shelter \\
             --public-key shelter-noord.pub --cap 1 --db national.duckdb
     """
@@ -58,6 +61,9 @@ def registry_rotate(org: str = OrgArg, public_key: Path = PublicKeyOption, db: P
     """Give an organisation a new public key. Old keys stay (retired) so bundles signed with them remain verifiable.
 
     Example:
+
+
+    \b
         aggregator registry rotate shelter-noord --public-key shelter-noord-2026.pub --db national.duckdb
     """
     from ..store import read_public_key_file, rotate_key
@@ -74,6 +80,9 @@ def registry_revoke(org: str = OrgArg, db: Path = DbOption, json_out: bool = Jso
     """Revoke an organisation and all its keys: none of its bundles merge any more (accepted ones stay).
 
     Example:
+
+
+    \b
         aggregator registry revoke shelter-noord --db national.duckdb
     """
     from ..store import revoke_org
@@ -90,6 +99,9 @@ def registry_list(db: Path = DbOption, json_out: bool = JsonOption) -> None:
     """List registered organisations, their caps and keys.
 
     Example:
+
+
+    \b
         aggregator registry list --db national.duckdb
     """
     from rich.table import Table
@@ -122,6 +134,9 @@ def merge(
     any bundle was refused.
 
     Example:
+
+
+    \b
         aggregator merge inbox/*.bundle.json --db national.duckdb
     """
     from ..store import merge_bundles
@@ -198,6 +213,9 @@ def table(
     """The national table: deduplicated individual records plus noisy counts, estimate, standard error and 95% interval.
 
     Example:
+
+
+    \b
         aggregator table --db national.duckdb --period 2025 --by form,age_band --format csv --lang nl
     """
     import sys
@@ -261,6 +279,9 @@ def budget(
     """Privacy budget per organisation and period for auditors: epsilon spent (exact), cap, remaining, every release.
 
     Example:
+
+
+    \b
         aggregator budget --db national.duckdb --period 2025 --verify --export-ledger ledger.jsonl
     """
     from ..store import budget_report, export_ledger as do_export, verify_ledger

@@ -23,6 +23,9 @@ def synth(
     Built from public figures (reference/figures.md); all people and organisations are fictional.
 
     Example:
+
+
+    \b
         aggregator synth --year 2025 --seed 7 --out out/nation
     """
     from ..synth import make_nation
@@ -74,6 +77,9 @@ def demo(
     CSV and HTML report are written into OUT. Re-running into the same OUT starts fresh.
 
     Example:
+
+
+    \b
         aggregator demo --out out/demo --epsilon 1.0
     """
     from ..demo import run_demo

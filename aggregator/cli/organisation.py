@@ -45,6 +45,9 @@ def org_init(
     """Create this organisation's signing key (mode 0600) and configuration.
 
     Example:
+
+
+    \b
         aggregator org init --org shelter-noord --kind non_investigative --reporter-type shelter
     """
     from ..org import init_org
@@ -72,6 +75,9 @@ def validate(
     """Check an export against the schema. Row errors stay on this machine; exit code 1 when any row fails.
 
     Example:
+
+
+    \b
         aggregator validate examples/shelter-noord/export-2025.csv --mapping examples/shelter-noord/mapping.toml
     """
     from ..validate import validate_export, write_errors_csv
@@ -154,6 +160,9 @@ def submit(
     """Validate, then write one signed bundle: pseudonymised records with a lawful basis, noisy counts of the rest.
 
     Example:
+
+
+    \b
         aggregator submit examples/shelter-noord/export-2025.csv -m examples/shelter-noord/mapping.toml \\
             --period 2025 --epsilon 1.0 --out out/
     """

@@ -24,6 +24,9 @@ def report(
     """Write the national report as one HTML file: tables with 95% intervals, charts, trend, privacy budget.
 
     Example:
+
+
+    \b
         aggregator report --db national.duckdb --out report.html --lang nl --period 2025
     """
     from ..report import render_report
@@ -53,6 +56,9 @@ def explain(
     """Show exactly what a bundle would send: organisation, period, record fields and counts, noisy tables, epsilon, signature.
 
     Example:
+
+
+    \b
         aggregator explain out/3f2a9c0d1e2b4a5c.bundle.json --public-key .aggregator/org.pub
     """
     from ..explain import explain_bundle
