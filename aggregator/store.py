@@ -57,6 +57,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -844,6 +845,12 @@ def _key_info(con: duckdb.DuckDBPyConnection, keyid: str) -> _KeyInfo | None:
     return _KeyInfo(row[0], row[1], base64.b64decode(row[2]), row[3], row[4], row[5], row[6], Fraction(row[7]), row[8])
 
 
+@lru_cache(maxsize=64)
+def _cell_keys(dims: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Every codelist cell of these dimensions, in order."""
+    return list(itertools.product(*(codes(d) for d in dims)))
+
+
 def _release_epsilon(payload: Any) -> Fraction:
     """Check the release's marginals and return its exact epsilon (0 without a release)."""
     release = payload.release
@@ -871,7 +878,7 @@ def _release_epsilon(payload: Any) -> Fraction:
         unknown = [d for d in dims if d not in DIMENSIONS]
         if unknown or len(set(dims)) != len(dims):
             raise BundleRejected(f"{where} has unknown or repeated dimensions", "malformed-release")
-        expected = list(itertools.product(*(codes(d) for d in dims)))
+        expected = _cell_keys(tuple(dims))
         if len(marginal.cells) != len(expected) or any(
             tuple(cell.key) != key for cell, key in zip(marginal.cells, expected)
         ):
@@ -1206,7 +1213,7 @@ def _cell_templates(shapes: Iterable[str]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {"t_shape": [], "t_pos": [], **{f"t_{dim}": [] for dim in DIMENSIONS}}
     for shape in sorted(shapes):
         dims = shape.split(",")
-        for pos, key in enumerate(itertools.product(*(codes(d) for d in dims)), start=1):
+        for pos, key in enumerate(_cell_keys(tuple(dims)), start=1):
             out["t_shape"].append(shape)
             out["t_pos"].append(pos)
             for dim in DIMENSIONS:
@@ -1389,12 +1396,17 @@ def _commit_batch(
     con: duckdb.DuckDBPyConnection, batch: _Batch, db_path: Path, now: dt.datetime, outcomes: dict[int, BundleOutcome]
 ) -> None:
     """All accepted bundles of a run in one transaction; the archive files are durable before it commits."""
-    created: list[Path] = []
     con.execute("BEGIN TRANSACTION")
+    # The archive files are written in a thread while DuckDB inserts the rows (their fsyncs overlap the inserts).
+    runner = ThreadPoolExecutor(max_workers=1)
+    archiving = runner.submit(_write_archive, archive_dir(db_path), [(s.digest, s.data) for s in batch.accepted])
     try:
-        flags = batch.write(con, now)
         try:
-            created = _write_archive(archive_dir(db_path), [(s.digest, s.data) for s in batch.accepted])
+            flags = batch.write(con, now)
+        finally:
+            runner.shutdown(wait=True)
+        try:
+            archiving.result()
         except OSError as exc:
             raise InputError(
                 f"merge stopped: cannot write to the archive folder {archive_dir(db_path).name} "
@@ -1406,8 +1418,9 @@ def _commit_batch(
             con.execute("ROLLBACK")
         except duckdb.Error:
             pass
-        for path in created:
-            path.unlink(missing_ok=True)
+        if archiving.done() and archiving.exception() is None:  # (a failed write removed its own files)
+            for path in archiving.result():
+                path.unlink(missing_ok=True)
         raise
     for item in batch.accepted:
         flagged = flags.get(item.digest)
