@@ -32,41 +32,47 @@ def canonical_json(value: Any) -> bytes:
     """
     import rfc8785
 
-    if _plain(value):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+    plain = _plain(value)
+    if plain is not _NOT_PLAIN:
+        return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise BundleRejected(f"value cannot be written as canonical JSON: {type(exc).__name__}", "not-canonical") from None
 
 
-def _plain(value: Any) -> bool:
-    """True when json.dumps writes `value` exactly as JCS does: printable ASCII text, safe integers, and floats
-    whose shortest repr JCS writes the same way."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if not (item.isascii() and item.isprintable()):
-                return False
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, int):
-            if abs(item) >= 2**53:
-                return False
-        elif isinstance(item, float):
-            # JCS writes whole floats as integers ("7", "0") and uses exponents where repr may not.
-            if not (math.isfinite(item) and 1e-6 <= abs(item) < 1e21 and not item.is_integer()) or "e" in repr(item):
-                return False
-        elif isinstance(item, dict):
-            if not all(isinstance(k, str) and k.isascii() and k.isprintable() for k in item):
-                return False
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        else:
-            return False
-    return True
+def _plain(value: Any) -> Any:
+    """`value` made ready for json.dumps to write exactly what JCS writes (whole floats become ints, as JCS prints
+    them), or _NOT_PLAIN when it holds anything else: non-printable or non-ASCII text, unsafe integers, floats that
+    JCS would write with an exponent."""
+    if isinstance(value, str):
+        return value if value.isascii() and value.isprintable() else _NOT_PLAIN
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**53 else _NOT_PLAIN
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return _NOT_PLAIN
+        if value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return value if 1e-6 <= abs(value) < 1e21 and "e" not in repr(value) else _NOT_PLAIN
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not (isinstance(key, str) and key.isascii() and key.isprintable()):
+                return _NOT_PLAIN
+            out[key] = _plain(item)
+            if out[key] is _NOT_PLAIN:
+                return _NOT_PLAIN
+        return out
+    if isinstance(value, list):
+        items = [_plain(item) for item in value]
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
+    return _NOT_PLAIN
+
+
+_NOT_PLAIN = object()
 
 
 def sha256_hex(data: bytes) -> str:

@@ -346,7 +346,9 @@ def main() -> None:
         for fig in figures:
             if fig.status != "MISS" or fig.name not in ("validate", "submit", "merge", "--help"):
                 continue
-            argv = {"validate": validate, "submit": submit(2000), "merge": merge(2000), "--help": helps}[fig.name]
+            commands = {"validate": lambda: validate, "submit": lambda: submit(2000), "merge": lambda: merge(2000),
+                        "--help": lambda: helps}
+            argv = commands[fig.name]()  # build only the profiled one: the others may lack their inputs
             print(f"\nprofile of {fig.name} (cProfile, cumulative):", flush=True)
             text = profile(argv, env=env, cwd=run_dir, out=run_dir / f"{fig.name.strip('-')}.prof")
             profiles[fig.name] = text
