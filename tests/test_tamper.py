@@ -87,14 +87,14 @@ def _regions(data: bytes) -> dict[str, range]:
 
 # What a one-bit flip (XOR 0x01, ASCII stays ASCII) in each class can be refused as. A flip in base64 either leaves
 # the alphabet (not-an-envelope) or changes the decoded bytes (bad-signature); the only exception is the padding
-# bits of the last base64 character, which decode to the same bytes: same signed content, another file digest, so
-# it meets the accepted original as equivocation (see test_malleable_base64_is_never_accepted_twice).
+# bits of the last base64 character, which decode to the same bytes: that copy is not the canonical encoding and is
+# refused as such (see test_malleable_base64_is_never_accepted_twice).
 FLIP_REASONS = {
     "structure": {"malformed-json", "not-an-envelope"},
     "payloadType": {"unknown-payload-type"},
     "keyid": {"unknown-key"},
-    "signature": {"bad-signature", "not-an-envelope", "equivocation"},
-    "payload": {"bad-signature", "not-an-envelope", "equivocation"},
+    "signature": {"bad-signature", "not-an-envelope", "not-canonical"},
+    "payload": {"bad-signature", "not-an-envelope", "not-canonical"},
 }
 
 
