@@ -1347,7 +1347,7 @@ ProgressCallback = Callable[[str, int, int], None]
 
 def merge_bundles(
     db_path: Path,
-    paths: Sequence[Path],
+    paths: Sequence[Path | str],
     *,
     now: dt.datetime | None = None,
     progress: ProgressCallback | None = None,
