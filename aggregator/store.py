@@ -28,8 +28,8 @@ How a merge run works (fast for thousands of bundles, same outcome as merging th
      (so later bundles of the run see it), and its ledger entry is chained in memory ("ingest" progress);
   3. all accepted bundles are written in ONE transaction, one set insert per table (UNNEST of column lists),
      superseded_by and the withdrawal flags by one UPDATE each;
-  4. still inside the transaction, the archive files are written (temp file, fsync in parallel threads, rename,
-     one fsync of the folder), then COMMIT.
+  4. still inside the transaction, the archive files are written in a background thread while DuckDB inserts
+     the rows (temp file, fsync in parallel threads, rename, one fsync of the folder); COMMIT only after both.
 A refused bundle is never written. If anything fails before COMMIT (archive full, a database error) the
 transaction rolls back and the archive files this run created are removed: nothing of the run is merged and the
 error says so. If the process dies between the archive writes and COMMIT, archive files without a bundle row
@@ -1142,40 +1142,40 @@ class _Batch:
         b["n_withdrawals"].append(len(p.withdrawals))
         for name, value in ledger.items():
             self.ledger[name].append(value)
-        dumped = p.model_dump(mode="json", include={"records", "withdrawals", "release"})
-        records = dumped["records"]
+        records = p.records
         if records:
             r = self.records
             n = len(records)
             r["digest"].extend([digest] * n)
             r["org"].extend([org_id] * n)
             r["period"].extend([period] * n)
-            for column in ("pseudonym", "basis", "form", "age_band", "gender", "nationality_group", "province"):
-                r[column].extend([rec[column] for rec in records])
-        release = dumped.get("release")
-        if release:
+            r["pseudonym"].extend([rec.pseudonym for rec in records])
+            r["basis"].extend([rec.basis for rec in records])
+            for column in ("form", "age_band", "gender", "nationality_group", "province"):  # codelist enums
+                r[column].extend([getattr(rec, column).value for rec in records])
+        if p.release:
             m, c = self.marginals, self.cells
-            for index, marginal in enumerate(release["marginals"]):
+            for index, marginal in enumerate(p.release.marginals):
                 m["digest"].append(digest)
                 m["index"].append(index)
-                m["dimensions"].append(marginal["dimensions"])
-                m["epsilon"].append(fraction_text(Fraction(marginal["epsilon"])))
-                m["scale"].append(marginal["scale"])
-                m["variance"].append(marginal["variance"])
-                m["error"].append(marginal["expected_error_95"])
+                m["dimensions"].append(list(marginal.dimensions))
+                m["epsilon"].append(fraction_text(Fraction(marginal.epsilon)))
+                m["scale"].append(marginal.scale)
+                m["variance"].append(marginal.variance)
+                m["error"].append(marginal.expected_error_95)
                 c["ord"].append(len(c["ord"]))
                 c["digest"].append(digest)
                 c["index"].append(index)
-                c["shape"].append(",".join(marginal["dimensions"]))
-                c["counts"].append([cell["count"] for cell in marginal["cells"]])
-        withdrawals = dumped["withdrawals"]
+                c["shape"].append(",".join(marginal.dimensions))
+                c["counts"].append([cell.count for cell in marginal.cells])
+        withdrawals = p.withdrawals
         if withdrawals:
             w = self.withdrawals
             n = len(withdrawals)
             w["digest"].extend([digest] * n)
             w["org"].extend([org_id] * n)
-            w["period"].extend([x["period"] for x in withdrawals])
-            w["pseudonym"].extend([x["pseudonym"] for x in withdrawals])
+            w["period"].extend([x.period for x in withdrawals])
+            w["pseudonym"].extend([x.pseudonym for x in withdrawals])
 
     def write(self, con: duckdb.DuckDBPyConnection, now: dt.datetime) -> dict[str, str]:
         """Insert everything inside the caller's transaction; returns the flag note per flagged new bundle."""
