@@ -108,9 +108,15 @@ def test_preview_error_matches_simulated_releases():
     cell = shown.marginals[0]
     eps = Fraction(cell["epsilon"])
     draws, scale = release_counts([0] * 40_000, eps)
-    q95 = sorted(abs(x) for x in draws)[int(0.95 * len(draws))]
-    assert abs(q95 - cell["expected_error_95"]) <= 0.06 * cell["expected_error_95"]
-    assert discrete_laplace_quantile(scale * 1.3) > 1.2 * cell["expected_error_95"]
+    q = cell["expected_error_95"]
+    a = math.exp(-1 / scale)
+    exact = 1 - 2 * a ** (q + 1) / (1 + a)  # P(|noise| <= q) for the stated scale; >= 0.95 by construction
+    inside = sum(abs(x) <= q for x in draws) / len(draws)
+    se = math.sqrt(exact * (1 - exact) / len(draws))  # ~0.001
+    assert exact >= 0.95 and abs(inside - exact) < 4 * se
+    for wrong in (0.7, 1.3):  # a preview computed with a 30% wrong scale states a bound far from 95% coverage
+        q_wrong = discrete_laplace_quantile(scale * wrong)
+        assert abs(sum(abs(x) <= q_wrong for x in draws) / len(draws) - 0.95) > 10 * se
     # The age-band figure sums 5 cells of form x age band: its variance is 5 cell variances.
     fig = next(q for q in shown.national if q["query"] == "age_band")
     sums = [sum(draws[i : i + 5]) for i in range(0, len(draws), 5)]
