@@ -22,6 +22,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/utility.py
+	$(BIN)/python benchmarks/dp_audit_long.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -76,6 +76,7 @@ class NationalRow:
     upper: float
     total: bool = False
     raw_estimate: int | None = None  # individual + raw noisy sum, before the consistent post-processing
+    raw_variance: float | None = None  # the raw sum's noise variance
     consistent: bool = False  # estimate and interval come from consistency.py (WLS, non-negative, margins add up)
 
     def as_dict(self) -> dict[str, Any]:
@@ -286,7 +287,7 @@ def _consistent_row(row: NationalRow, table, names: list[str]) -> NationalRow:
     lower = max(float(row.individual), row.individual + wls - Z_95 * se)
     upper = max(row.individual + wls + Z_95 * se, float(estimate))
     return NationalRow(row.period, row.dims, row.individual, row.noisy, variance, estimate, se, lower, upper,
-                       row.total, raw_estimate=row.estimate, consistent=True)
+                       row.total, raw_estimate=row.estimate, raw_variance=row.variance, consistent=True)
 
 
 def _row(period: int, dims: dict[str, str], individual: int, noisy: int, variance: float, *, total: bool = False) -> NationalRow:

@@ -1,8 +1,12 @@
 """Utility of the national release on the synthetic nation: error against the truth and coverage of the 95% intervals.
 
-    .venv/bin/python benchmarks/utility.py                      # 20 seeds, epsilon 1 per organisation-year, naive release
-    .venv/bin/python benchmarks/utility.py --workload monitor   # the workload-aware release instead
+    .venv/bin/python benchmarks/utility.py                      # 20 seeds, epsilon 1 per organisation-year, both releases
     .venv/bin/python benchmarks/utility.py --seeds 4 --scale 0.3 --processes 2   # a quick look
+
+Two releases are compared on the same seeds:
+  naive           equal split over seven marginals (--workload equal), raw sums of the noisy counts
+  workload-aware  the monitor split (--workload monitor) and the consistent, non-negative WLS estimates
+                  (consistency.py) with their intervals
 
 For every seed the whole demo pipeline runs (aggregator.demo.run_demo: synthetic nation, every organisation
 validates, releases and signs, the coordinator registers and merges), then each figure the national monitor
@@ -34,18 +38,33 @@ MINORS = ("under_15", "15_17")
 FIGURES = ("total", "form", "age_band", "minors_by_form", "nationality_group")
 
 
-def _cells(db: Path, year: int, nation: Path) -> list[dict]:
-    """One dict per published cell: figure, cell, truth, target, estimate, se, lower, upper."""
+def _cells(db: Path, year: int, nation: Path, raw: bool) -> list[dict]:
+    """One dict per published cell: figure, cell, truth, target, estimate, se, lower, upper.
+
+    raw: the raw sums and their variance; else the table's own (consistent) estimate and interval."""
     from aggregator.demo import release_target_counts
     from aggregator.national import national_table
     from aggregator.synth import truth_counts
 
     out: list[dict] = []
 
-    def add(figure: str, cell: str, truth: int, target: int, estimate: int, variance: float, z: float) -> None:
-        se = math.sqrt(variance)
+    def add(figure: str, cell: str, truth: int, target: int, rows: list, z: float) -> None:
+        if raw:
+            estimate = sum(r.raw_estimate if r.raw_estimate is not None else r.estimate for r in rows)
+            variance = math.fsum(r.raw_variance if r.raw_variance is not None else r.variance for r in rows)
+            se = math.sqrt(variance)
+            lower, upper = estimate - z * se, estimate + z * se
+        elif len(rows) == 1:
+            estimate, se, lower, upper = rows[0].estimate, rows[0].se, rows[0].lower, rows[0].upper
+        else:  # a sum of cells: consistent estimates add; the interval from the summed variance, cut at the records
+            estimate = sum(r.estimate for r in rows)
+            se = math.sqrt(math.fsum(r.variance for r in rows))
+            individual = sum(r.individual for r in rows)
+            centre = sum((r.raw_estimate if r.raw_estimate is not None else r.estimate) for r in rows)
+            lower = max(individual, min(estimate, centre) - z * se)
+            upper = max(estimate, centre) + z * se
         out.append({"figure": figure, "cell": cell, "truth": truth, "target": target, "estimate": estimate, "se": se,
-                    "lower": estimate - z * se, "upper": estimate + z * se})
+                    "lower": lower, "upper": upper})
 
     for dim in ("form", "age_band", "nationality_group"):
         table = national_table(db, period=year, by=(dim,))
@@ -53,10 +72,9 @@ def _cells(db: Path, year: int, nation: Path) -> list[dict]:
         target = release_target_counts(nation, [dim])
         for row in table.cells(year):
             code = row.dims[dim]
-            add(dim, code, truth[(code,)], target[(code,)], row.estimate, row.variance, table.z)
+            add(dim, code, truth[(code,)], target[(code,)], [row], table.z)
         if dim == "form":
-            total = table.total(year)
-            add("total", "total", sum(truth.values()), sum(target.values()), total.estimate, total.variance, table.z)
+            add("total", "total", sum(truth.values()), sum(target.values()), [table.total(year)], table.z)
     table = national_table(db, period=year, by=("form", "age_band"))
     truth = truth_counts(nation, ["form", "age_band"])
     target = release_target_counts(nation, ["form", "age_band"])
@@ -66,18 +84,22 @@ def _cells(db: Path, year: int, nation: Path) -> list[dict]:
             by_form.setdefault(row.dims["form"], []).append(row)
     for form, rows in by_form.items():
         add("minors_by_form", form, sum(truth[(form, b)] for b in MINORS), sum(target[(form, b)] for b in MINORS),
-            sum(r.estimate for r in rows), math.fsum(r.variance for r in rows), table.z)
+            rows, table.z)
     return out
 
 
-def one_seed(seed: int, year: int, epsilon: str, scale: float, workload: str) -> tuple[int, float, list[dict]]:
+RELEASES = {"naive": ("equal", True), "workload-aware": ("monitor", False)}
+
+
+def one_seed(seed: int, year: int, epsilon: str, scale: float, release: str) -> tuple[int, float, list[dict]]:
     from aggregator.demo import DB_FILE, NATION_DIR, run_demo
 
     with tempfile.TemporaryDirectory(prefix=f"utility-{seed}-") as tmp:
         out = Path(tmp) / "demo"
         started = time.perf_counter()
+        workload, raw = RELEASES[release]
         run_demo(out, year=year, seed=seed, epsilon=Fraction(epsilon), scale=scale, workers=1, workload=workload)
-        cells = _cells(out / DB_FILE, year, out / NATION_DIR)
+        cells = _cells(out / DB_FILE, year, out / NATION_DIR, raw)
         return seed, time.perf_counter() - started, cells
 
 
@@ -116,47 +138,62 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--year", type=int, default=2025)
     parser.add_argument("--epsilon", default="1", help="epsilon per organisation-year (exact text)")
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--workload", default="equal", help="equal (naive split, the baseline) or monitor")
+    parser.add_argument("--release", default="both", choices=["both", *RELEASES], help="which release(s) to measure")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the summary as JSON here")
     args = parser.parse_args(argv)
 
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    releases = list(RELEASES) if args.release == "both" else [args.release]
     started = time.perf_counter()
-    cells: list[dict] = []
-    timings: list[float] = []
+    results: dict[str, tuple[list[dict], list[float]]] = {r: ([], []) for r in releases}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.processes, mp_context=context) as pool:
-        futures = [pool.submit(one_seed, s, args.year, args.epsilon, args.scale, args.workload) for s in seeds]
+        futures = {pool.submit(one_seed, s, args.year, args.epsilon, args.scale, r): r for r in releases for s in seeds}
         for done, future in enumerate(as_completed(futures), start=1):
             seed, seconds, found = future.result()
-            cells.extend(found)
-            timings.append(seconds)
-            print(f"  seed {seed:3d} done in {seconds:5.1f} s ({done}/{len(seeds)})", file=sys.stderr, flush=True)
-    summary = summarise(cells)
+            results[futures[future]][0].extend(found)
+            results[futures[future]][1].append(seconds)
+            print(f"  {futures[future]} seed {seed:3d} done in {seconds:5.1f} s ({done}/{len(futures)})",
+                  file=sys.stderr, flush=True)
 
     print(f"Utility of the national release: {len(seeds)} seeds, epsilon {args.epsilon} per organisation-year, "
-          f"workload {args.workload}, scale {args.scale}, 52 organisations "
-          f"({time.perf_counter() - started:.0f} s wall, {statistics.fmean(timings):.1f} s per seed)")
-    head = (f"{'figure':<18}{'cells':>6}{'truth/cell':>11}{'MAE':>9}{'rel.err':>9}{'w.rel':>8}{'bias':>9}"
-            f"{'MAE tgt':>9}{'bias tgt':>9}{'mean se':>9}{'z sd':>6}{'cov truth':>10}{'cov tgt':>9}")
-    print(head)
-    print("-" * len(head))
-    for r in summary:
-        print(f"{r['figure']:<18}{r['cells']:>6}{r['mean_truth']:>11.0f}{r['mae']:>9.1f}{r['relative_error']:>9.1%}"
-              f"{r['weighted_relative_error']:>8.1%}{r['bias']:>+9.1f}{r['mae_vs_target']:>9.1f}{r['bias_vs_target']:>+9.1f}"
-              f"{r['mean_se']:>9.1f}{r['z_sd']:>6.2f}"
-              f"{r['coverage_truth']:>10.1%}{r['coverage_target']:>9.1%}")
-    overall_truth = statistics.fmean(c["lower"] <= c["truth"] <= c["upper"] for c in cells)
-    overall_target = statistics.fmean(c["lower"] <= c["target"] <= c["upper"] for c in cells)
-    print(f"all published cells: coverage of the truth {overall_truth:.1%}, of the release target {overall_target:.1%} "
-          f"(nominal 95%)")
+          f"scale {args.scale}, 52 organisations ({time.perf_counter() - started:.0f} s wall)")
+    summaries = {}
+    for release in releases:
+        cells, timings = results[release]
+        summary = summaries[release] = summarise(cells)
+        workload, raw = RELEASES[release]
+        print(f"\n{release}: workload {workload}, {'raw sums' if raw else 'consistent WLS estimates'} "
+              f"({statistics.fmean(timings):.1f} s per seed)")
+        head = (f"{'figure':<18}{'cells':>6}{'truth/cell':>11}{'MAE':>9}{'rel.err':>9}{'w.rel':>8}{'bias':>9}"
+                f"{'MAE tgt':>9}{'bias tgt':>9}{'mean se':>9}{'z sd':>6}{'cov truth':>10}{'cov tgt':>9}")
+        print(head)
+        print("-" * len(head))
+        for r in summary:
+            print(f"{r['figure']:<18}{r['cells']:>6}{r['mean_truth']:>11.0f}{r['mae']:>9.1f}{r['relative_error']:>9.1%}"
+                  f"{r['weighted_relative_error']:>8.1%}{r['bias']:>+9.1f}{r['mae_vs_target']:>9.1f}"
+                  f"{r['bias_vs_target']:>+9.1f}{r['mean_se']:>9.1f}{r['z_sd']:>6.2f}"
+                  f"{r['coverage_truth']:>10.1%}{r['coverage_target']:>9.1%}")
+        overall_truth = statistics.fmean(c["lower"] <= c["truth"] <= c["upper"] for c in cells)
+        overall_target = statistics.fmean(c["lower"] <= c["target"] <= c["upper"] for c in cells)
+        print(f"all published cells: coverage of the truth {overall_truth:.1%}, of the release target "
+              f"{overall_target:.1%} (nominal 95%)")
+    if len(releases) == 2:
+        naive = {r["figure"]: r for r in summaries["naive"]}
+        aware = {r["figure"]: r for r in summaries["workload-aware"]}
+        print("\nworkload-aware / naive, MAE against the release target (the noise alone) and against the truth:")
+        for figure in FIGURES:
+            if figure in naive and figure in aware:
+                print(f"  {figure:<18} noise {aware[figure]['mae_vs_target'] / naive[figure]['mae_vs_target']:.2f}x"
+                      f"   truth {aware[figure]['mae'] / naive[figure]['mae']:.2f}x")
     print("rel.err = mean over cells with truth > 0 of |estimate - truth| / truth; w.rel = sum |error| / sum truth; "
           "tgt = release target (lawful people once + each organisation's other people: the noise alone)")
     print("z sd = root mean square of (estimate - release target) / se: 1.0 when the stated standard errors are right")
     if args.json_out:
-        args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary,
-                                             "cells": cells}, indent=2) + "\n", encoding="utf-8")
+        args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summaries": summaries,
+                                             "cells": {r: results[r][0] for r in releases}}, indent=2) + "\n",
+                                 encoding="utf-8")
     return 0
 
 
