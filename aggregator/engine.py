@@ -13,7 +13,9 @@ def connect(*, memory_limit: str = "1GB", temp_dir: Path | None = None, threads:
     con = duckdb.connect(":memory:")
     con.execute(f"SET memory_limit = '{_checked_size(memory_limit)}'")
     con.execute("SET preserve_insertion_order = false")
-    con.execute("SET enable_progress_bar = false")  # our own progress goes through rich, never DuckDB's to stderr
+    # DuckDB tracks each query's progress (the CLI polls it for a rich bar) but never prints its own to stderr.
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
     spill = temp_dir if temp_dir is not None else Path(tempfile.gettempdir()) / "aggregator-spill"
     spill.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET temp_directory = '{_quote_literal(str(spill))}'")

@@ -249,6 +249,7 @@ def submit(
     skip_invalid: bool = False,
     dry_run: bool = False,
     workload: str = "monitor",
+    con=None,
 ) -> SubmitResult:
     """Validate, release and sign; writes the bundle and the ledger entry, or nothing at all."""
     from .bundle import atomic_write, bundle_filename, canonical_json, load_private_key, sha256_hex, sign_payload
@@ -268,7 +269,7 @@ def submit(
     private_key = load_private_key(org.key_path)
     export_date = export_date or dt.date.today()
 
-    report, con = validate_export(export, mapping_path, export_date=export_date)
+    report, con = validate_export(export, mapping_path, export_date=export_date, con=con)
     if not report.valid and not skip_invalid:
         raise ValidationFailed(
             f"{report.rows_invalid} of {report.rows_read} rows break the schema; run `aggregator validate` to see them, "

@@ -11,7 +11,8 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import typer
 
@@ -65,6 +66,39 @@ def fail(message: str, exit_code: int = 1) -> None:
     # The message can carry names from the user's files (headers, file names): never read them as rich markup.
     console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, emoji=False)
     raise typer.Exit(exit_code)
+
+
+@contextmanager
+def query_progress(con, label: str, enabled: bool) -> Iterator[None]:
+    """A rich progress bar on stderr fed by DuckDB's own progress of the running query (polled from a thread)."""
+    if not enabled or not console(stderr=True).is_terminal:
+        yield
+        return
+    import threading
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    stop = threading.Event()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=100)
+
+        def poll() -> None:
+            while not stop.wait(0.1):
+                try:
+                    done = con.query_progress()
+                except Exception:  # the connection closed under us: the work is over
+                    return
+                if done >= 0:
+                    bar.update(task, completed=done)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            poller.join()
 
 
 def run(call: Callable[[], Any]) -> Any:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from . import HomeOption, JsonOption, QuietOption, app, console, print_json, run
+from . import HomeOption, JsonOption, QuietOption, app, console, print_json, query_progress, run
 
 org_app = typer.Typer(help="Set up this organisation: signing key and configuration.", no_args_is_help=True)
 app.add_typer(org_app, name="org")
@@ -80,10 +80,13 @@ def validate(
     \b
         aggregator validate examples/shelter-noord/export-2025.csv --mapping examples/shelter-noord/mapping.toml
     """
+    from ..engine import connect
     from ..validate import validate_export, write_errors_csv
 
     day = _export_date(export_date)
-    report, con = run(lambda: validate_export(export, mapping, export_date=day, max_explained=max_errors))
+    con = run(connect)
+    with query_progress(con, f"Checking {export.name}", enabled=not (json_out or quiet)):
+        report, _ = run(lambda: validate_export(export, mapping, export_date=day, max_explained=max_errors, con=con))
     con.close()
     if errors_out is not None:
         run(lambda: write_errors_csv(report, errors_out))
@@ -183,13 +186,17 @@ def submit(
             render_preview(shown)
         return
     key = run(lambda: load_linkage_key(linkage_key))
+    from ..engine import connect
+
     day = _export_date(export_date)
-    result = run(
-        lambda: do_submit(
-            export, mapping, period=period, epsilon=eps, out=out, home=home, linkage_key=key,
-            export_date=day, skip_invalid=skip_invalid, dry_run=dry_run, workload=workload,
+    con = run(connect)
+    with query_progress(con, f"Releasing {export.name}", enabled=not (json_out or quiet)):
+        result = run(
+            lambda: do_submit(
+                export, mapping, period=period, epsilon=eps, out=out, home=home, linkage_key=key,
+                export_date=day, skip_invalid=skip_invalid, dry_run=dry_run, workload=workload, con=con,
+            )
         )
-    )
     if json_out:
         print_json(result)
     elif not quiet:
