@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .engine import quote_ident
 from .errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,10 +92,6 @@ class ReadInfo:
     def as_dict(self) -> dict:
         return asdict(self)
 
-
-def quote_ident(name: str) -> str:
-    """A DuckDB identifier for any text: double quotes around it, inner double quotes doubled."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def detect_format(path: Path) -> str:

@@ -75,6 +75,8 @@ from .bundle import (
     sha256_hex,
     verify_envelope,
 )
+from .engine import quote_ident
+from .privacy import discrete_laplace_variance
 from .codelists import DIMENSIONS, INVESTIGATIVE_REPORTERS, OrgKind, ReporterType, codes
 from .errors import BundleRejected, ConfigError, InputError, StoreBusy, UsageError
 
@@ -227,15 +229,6 @@ def fraction_decimal(value: Fraction, places: int = 6) -> str:
     return text
 
 
-def discrete_laplace_variance(scale: float) -> float:
-    """Variance of the discrete Laplace distribution P(k) ~ exp(-|k|/scale): 2a/(1-a)^2 with a = exp(-1/scale)."""
-    a = math.exp(-1.0 / scale)
-    return 2.0 * a / (1.0 - a) ** 2
-
-
-def quote_ident(name: str) -> str:
-    """A SQL identifier in double quotes (embedded quotes doubled); only ever used on whitelisted names."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def archive_dir(db_path: Path) -> Path:
