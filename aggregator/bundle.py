@@ -136,6 +136,17 @@ def parse_public_key(text: str) -> bytes:
     return raw
 
 
+def read_public_key_file(path: Path) -> bytes:
+    """Raw Ed25519 key from a public key file (an organisation's `org.pub`)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"public key file not found: {path}") from None
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"cannot read public key file {path}") from None
+    return parse_public_key(text)
+
+
 # ------------------------------------------------------------------ envelope
 
 def sign_payload(payload_bytes: bytes, private_key, *, payload_type: str = PAYLOAD_TYPE) -> bytes:

@@ -151,7 +151,8 @@ def run_demo(
     from .codelists import label
     from .national import national_table, to_csv
     from .org import init_org
-    from .store import merge_bundles, read_public_key_file, register_org
+    from .bundle import read_public_key_file
+    from .store import merge_bundles, register_org
     from .synth import MANIFEST_FILE, consent_only_counts, make_nation, truth_counts
 
     if lang not in ("en", "nl"):

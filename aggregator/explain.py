@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .errors import BundleRejected, ConfigError
+from .errors import BundleRejected
 
 
 @dataclass
@@ -52,19 +52,13 @@ class Explanation:
 
 def _public_key(public_key: Path | None, home: Path | None) -> tuple[bytes | None, str | None]:
     """The raw key to verify with and where it came from; the organisation home's org.pub by default."""
-    from .bundle import parse_public_key
+    from .bundle import read_public_key_file
     from .org import resolve_home
 
     path = public_key if public_key is not None else resolve_home(home) / "org.pub"
     if public_key is None and not path.is_file():
         return None, None
-    try:
-        text = Path(path).read_text(encoding="ascii")
-    except FileNotFoundError:
-        raise ConfigError(f"public key file not found: {path}") from None
-    except (OSError, UnicodeDecodeError):
-        raise ConfigError(f"cannot read the public key file {path}") from None
-    return parse_public_key(text), str(path)
+    return read_public_key_file(path), str(path)
 
 
 def explain_bundle(path: Path, *, public_key: Path | None = None, home: Path | None = None,

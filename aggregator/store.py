@@ -70,7 +70,7 @@ from .bundle import (
     key_id,
     open_envelope,
     parse_payload,
-    parse_public_key,
+    read_public_key_file,
     read_bundle_file,
     sha256_hex,
     verify_envelope,
@@ -554,16 +554,6 @@ class OrgEntry:
     def as_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in asdict(self).items() if k != "keys"}, "keys": [k.as_dict() for k in self.keys]}
 
-
-def read_public_key_file(path: Path) -> bytes:
-    """Raw Ed25519 key from an organisation's `org.pub` file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"public key file not found: {path}") from None
-    except (OSError, UnicodeDecodeError):
-        raise ConfigError(f"cannot read public key file {path}") from None
-    return parse_public_key(text)
 
 
 def _org_entry(con: duckdb.DuckDBPyConnection, org_id: str) -> OrgEntry | None:

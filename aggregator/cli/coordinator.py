@@ -45,7 +45,8 @@ def registry_add(
         aggregator registry add shelter-noord --kind non_investigative --reporter-type shelter \\
             --public-key shelter-noord.pub --cap 1 --db national.duckdb
     """
-    from ..store import read_public_key_file, register_org
+    from ..bundle import read_public_key_file
+    from ..store import register_org
 
     entry = run(lambda: register_org(
         db, org, kind=kind, reporter_type=reporter_type, public_key=read_public_key_file(public_key), cap=cap
@@ -66,7 +67,8 @@ def registry_rotate(org: str = OrgArg, public_key: Path = PublicKeyOption, db: P
     \b
         aggregator registry rotate shelter-noord --public-key shelter-noord-2026.pub --db national.duckdb
     """
-    from ..store import read_public_key_file, rotate_key
+    from ..bundle import read_public_key_file
+    from ..store import rotate_key
 
     entry = run(lambda: rotate_key(db, org, read_public_key_file(public_key)))
     if json_out:
