@@ -265,6 +265,7 @@ def submit(
         # Everyone an investigative organisation reports has a statutory basis: nothing to count noisily, nothing spent.
         epsilon = Fraction(0)
     ledger = Ledger(org.ledger_path, org.cap_fraction)
+    remove_orphans(org, ledger)
     ledger.check(period, epsilon)
     private_key = load_private_key(org.key_path)
     export_date = export_date or dt.date.today()
@@ -350,6 +351,26 @@ def submit(
     atomic_write(target, envelope)
     result.path = str(target)
     return result
+
+
+def remove_orphans(org: OrgConfig, ledger: Ledger) -> list[str]:
+    """Delete kept bundles that no ledger entry accounts for: a submit that died before its commit point.
+
+    Such a bundle was never spent or sent, so its noise must never be published either."""
+    from .bundle import bundle_filename
+
+    kept = Path(org.home) / "releases"
+    if not kept.is_dir():
+        return []
+    spent = {bundle_filename(e.digest) for e in ledger.entries()}
+    removed = []
+    for path in kept.glob("*.bundle.json"):
+        if path.name not in spent:
+            path.unlink()
+            removed.append(path.name)
+    for path in kept.glob(".*.tmp"):  # an interrupted atomic write
+        path.unlink()
+    return removed
 
 
 def ensure_writable_folder(folder: Path) -> None:

@@ -1328,6 +1328,14 @@ def _write_archive(folder: Path, items: Sequence[tuple[str, bytes]]) -> list[Pat
 ProgressCallback = Callable[[str, int, int], None]
 
 
+def _remove_interrupted_writes(db_path: Path) -> None:
+    """Temp files of archive writes that a killed merge left behind (never part of the archive); we hold the lock."""
+    folder = archive_dir(db_path)
+    if folder.is_dir():
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
 def merge_bundles(
     db_path: Path,
     paths: Sequence[Path | str],
@@ -1346,6 +1354,7 @@ def merge_bundles(
     outcomes: dict[int, BundleOutcome] = {}
     staged: list[_Staged] = []
     with open_store(db_path) as con:
+        _remove_interrupted_writes(db_path)
         state = _load_state(con)
         for position, path in enumerate(paths):
             try:
