@@ -145,7 +145,7 @@ def run_demo(
 
     `progress(stage, done, total)` is called per organisation for the stages "submit" and "merge" (and once for
     "nation", "table"). `workers` > 1 submits organisations in parallel processes (each has its own home).
-    `workload` names the release's marginals and epsilon split (release.workload_named: "monitor" or "equal").
+    `workload` names the release's marginals and epsilon split (release.workload_named: "monitor", "published" or "equal").
     """
     from .bundle import atomic_write
     from .codelists import label

@@ -39,7 +39,10 @@ MONITOR_WORKLOAD: tuple[tuple[str, ...], ...] = (
     ("gender",),
     ("province",),
 )
-WORKLOADS = {"monitor": MONITOR_WORKLOAD, "equal": EQUAL_WORKLOAD}
+# Only what the monitor publishes: the most accurate release for those figures, but no gender or province breakdown
+# of the people without a lawful basis.
+PUBLISHED_WORKLOAD: tuple[tuple[str, ...], ...] = MONITOR_WORKLOAD[:2]
+WORKLOADS = {"monitor": MONITOR_WORKLOAD, "published": PUBLISHED_WORKLOAD, "equal": EQUAL_WORKLOAD}
 DEFAULT_WORKLOAD_NAME = "monitor"
 DEFAULT_WORKLOAD = MONITOR_WORKLOAD
 
@@ -95,6 +98,7 @@ def split_epsilon(
 
     Each query is answered by the covering marginal where it is cheapest; a marginal that answers queries of total
     weighted cost A_m gets epsilon proportional to A_m^(1/3) (Lagrange optimum of sum A_m / e_m^2 with sum e_m = eps).
+    The total is left out of that assignment: every marginal answers it, and the national WLS pools them all.
     The equal workload keeps its equal split. Parts are exact fractions that add up to epsilon exactly.
     """
     if workload == EQUAL_WORKLOAD or len(workload) == 1:
@@ -103,6 +107,8 @@ def split_epsilon(
     for _ in range(20):
         cost = [0.0] * len(workload)
         for q in queries:
+            if not q.by and not q.where:
+                continue
             options = [(i, query_cost(q, m)) for i, m in enumerate(workload)]
             options = [(i, c) for i, c in options if c is not None]
             if not options:

@@ -65,7 +65,7 @@ def demo(
     epsilon: str = typer.Option("1.0", "--epsilon", help="Privacy budget each organisation spends (exact, e.g. 1.0 or 1/2)."),
     scale: float = typer.Option(1.0, "--scale", help="Population multiplier (1.0 = about 7,000 people)."),
     workers: int = typer.Option(2, "--workers", min=1, max=32, help="Organisations submitting in parallel processes."),
-    workload: str = typer.Option("monitor", "--workload", help="Release workload: monitor (default) or equal (naive split)."),
+    workload: str = typer.Option("monitor", "--workload", help="Release workload: monitor (default), published or equal (naive split)."),
     lang: Lang = typer.Option(Lang.en, "--lang", help="Language of labels in the table, CSV and report."),
     json_out: bool = JsonOption,
     quiet: bool = QuietOption,

@@ -151,7 +151,7 @@ def submit(
     export_date: Optional[str] = ExportDateOption,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Release only the valid rows instead of refusing."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would leave; write and spend nothing."),
-    workload: str = typer.Option("monitor", "--workload", help="monitor (epsilon split for the national tables) or equal."),
+    workload: str = typer.Option("monitor", "--workload", help="monitor (split for the national tables), published (only their two tables) or equal."),
     preview: bool = typer.Option(False, "--preview", help="Show the expected error for this epsilon; read and spend nothing."),
     target_error: Optional[float] = typer.Option(
         None, "--target-error", help="Pick the smallest epsilon whose expected 95%% error on the national total is at most this."
