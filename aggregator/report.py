@@ -73,10 +73,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "hybrid_bar": ("Hybrid estimate", "Hybride schatting"),
     "share_seen": ("Share seen individually", "Deel individueel gezien"),
     "totals_differ": (
-        "Each breakdown sums its own noisy table, so the totals under the tables can differ a little from each other "
-        "and from the headline figure; each is an unbiased estimate of the same number, within its interval.",
-        "Elke uitsplitsing telt haar eigen ruistabel op; de totalen onder de tabellen kunnen daardoor iets van elkaar en van "
-        "het kopcijfer verschillen. Elk is een zuivere schatting van hetzelfde aantal, binnen het eigen interval."),
+        "The estimates combine every released noisy table into one consistent set (weighted least squares, never below "
+        "zero), so the tables add up to the same total. The noisy-counts column shows the raw sums before that step; "
+        "they differ a little between tables because each table carries its own noise.",
+        "De schattingen combineren alle vrijgegeven ruistabellen tot één samenhangend geheel (gewogen kleinste "
+        "kwadraten, nooit onder nul), zodat de tabellen optellen tot hetzelfde totaal. De kolom ruisgetallen toont de "
+        "ruwe sommen vóór die stap; die verschillen iets tussen tabellen omdat elke tabel eigen ruis draagt."),
     "budget": ("Privacy budget per organisation (for auditors)", "Privacybudget per organisatie (voor auditors)"),
     "budget_note": ("Epsilon spent in the period against the organisation's cap. Every accepted bundle counts, also ones "
                     "a later correction replaced, because their noisy counts were released.",
