@@ -54,8 +54,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             return _NOT_PLAIN
-        if value.is_integer() and abs(value) < 2**53:
-            return int(value)
+        if value.is_integer():  # JCS prints whole floats as integers, exactly so only below 2**53
+            return int(value) if abs(value) < 2**53 else _NOT_PLAIN
         return value if 1e-6 <= abs(value) < 1e21 and "e" not in repr(value) else _NOT_PLAIN
     if isinstance(value, dict):
         out = {}

@@ -13,7 +13,8 @@ from aggregator.errors import BundleRejected
 leaves = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**60), 2**60),
     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8),
-    st.sampled_from([0.0, -0.0, 1e-7, 5e-324, 1e21, 7.000000000000009, 97.8335032637296, 0.1]),
+    st.sampled_from([0.0, -0.0, 1e-7, 5e-324, 1e21, 7.000000000000009, 97.8335032637296, 0.1, 2.0**53, 2.0**53 - 1,
+                     2.0**60, 1e20, -(2.0**53)]),
 )
 values = st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)), max_leaves=20)
 
