@@ -116,14 +116,16 @@ def run(call: Callable[[], Any]) -> Any:
 COMMAND_GROUPS = ("organisation", "coordinator", "audit", "report", "demo")
 
 
+def register_commands() -> None:
+    """Import every command group so it registers on `app` (each imports only typer and the standard library)."""
+    from importlib import import_module
+
+    for group in COMMAND_GROUPS:
+        import_module(f"{__name__}.{group}")
+
+
 def main() -> None:
-    # Register the command groups (each module imports only typer and the standard library at top level).
-    for optional in COMMAND_GROUPS:
-        try:
-            __import__(f"{__name__}.{optional}")
-        except ModuleNotFoundError as exc:  # a group not built yet in this checkout
-            if exc.name != f"{__name__}.{optional}":
-                raise
+    register_commands()
     app()
 
 
