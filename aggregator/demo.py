@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import secrets
 import shutil
 import time
@@ -230,16 +229,14 @@ def run_demo(
     for cell in by_form.cells(year):
         form = cell.dims["form"]
         rows.append(_demo_row(form, label("form", form, lang), truth_form[(form,)], consent_form[(form,)],
-                              cell.estimate, cell.variance, by_form.z, targets[form]))
+                              [cell], by_form.z, targets[form]))
     minors = [c for c in by_age.cells(year) if c.dims["age_band"] in MINOR_BANDS]
     rows.append(_demo_row(
         "minors", ROW_LABELS["minors"][lang], sum(truth_age[(b,)] for b in MINOR_BANDS),
-        sum(consent_age[(b,)] for b in MINOR_BANDS), sum(c.estimate for c in minors),
-        math.fsum(c.variance for c in minors), by_age.z, targets["minors"],
+        sum(consent_age[(b,)] for b in MINOR_BANDS), minors, by_age.z, targets["minors"],
     ))
-    total = by_form.total(year)
     rows.append(_demo_row("total", ROW_LABELS["total"][lang], nation.truth_total, nation.consent_only_total,
-                          total.estimate, total.variance, by_form.z, targets["total"]))
+                          [by_form.total(year)], by_form.z, targets["total"]))
 
     files = {"nation": str(nation_dir), "linkage_key": str(out / LINKAGE_FILE), "homes": str(out / HOMES_DIR),
              "bundles": str(bundles), "database": str(db)}
@@ -262,11 +259,10 @@ def run_demo(
     )
 
 
-def _demo_row(
-    key: str, text: str, truth: int, consent: int, estimate: int, variance: float, z: float, target: int
-) -> DemoRow:
-    se = math.sqrt(variance)
-    lower, upper = estimate - z * se, estimate + z * se
+def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: float, target: int) -> DemoRow:
+    from .national import sum_rows
+
+    estimate, se, lower, upper = sum_rows(cells, z)
     return DemoRow(key, text, int(truth), int(consent), int(estimate), round(se, 2), round(lower, 1), round(upper, 1),
                    lower <= truth <= upper, int(target), lower <= target <= upper)
 

@@ -261,6 +261,22 @@ def national_table(db_path: Path, period: int | None = None, by: str | Sequence[
     return NationalTable(names, period, periods, table_rows, uses, int(linked or 0), int(conflicting or 0), notes)
 
 
+def sum_rows(rows: Sequence[NationalRow], z: float = Z_95) -> tuple[int, float, float, float]:
+    """Estimate, standard error and interval of a sum of cells (e.g. minors = under 15 + 15-17).
+
+    Estimates add; variances add (covariances between cells are ignored); the interval is cut at the individual
+    records like a single row's, and always holds the estimate."""
+    if len(rows) == 1:
+        return rows[0].estimate, rows[0].se, rows[0].lower, rows[0].upper
+    estimate = sum(r.estimate for r in rows)
+    se = math.sqrt(math.fsum(r.variance for r in rows))
+    individual = sum(r.individual for r in rows)
+    centre = sum(r.raw_estimate if r.raw_estimate is not None else r.estimate for r in rows)
+    lower = max(float(individual), min(estimate, centre) - z * se)
+    upper = max(float(estimate), max(estimate, centre) + z * se)
+    return estimate, se, lower, upper
+
+
 def _consistent_tables(con, names: list[str], periods: list[int]) -> dict[int, tuple]:
     """Per period, the consistent table for this breakdown and the total, when the releases determine them."""
     from .consistency import DERIVED, HIERARCHY, consistent_tables

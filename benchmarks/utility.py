@@ -44,7 +44,7 @@ def _cells(db: Path, year: int, nation: Path, raw: bool) -> list[dict]:
 
     raw: the raw sums and their variance; else the table's own (consistent) estimate and interval."""
     from aggregator.demo import release_target_counts
-    from aggregator.national import national_table
+    from aggregator.national import national_table, sum_rows
     from aggregator.synth import truth_counts
 
     out: list[dict] = []
@@ -55,15 +55,8 @@ def _cells(db: Path, year: int, nation: Path, raw: bool) -> list[dict]:
             variance = math.fsum(r.raw_variance if r.raw_variance is not None else r.variance for r in rows)
             se = math.sqrt(variance)
             lower, upper = estimate - z * se, estimate + z * se
-        elif len(rows) == 1:
-            estimate, se, lower, upper = rows[0].estimate, rows[0].se, rows[0].lower, rows[0].upper
-        else:  # a sum of cells: consistent estimates add; the interval from the summed variance, cut at the records
-            estimate = sum(r.estimate for r in rows)
-            se = math.sqrt(math.fsum(r.variance for r in rows))
-            individual = sum(r.individual for r in rows)
-            centre = sum((r.raw_estimate if r.raw_estimate is not None else r.estimate) for r in rows)
-            lower = max(individual, min(estimate, centre) - z * se)
-            upper = max(estimate, centre) + z * se
+        else:
+            estimate, se, lower, upper = sum_rows(rows, z)
         out.append({"figure": figure, "cell": cell, "truth": truth, "target": target, "estimate": estimate, "se": se,
                     "lower": lower, "upper": upper})
 
