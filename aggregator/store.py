@@ -644,6 +644,24 @@ def register_org(
         return _org_entry(con, org_id)  # type: ignore[return-value]
 
 
+@contextmanager
+def _registered_org_change(db_path: Path, org_id: str, *, revoked_message: str) -> Iterator[tuple[Any, OrgEntry]]:
+    """One registry transaction on an active, registered organisation: commits on success, rolls back on error."""
+    with open_store(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            org = _org_entry(con, org_id)
+            if org is None:
+                raise ConfigError(f"organisation {org_id} is not registered")
+            if org.status == "revoked":
+                raise ConfigError(revoked_message.format(org=org_id))
+            yield con, org
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
 def rotate_key(db_path: Path, org_id: str, public_key: bytes, *, now: dt.datetime | None = None) -> OrgEntry:
     """Give an organisation a new key. Old keys stay in the registry (retired) so old bundles remain verifiable;
     a bundle signed with a retired key still merges only if it was created before the rotation."""
@@ -651,61 +669,33 @@ def rotate_key(db_path: Path, org_id: str, public_key: bytes, *, now: dt.datetim
         raise ConfigError("public key must be 32 bytes of Ed25519")
     keyid = key_id(public_key)
     now = _now(now)
-    with open_store(db_path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            org = _org_entry(con, org_id)
-            if org is None:
-                raise ConfigError(f"organisation {org_id} is not registered")
-            if org.status == "revoked":
-                raise ConfigError(f"organisation {org_id} is revoked; register it again under a new id")
-            _check_key_free(con, keyid)
-            retired = [k.keyid for k in org.keys if k.status == "active"]
-            con.execute(
-                "UPDATE org_keys SET retired_at = ? WHERE org_id = ? AND retired_at IS NULL AND revoked_at IS NULL",
-                [now, org_id],
-            )
-            con.execute(
-                "INSERT INTO org_keys VALUES (?, ?, ?, ?, NULL, NULL)",
-                [keyid, org_id, base64.b64encode(public_key).decode("ascii"), now],
-            )
-            _append_ledger(
-                con,
-                "rotate",
-                {
-                    "org": org_id,
-                    "keyid": keyid,
-                    "public_key": base64.b64encode(public_key).decode("ascii"),
-                    "retired": retired,
-                },
-                now,
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        return _org_entry(con, org_id)  # type: ignore[return-value]
+    encoded = base64.b64encode(public_key).decode("ascii")
+    revoked = "organisation {org} is revoked; register it again under a new id"
+    with _registered_org_change(db_path, org_id, revoked_message=revoked) as (con, org):
+        _check_key_free(con, keyid)
+        retired = [k.keyid for k in org.keys if k.status == "active"]
+        con.execute(
+            "UPDATE org_keys SET retired_at = ? WHERE org_id = ? AND retired_at IS NULL AND revoked_at IS NULL",
+            [now, org_id],
+        )
+        con.execute("INSERT INTO org_keys VALUES (?, ?, ?, ?, NULL, NULL)", [keyid, org_id, encoded, now])
+        _append_ledger(con, "rotate", {"org": org_id, "keyid": keyid, "public_key": encoded, "retired": retired}, now)
+    return _current_entry(db_path, org_id)
 
 
 def revoke_org(db_path: Path, org_id: str, *, now: dt.datetime | None = None) -> OrgEntry:
     """Revoke an organisation and all its keys: none of its bundles merge any more. Bundles already accepted
     stay in the table and the budget (they were valid when they arrived)."""
     now = _now(now)
-    with open_store(db_path) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            org = _org_entry(con, org_id)
-            if org is None:
-                raise ConfigError(f"organisation {org_id} is not registered")
-            if org.status == "revoked":
-                raise ConfigError(f"organisation {org_id} is already revoked")
-            con.execute("UPDATE organisations SET status = 'revoked', revoked_at = ? WHERE id = ?", [now, org_id])
-            con.execute("UPDATE org_keys SET revoked_at = ? WHERE org_id = ? AND revoked_at IS NULL", [now, org_id])
-            _append_ledger(con, "revoke", {"org": org_id, "keyids": [k.keyid for k in org.keys]}, now)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    with _registered_org_change(db_path, org_id, revoked_message="organisation {org} is already revoked") as (con, org):
+        con.execute("UPDATE organisations SET status = 'revoked', revoked_at = ? WHERE id = ?", [now, org_id])
+        con.execute("UPDATE org_keys SET revoked_at = ? WHERE org_id = ? AND revoked_at IS NULL", [now, org_id])
+        _append_ledger(con, "revoke", {"org": org_id, "keyids": [k.keyid for k in org.keys]}, now)
+    return _current_entry(db_path, org_id)
+
+
+def _current_entry(db_path: Path, org_id: str) -> OrgEntry:
+    with open_store(db_path, write=False) as con:
         return _org_entry(con, org_id)  # type: ignore[return-value]
 
 
