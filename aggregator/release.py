@@ -167,6 +167,51 @@ def lawful_records(con) -> list[dict[str, str]]:
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
+def withdrawals(con, org: OrgConfig, ledger: Ledger, period: int, export_date: dt.date, linkage_key: bytes) -> list[dict]:
+    """Records sent for OTHER periods whose consent has since been withdrawn: (pseudonym, period) to withdraw.
+
+    Within the same period a new bundle supersedes the old one, so nothing needs withdrawing there. What was sent
+    before is read from this organisation's own kept bundles (the latest accepted sequence of each period)."""
+    if org.kind == "investigative":
+        return []  # statutory records need no consent
+    sent = previously_sent(org, ledger, exclude_period=period)
+    if not sent:
+        return []
+    ipad, opad = _hmac_pads(linkage_key)
+    withdrawn = {
+        p for (p,) in con.execute(
+            f"""
+            SELECT DISTINCT {HMAC_SQL} FROM valid_rows
+            WHERE consent_withdrawn_date IS NOT NULL AND consent_withdrawn_date <= $export_date
+            """,
+            {"export_date": export_date, "org_id": org.id, "ipad": ipad, "opad": opad},
+        ).fetchall()
+    }
+    return [{"pseudonym": p, "period": per} for per, pseudonyms in sorted(sent.items()) for p in sorted(pseudonyms & withdrawn)]
+
+
+def previously_sent(org: OrgConfig, ledger: Ledger, *, exclude_period: int) -> dict[int, set[str]]:
+    """Pseudonyms in the latest kept bundle of every other period this organisation released."""
+    import base64
+    import json
+
+    from .bundle import bundle_filename
+
+    latest: dict[int, LedgerEntry] = {}
+    for entry in ledger.entries():
+        if entry.period != exclude_period and entry.sequence >= latest.get(entry.period, entry).sequence:
+            latest[entry.period] = entry
+    sent: dict[int, set[str]] = {}
+    for per, entry in latest.items():
+        kept = Path(org.home) / "releases" / bundle_filename(entry.digest)
+        try:
+            payload = json.loads(base64.b64decode(json.loads(kept.read_bytes())["payload"]))
+        except (OSError, ValueError, KeyError):
+            continue  # a kept bundle that is gone cannot be withdrawn from; the coordinator still has it
+        sent[per] = {r["pseudonym"] for r in payload.get("records", []) if r.get("basis") == "consent"}
+    return sent
+
+
 def _codelist_tables(con) -> None:
     for dim in DIMENSIONS:
         con.execute(
@@ -226,6 +271,7 @@ class SubmitResult:
     rows_valid: int
     rows_invalid_skipped: int
     records_by_basis: dict[str, int]
+    withdrawals: int
     marginals: list[dict[str, Any]]
     epsilon: str
     epsilon_spent: str
@@ -280,6 +326,7 @@ def submit(
         ensure_writable_folder(out)
     build_people(con, org, period, export_date, linkage_key)
     records = lawful_records(con)
+    withdrawn = withdrawals(con, org, ledger, period, export_date, linkage_key)
     if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):
         raise RuntimeError("statutory record from a non-investigative organisation")  # a bug, never input
     marginals = noisy_marginals(con, epsilon, workload_named(workload)) if epsilon > 0 else []
@@ -301,7 +348,7 @@ def submit(
             "created_at": created,
             "expires_at": created + BUNDLE_LIFETIME,
             "records": records,
-            "withdrawals": [],
+            "withdrawals": withdrawn,
             "release": {
                 "privacy_unit": PRIVACY_UNIT,
                 "library": f"opendp {_opendp_version()}",
@@ -329,6 +376,7 @@ def submit(
         rows_valid=report.rows_valid,
         rows_invalid_skipped=report.rows_invalid,
         records_by_basis=by_basis,
+        withdrawals=len(withdrawn),
         marginals=[{k: m[k] for k in ("dimensions", "epsilon", "scale", "expected_error_95")} for m in marginals],
         epsilon=exact_text(epsilon),
         epsilon_spent=exact_text(ledger.spent(period) + (0 if dry_run else epsilon)),

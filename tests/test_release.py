@@ -200,3 +200,35 @@ def test_resubmission_takes_the_next_sequence(tmp_path):
     second = _submit(tmp_path, [row(i) for i in range(12)], epsilon="0.25")
     assert (first.sequence, second.sequence) == (1, 2)
     assert second.epsilon_spent == "1/2"
+
+
+def test_consent_withdrawn_later_is_withdrawn_from_the_earlier_period_at_the_coordinator(tmp_path):
+    """2025: person 3 consents and is sent. 2026: the export shows the consent withdrawn; the 2026 bundle carries a
+    withdrawal for 2025 and the coordinator removes that record from the 2025 national table."""
+    from aggregator import national, store
+    from aggregator.bundle import read_public_key_file
+
+    home = tmp_path / "home"
+    init_org("shelter-w", "non_investigative", reporter_type="shelter", home=home)
+    consented = dict(consent="ja", consent_date="01-03-2025")
+    rows_2025 = [row(3, **consented), row(6, **consented), row(4, consent="nee", consent_date="")]
+    export, mapping = write_export(tmp_path / "in25", rows_2025)
+    first = submit(export, mapping, period=2025, epsilon=Fraction(1, 2), out=tmp_path / "out", home=home,
+                   linkage_key=KEY, export_date=dt.date(2025, 12, 31))
+    assert first.records_by_basis["consent"] == 2 and first.withdrawals == 0
+    rows_2026 = [row(3, **consented, consent_withdrawn_date="01-02-2026"), row(6, **consented),
+                 row(7, report_date="05-05-2026")]
+    export, mapping = write_export(tmp_path / "in26", rows_2026)
+    second = submit(export, mapping, period=2026, epsilon=Fraction(1, 2), out=tmp_path / "out", home=home,
+                    linkage_key=KEY, export_date=dt.date(2026, 12, 31))
+    payload = _payload(second.path)[2]
+    gone = pseudonym(KEY, "shelter-w", "P00003", "Testnaam3", "Voornaam3", dt.date(1973, 4, 4))
+    assert [(w.pseudonym, w.period) for w in payload.withdrawals] == [(gone, 2025)]
+
+    db = tmp_path / "national.duckdb"
+    store.register_org(db, "shelter-w", kind="non_investigative", reporter_type="shelter",
+                       public_key=read_public_key_file(home / "org.pub"))
+    store.merge_bundles(db, [first.path])
+    assert national.national_table(db, 2025, []).total(2025).individual == 2
+    store.merge_bundles(db, [second.path])
+    assert national.national_table(db, 2025, []).total(2025).individual == 1

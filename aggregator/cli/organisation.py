@@ -216,6 +216,8 @@ def render_submit(result) -> None:
         table.add_row("invalid rows skipped", str(result.rows_invalid_skipped))
     table.add_row("records (statutory)", str(result.records_by_basis["statutory"]))
     table.add_row("records (consent)", str(result.records_by_basis["consent"]))
+    if result.withdrawals:
+        table.add_row("withdrawals of earlier periods", str(result.withdrawals))
     table.add_row("epsilon this release", result.epsilon)
     table.add_row("epsilon spent / cap", f"{result.epsilon_spent} / {result.epsilon_cap}")
     table.add_row("bundle", result.path or f"(would be {result.digest}.bundle.json)")
