@@ -112,26 +112,33 @@ def demo(
 
 
 def _render_demo(result, lang: str) -> None:
+    from rich import box
     from rich.table import Table
 
     nl = lang == "nl"
     table = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 0),
         title=(f"Synthetische natie {result.year}: waarheid, alleen-toestemming en hybride schatting (epsilon {result.epsilon})"
                if nl else f"Synthetic nation {result.year}: truth, consent-only and hybrid estimate (epsilon {result.epsilon})"),
         title_justify="left",
     )
-    heads = (["", "Waarheid", "Alleen toestemming", "Hybride schatting", "95%-interval", "Dekt waarheid", "Telt release"]
-             if nl else ["", "Truth", "Consent-only", "Hybrid estimate", "95% interval", "Covers truth", "Release counts"])
-    table.add_column(heads[0])
+    heads = (["", "Waarheid", "Alleen\ntoestemming", "Hybride\nschatting", "95%-interval", "Dekt\nwaarheid",
+              "Telt\nrelease"]
+             if nl else ["", "Truth", "Consent-\nonly", "Hybrid\nestimate", "95% interval", "Covers\ntruth",
+                         "Release\ncounts"])
+    table.add_column(heads[0], no_wrap=True)
     for head in heads[1:]:
-        table.add_column(head, justify="right")
+        table.add_column(head, justify="right", no_wrap=True)
     for row in result.rows:
         bold = row.key == "total"
         share = f" ({row.consent_only / row.truth:.0%})" if row.truth else ""
+        yes, no = ("ja", "[red]nee[/]") if nl else ("yes", "[red]no[/]")
+        short = row.label.replace(" exploitation", "").replace(" uitbuiting", "")
         cells = [
-            row.label, f"{row.truth:,}", f"{row.consent_only:,}{share}", f"{row.estimate:,}",
-            f"{row.lower:,.0f} - {row.upper:,.0f}", ("ja" if nl else "yes") if row.covered else ("[red]nee[/]" if nl else "[red]no[/]"),
-            f"{row.release_target:,}",
+            short, f"{row.truth:,}", f"{row.consent_only:,}{share}", f"{row.estimate:,}",
+            f"{row.lower:,.0f}-{row.upper:,.0f}", yes if row.covered else no, f"{row.release_target:,}",
         ]
         table.add_row(*(f"[bold]{c}[/]" if bold else c for c in cells))
     out_console = console()
@@ -141,7 +148,8 @@ def _render_demo(result, lang: str) -> None:
         f"({result.bundles_refused} refused), {result.individual_records:,} individual records sent, "
         f"{result.linked_people:,} people linked across organisations; {result.seconds:.1f} s.\n"
         "'Release counts' is what the hybrid release estimates without noise: a person known to several organisations "
-        "without consent is counted at each of them (see SECURITY.md, honest limits)."
+        "without consent is counted at each of them (see SECURITY.md, honest limits). The 95% interval covers the "
+        f"release count in {sum(r.target_covered for r in result.rows)} of {len(result.rows)} rows."
     )
     for name, path in result.files.items():
         out_console.print(f"  {name}: {path}")
