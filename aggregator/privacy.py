@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import math
 from dataclasses import asdict, dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 from pathlib import Path
 
@@ -179,8 +179,12 @@ def exact_text(value: Fraction) -> str:
     return str(value)
 
 
-def as_decimal_text(value: Fraction, places: int = 6) -> str:
-    return f"{float(value):.{places}f}".rstrip("0").rstrip(".") if value else "0"
+def decimal_text(value: Fraction, places: int = 6) -> str:
+    """Decimal rendering of an exact fraction for people (rounded half-even at `places`), never through a float."""
+    with localcontext() as ctx:
+        ctx.prec = 50
+        number = Decimal(value.numerator) / Decimal(value.denominator)
+        return format(number.quantize(Decimal(1).scaleb(-places)).normalize(), "f")
 
 
 # ------------------------------------------------------------ the mechanism
@@ -274,9 +278,9 @@ class Ledger:
         spent = self.spent(period)
         if spent + epsilon > self.cap:
             raise BudgetExceeded(
-                f"releasing epsilon {as_decimal_text(epsilon)} for {period} would exceed the cap of "
-                f"{as_decimal_text(self.cap)}: already spent {as_decimal_text(spent)}, remaining "
-                f"{as_decimal_text(self.cap - spent)}"
+                f"releasing epsilon {decimal_text(epsilon)} for {period} would exceed the cap of "
+                f"{decimal_text(self.cap)}: already spent {decimal_text(spent)}, remaining "
+                f"{decimal_text(self.cap - spent)}"
             )
 
     def append(self, entry: LedgerEntry) -> None:

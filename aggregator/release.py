@@ -192,10 +192,8 @@ def withdrawals(con, org: OrgConfig, ledger: Ledger, period: int, export_date: d
 
 def previously_sent(org: OrgConfig, ledger: Ledger, *, exclude_period: int) -> dict[int, set[str]]:
     """Pseudonyms in the latest kept bundle of every other period this organisation released."""
-    import base64
-    import json
-
-    from .bundle import bundle_filename
+    from .bundle import bundle_filename, open_envelope, parse_payload, read_bundle_file
+    from .errors import BundleRejected
 
     latest: dict[int, LedgerEntry] = {}
     for entry in ledger.entries():
@@ -205,10 +203,10 @@ def previously_sent(org: OrgConfig, ledger: Ledger, *, exclude_period: int) -> d
     for per, entry in latest.items():
         kept = Path(org.home) / "releases" / bundle_filename(entry.digest)
         try:
-            payload = json.loads(base64.b64decode(json.loads(kept.read_bytes())["payload"]))
-        except (OSError, ValueError, KeyError):
+            payload = parse_payload(open_envelope(read_bundle_file(kept)))
+        except BundleRejected:
             continue  # a kept bundle that is gone cannot be withdrawn from; the coordinator still has it
-        sent[per] = {r["pseudonym"] for r in payload.get("records", []) if r.get("basis") == "consent"}
+        sent[per] = {r.pseudonym for r in payload.records if r.basis == "consent"}
     return sent
 
 

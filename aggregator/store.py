@@ -55,7 +55,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal, localcontext
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -76,7 +75,7 @@ from .bundle import (
     verify_envelope,
 )
 from .engine import quote_ident
-from .privacy import discrete_laplace_variance
+from .privacy import decimal_text, discrete_laplace_variance, exact_text
 from .codelists import DIMENSIONS, INVESTIGATIVE_REPORTERS, OrgKind, ReporterType, codes
 from .errors import BundleRejected, ConfigError, InputError, StoreBusy, UsageError
 
@@ -213,20 +212,6 @@ def exact(text: str, what: str = "epsilon") -> Fraction:
     except (ValueError, ZeroDivisionError):
         raise InputError(f"{what} must be an exact number such as 1, 0.5 or 1/7") from None
     return value
-
-
-def fraction_text(value: Fraction) -> str:
-    return str(value)
-
-
-def fraction_decimal(value: Fraction, places: int = 6) -> str:
-    """Decimal rendering of an exact fraction for people (rounded half-even at `places`)."""
-    with localcontext() as ctx:
-        ctx.prec = 50
-        number = Decimal(value.numerator) / Decimal(value.denominator)
-        quantum = Decimal(1).scaleb(-places)
-        text = format(number.quantize(quantum).normalize(), "f")
-    return text
 
 
 
@@ -618,7 +603,7 @@ def register_org(
             _check_key_free(con, keyid)
             con.execute(
                 "INSERT INTO organisations VALUES (?, ?, ?, ?, 'active', ?, NULL)",
-                [org_id, kind, reporter_type, fraction_text(cap_value), now],
+                [org_id, kind, reporter_type, exact_text(cap_value), now],
             )
             con.execute(
                 "INSERT INTO org_keys VALUES (?, ?, ?, ?, NULL, NULL)",
@@ -631,7 +616,7 @@ def register_org(
                     "org": org_id,
                     "kind": kind,
                     "reporter_type": reporter_type,
-                    "cap": fraction_text(cap_value),
+                    "cap": exact_text(cap_value),
                     "keyid": keyid,
                     "public_key": base64.b64encode(public_key).decode("ascii"),
                 },
@@ -984,7 +969,7 @@ def _outcome(staged: _Staged, status: str, **extra: Any) -> BundleOutcome:
         org=p.organisation.id,
         period=p.period,
         sequence=p.sequence,
-        epsilon=fraction_text(staged.epsilon),
+        epsilon=exact_text(staged.epsilon),
         records=len(p.records),
         withdrawals=len(p.withdrawals),
         marginals=len(p.release.marginals) if p.release else 0,
@@ -1110,7 +1095,7 @@ class _Batch:
         b["created_at"].append(utc_naive(p.created_at))
         b["expires_at"].append(utc_naive(p.expires_at))
         b["ledger_index"].append(ledger["idx"])
-        b["epsilon"].append(fraction_text(staged.epsilon))
+        b["epsilon"].append(exact_text(staged.epsilon))
         b["n_records"].append(len(p.records))
         b["n_withdrawals"].append(len(p.withdrawals))
         for name, value in ledger.items():
@@ -1132,7 +1117,7 @@ class _Batch:
                 m["digest"].append(digest)
                 m["index"].append(index)
                 m["dimensions"].append(list(marginal.dimensions))
-                m["epsilon"].append(fraction_text(Fraction(marginal.epsilon)))
+                m["epsilon"].append(exact_text(Fraction(marginal.epsilon)))
                 m["scale"].append(marginal.scale)
                 m["variance"].append(marginal.variance)
                 m["error"].append(marginal.expected_error_95)
@@ -1224,7 +1209,7 @@ def _check_rules(state: _MergeState, staged: _Staged, batch: _Batch, now: dt.dat
         )
     superseded = list(state.current.get(key, []))
     marginals = (
-        [{"dimensions": m.dimensions, "epsilon": fraction_text(Fraction(m.epsilon))} for m in p.release.marginals]
+        [{"dimensions": m.dimensions, "epsilon": exact_text(Fraction(m.epsilon))} for m in p.release.marginals]
         if p.release
         else []
     )
@@ -1238,9 +1223,9 @@ def _check_rules(state: _MergeState, staged: _Staged, batch: _Batch, now: dt.dat
         "digest": staged.digest,
         "sequence": sequence,
         "keyid": staged.keyid,
-        "epsilon": fraction_text(staged.epsilon),
-        "spent": fraction_text(spent + staged.epsilon),
-        "cap": fraction_text(staged.key.cap),
+        "epsilon": exact_text(staged.epsilon),
+        "spent": exact_text(spent + staged.epsilon),
+        "cap": exact_text(staged.key.cap),
         "marginals": marginals,
         "records": len(p.records),
         "withdrawals": len(p.withdrawals),
@@ -1253,7 +1238,7 @@ def _check_rules(state: _MergeState, staged: _Staged, batch: _Batch, now: dt.dat
         staged,
         {
             "idx": index, "org": org_id, "period": period, "digest": staged.digest,
-            "epsilon": fraction_text(staged.epsilon), "entry": text.decode("utf-8"), "prev_hash": prev_hash,
+            "epsilon": exact_text(staged.epsilon), "entry": text.decode("utf-8"), "prev_hash": prev_hash,
             "hash": entry_hash_,
         },
     )
@@ -1449,15 +1434,15 @@ class OrgBudget:
 
     @property
     def spent_decimal(self) -> str:
-        return fraction_decimal(Fraction(self.spent))
+        return decimal_text(Fraction(self.spent))
 
     @property
     def cap_decimal(self) -> str:
-        return fraction_decimal(Fraction(self.cap))
+        return decimal_text(Fraction(self.cap))
 
     @property
     def remaining_decimal(self) -> str:
-        return fraction_decimal(Fraction(self.remaining))
+        return decimal_text(Fraction(self.remaining))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -1524,8 +1509,8 @@ def budget_report(db_path: Path, *, org: str | None = None, period: int | None =
         spent = sum((Fraction(r.epsilon) for r in releases), Fraction(0))
         budgets.append(
             OrgBudget(
-                org_id, per, kind, reporter_type, cap, fraction_text(spent),
-                fraction_text(Fraction(cap) - spent), releases,
+                org_id, per, kind, reporter_type, cap, exact_text(spent),
+                exact_text(Fraction(cap) - spent), releases,
             )
         )
     return BudgetReport(budgets)

@@ -12,10 +12,14 @@ import hashlib
 import itertools
 import json
 import math
+import subprocess
+import sys
+import textwrap
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -171,3 +175,25 @@ def write(folder: Path, data: bytes, name: str | None = None) -> Path:
 def bundle_file(folder: Path, org: TestOrg, name: str | None = None, **payload_args: Any) -> Path:
     """make_payload + sign + write in one call."""
     return write(folder, sign(org, make_payload(org, **payload_args)), name)
+
+
+@contextmanager
+def store_held(db: Path) -> Iterator[None]:
+    """Another process holds the coordinator's DuckDB file open (writer lock) until the block ends."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, sys
+            con = duckdb.connect({str(db)!r})
+            print("ready", flush=True)
+            sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        holder.stdout.close()

@@ -7,9 +7,6 @@ import io
 import itertools
 import json
 import random
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -218,24 +215,10 @@ def test_one_refusal_does_not_stop_the_others(setup):
 def test_second_merge_while_the_store_is_held_is_busy(setup):
     db, shelter, _, _, folder = setup
     path = bf.bundle_file(folder, shelter, records=[bf.record(1)])
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import duckdb, sys
-            con = duckdb.connect({str(db)!r})
-            print("ready", flush=True)
-            sys.stdin.read()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with bf.store_held(db):
         result = cli("merge", path, "--db", db, code=1)
         assert result.stderr.strip() == "error: store is busy: another aggregator process is using national.duckdb"
         assert result.stdout == ""
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
-        holder.stdout.close()
     assert cli_json("merge", path, "--db", db)["accepted"] == 1
 
 

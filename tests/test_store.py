@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -452,26 +449,12 @@ def test_exported_ledger_verifies_and_detects_edits(world, tmp_path):
 
 def test_second_writer_gets_store_busy(world):
     db = world[0]
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import duckdb, sys
-            con = duckdb.connect({str(db)!r})
-            print("ready", flush=True)
-            sys.stdin.read()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with bf.store_held(db):
         with pytest.raises(StoreBusy) as exc:
             merge(db, bf.write(world[3], b"{}"))
         assert exc.value.message == "store is busy: another aggregator process is using national.duckdb"
         with pytest.raises(StoreBusy):
             store.budget_report(db)
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
-        holder.stdout.close()
 
 
 def test_large_bundle_merges_as_set_operations(world):
