@@ -9,10 +9,10 @@ Two releases are compared on the same seeds:
                   estimates (consistency.py) with their intervals
   published-only  the same with only the two tables behind the published figures (--workload published)
 
-For every seed the whole demo pipeline runs (aggregator.demo.run_demo: synthetic nation, every organisation
-validates, releases and signs, the coordinator registers and merges), then each figure the national monitor
-publishes is compared cell by cell with
-  truth           distinct people known to any organisation (synth.truth_counts)
+For every seed the whole demo pipeline runs (aggregator.synthetic.demo.run_demo: synthetic nation, every
+organisation validates, releases and signs, the coordinator registers and merges), then each figure the national
+monitor publishes is compared cell by cell with
+  truth           distinct people known to any organisation (nation.truth_counts)
   release target  what the release counts without noise: people with a lawful basis once, plus every organisation's
                   people without one (a person known to several organisations counts at each; demo.release_target_counts)
 Printed per figure, over all seeds and cells: mean absolute error (MAE) and relative error against the truth, bias
@@ -43,9 +43,9 @@ def _cells(db: Path, year: int, nation: Path, raw: bool) -> list[dict]:
     """One dict per published cell: figure, cell, truth, target, estimate, se, lower, upper.
 
     raw: the raw sums and their variance; else the table's own (consistent) estimate and interval."""
-    from aggregator.demo import release_target_counts
+    from aggregator.synthetic.demo import release_target_counts
     from aggregator.national import national_table, sum_rows
-    from aggregator.synth import truth_counts
+    from aggregator.synthetic.nation import truth_counts
 
     out: list[dict] = []
 
@@ -86,7 +86,7 @@ RELEASES = {"naive": ("equal", True), "workload-aware": ("monitor", False), "pub
 
 
 def one_seed(seed: int, year: int, epsilon: str, scale: float, release: str) -> tuple[int, float, list[dict]]:
-    from aggregator.demo import DB_FILE, NATION_DIR, run_demo
+    from aggregator.synthetic.demo import DB_FILE, NATION_DIR, run_demo
 
     with tempfile.TemporaryDirectory(prefix=f"utility-{seed}-") as tmp:
         out = Path(tmp) / "demo"

@@ -7,7 +7,7 @@ Three fictional organisations, each with its own column names and values (see RE
   helpline-chat/export-2025.xlsx            anonymous chat help line, workbook, ~280 chats
 
 Everything is synthetic: surnames are made-up ("Proefberg", "Demowska") and ids are random. Shares follow
-/work/shared/reference/figures.md where it gives them and are chosen plausibly where it does not (marked "chosen").
+docs/figures.md where it gives them and are chosen plausibly where it does not (marked "chosen").
 Only the standard library and openpyxl (a project dependency) are used; the output is byte-for-byte reproducible.
 Mapping files (mapping.toml) are written by hand, not by this script.
 """
@@ -127,7 +127,7 @@ def make_person(rng: random.Random, nationality: str, form: str, age: int, gende
 
 # ---------------------------------------------------------------- police-oost (investigative)
 
-# Chosen: police unit "Oost" (Gelderland, Overijssel). figures.md: labour exploitation 17-43% of reports, sexual
+# Chosen: police unit "Oost" (Gelderland, Overijssel). docs/figures.md: labour exploitation 17-43% of reports, sexual
 # exploitation of people without a Dutch passport plus criminal exploitation about half, Dutch victims 11%+ with many
 # minors; vulnerable groups are labour migrants (EU) and non-EU migrants without residence status.
 POLICE_FORMS = {"sexual": 38, "labour": 36, "criminal": 18, "organ_removal": 1, "other_unknown": 7}
@@ -162,7 +162,7 @@ def police_person(rng: random.Random, on: dt.date) -> Person:
         gender = pick(rng, {"female": 30, "male": 70})
     else:
         gender = pick(rng, {"female": 35, "male": 63, "unknown": 2})
-    # Minors are mostly Dutch victims of sexual or criminal exploitation (figures.md); about 15% overall (chosen).
+    # Minors are mostly Dutch victims of sexual or criminal exploitation (docs/figures.md); about 15% overall (chosen).
     minor_chance = 0.50 if nationality == "NL" and form in ("sexual", "criminal") else 0.08
     if rng.random() < minor_chance:
         age = rng.randint(13, 17)
@@ -325,7 +325,7 @@ def build_shelter(rng: random.Random, police_people: list) -> tuple[list[dict], 
 
 # ---------------------------------------------------------------- helpline-chat (anonymous chat)
 
-# figures.md: 285 victims a year through the anonymous chat; about three quarters still in the situation; nearly
+# docs/figures.md: 285 victims a year through the anonymous chat; about three quarters still in the situation; nearly
 # 1 in 5 younger than 15; mostly girls, boys rising; 16% of sexual-exploitation victims name a parent as perpetrator.
 # Chosen: mostly sexual exploitation; consent to registration rare (~4%); nationality and province mostly unknown.
 CHAT_AGE = {"under_15": 19, "15_17": 36, "18_24": 28, "25_plus": 9, "unknown": 8}

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aggregator.cli import app
-from aggregator.demo import MARKER, run_demo
+from aggregator.synthetic.demo import MARKER, run_demo
 from aggregator.errors import UsageError
 
 SCALE = 0.2
@@ -66,8 +66,8 @@ def test_hybrid_recovers_far_more_than_consent_only(runs):
 
 
 def test_release_target_double_counts_people_known_to_several_organisations(runs):
-    """DESIGN.md honest limit: a person without consent at two organisations is counted twice. The truth sits below
-    the release target by that double counting - visible, not hidden."""
+    """Honest limit (docs/figures.md; SECURITY.md): a person without consent at two organisations is counted twice.
+    The truth sits below the release target by that double counting - visible, not hidden."""
     result, _ = runs
     total = result.row("total")
     assert total.release_target > total.truth
@@ -78,7 +78,7 @@ def test_release_target_double_counts_people_known_to_several_organisations(runs
 def test_cli_json_has_stable_keys(runs, monkeypatch, tmp_path):
     """The CLI passes its options to the library and prints the result's keys (the run itself is the fixture's)."""
     import aggregator.cli.demo  # noqa: F401  registers the command
-    import aggregator.demo
+    import aggregator.synthetic.demo
 
     result, _ = runs
     calls = []
@@ -87,7 +87,7 @@ def test_cli_json_has_stable_keys(runs, monkeypatch, tmp_path):
         calls.append((out, kwargs))
         return result
 
-    monkeypatch.setattr(aggregator.demo, "run_demo", fake)
+    monkeypatch.setattr(aggregator.synthetic.demo, "run_demo", fake)
     cli = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "o"), "--scale", str(SCALE), "--seed", "7",
                                    "--epsilon", "1.0", "--json", "--lang", "nl"])
     assert cli.exit_code == 0, cli.output
@@ -111,7 +111,7 @@ def test_files_are_written(runs):
 
 
 def test_rerun_clears_only_what_a_demo_made(tmp_path):
-    from aggregator.demo import DEMO_ENTRIES, _prepare
+    from aggregator.synthetic.demo import DEMO_ENTRIES, _prepare
 
     _prepare(tmp_path)  # an empty folder is fine
     for name in DEMO_ENTRIES:

@@ -1,4 +1,4 @@
-"""aggregator.synth: a deterministic synthetic nation whose exports read and validate with their own mappings, whose
+"""aggregator.synthetic: a deterministic synthetic nation whose exports read and validate with their own mappings, whose
 truth is several times what consent-only registration shows, and whose people link across organisations."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from aggregator import synth
+from aggregator.synthetic.nation import Nation, consent_only_counts, make_nation, truth_counts
 from aggregator.codelists import age_band, codes, nationality_group
 from aggregator.errors import UsageError
 from aggregator.readers import read_export
@@ -23,9 +23,9 @@ KEY = b"synthetic-linkage-key-for-tests!"
 
 
 @pytest.fixture(scope="module")
-def nation(tmp_path_factory) -> tuple[synth.Nation, Path]:
+def nation(tmp_path_factory) -> tuple[Nation, Path]:
     out = tmp_path_factory.mktemp("nation")
-    return synth.make_nation(YEAR, 7, out), out
+    return make_nation(YEAR, 7, out), out
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +64,20 @@ def files_of(folder: Path) -> dict[str, bytes]:
 
 
 def test_same_seed_writes_the_same_bytes_and_another_seed_does_not(tmp_path):
-    first = synth.make_nation(YEAR, 11, tmp_path / "a", scale=0.2)
-    second = synth.make_nation(YEAR, 11, tmp_path / "b", scale=0.2)
+    first = make_nation(YEAR, 11, tmp_path / "a", scale=0.2)
+    second = make_nation(YEAR, 11, tmp_path / "b", scale=0.2)
     a, b = files_of(tmp_path / "a"), files_of(tmp_path / "b")
     assert a.keys() == b.keys()
     assert [name for name in a if a[name] != b[name]] == []
     assert first.as_dict() | {"out": ""} == second.as_dict() | {"out": ""}
-    other = files_of((synth.make_nation(YEAR, 12, tmp_path / "c", scale=0.2), tmp_path / "c")[1])
+    other = files_of((make_nation(YEAR, 12, tmp_path / "c", scale=0.2), tmp_path / "c")[1])
     assert other["truth.parquet"] != a["truth.parquet"]
 
 
 def test_rerun_into_the_same_folder_replaces_the_nation(tmp_path):
-    synth.make_nation(YEAR, 1, tmp_path / "n", scale=0.1)
+    make_nation(YEAR, 1, tmp_path / "n", scale=0.1)
     before = files_of(tmp_path / "n")
-    synth.make_nation(YEAR, 1, tmp_path / "n", scale=0.1)
+    make_nation(YEAR, 1, tmp_path / "n", scale=0.1)
     assert files_of(tmp_path / "n") == before
 
 
@@ -105,15 +105,15 @@ def test_manifest_lists_every_organisation_and_its_files(nation, manifest):
 
 def test_refuses_bad_arguments_and_foreign_folders(tmp_path):
     with pytest.raises(UsageError):
-        synth.make_nation(1999, 1, tmp_path / "x")
+        make_nation(1999, 1, tmp_path / "x")
     with pytest.raises(UsageError):
-        synth.make_nation(YEAR, -1, tmp_path / "x")
+        make_nation(YEAR, -1, tmp_path / "x")
     with pytest.raises(UsageError):
-        synth.make_nation(YEAR, 1, tmp_path / "x", scale=0)
+        make_nation(YEAR, 1, tmp_path / "x", scale=0)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(UsageError, match="not empty"):
-        synth.make_nation(YEAR, 1, tmp_path / "busy", scale=0.1)
+        make_nation(YEAR, 1, tmp_path / "busy", scale=0.1)
     assert (tmp_path / "busy" / "keep.txt").read_text(encoding="utf-8") == "mine"
 
 
@@ -126,7 +126,7 @@ def share(people: list[dict], **where) -> float:
 
 def test_population_has_the_shape_of_the_public_figures(truth):
     assert 6_000 <= len(truth) <= 8_000
-    assert 0.17 <= share(truth, form="labour") <= 0.43  # figures.md: 17% (2019) to 43% (2020) of reports
+    assert 0.17 <= share(truth, form="labour") <= 0.43  # docs/figures.md: 17% (2019) to 43% (2020) of reports
     forms = {f: share(truth, form=f) for f in codes("form")}
     assert max(forms, key=forms.get) == "sexual"
     assert 0 < forms["organ_removal"] < 0.02
@@ -134,7 +134,7 @@ def test_population_has_the_shape_of_the_public_figures(truth):
     dutch_sexual = [p for p in truth if p["form"] == "sexual" and p["nationality_group"] == "NL"]
     assert len(dutch_sexual) / share(truth, form="sexual") / len(truth) > 0.6  # Dutch victims dominate sexual exploitation
     minors = sum(1 for p in dutch_sexual if p["age_band"] in ("under_15", "15_17")) / len(dutch_sexual)
-    assert 0.30 <= minors <= 0.55  # figures.md: ~1,300 of ~3,000
+    assert 0.30 <= minors <= 0.55  # docs/figures.md: ~1,300 of ~3,000
     labour = [p for p in truth if p["form"] == "labour"]
     assert sum(1 for p in labour if p["nationality_group"] in ("EU", "non_EU")) / len(labour) > 0.8
     for group in codes("nationality_group"):
@@ -153,7 +153,7 @@ def test_derived_dimensions_use_the_codelists(truth):
 
 def test_help_line_matches_the_chat_service(nation, truth, manifest):
     chatters = [p for p in truth if p["help_line"]]
-    assert len(chatters) == 285  # figures.md: 285 victims sought help through the chat in one year
+    assert len(chatters) == 285  # docs/figures.md: 285 victims sought help through the chat in one year
     assert 0.12 <= share(chatters, age_band="under_15") <= 0.28  # "nearly 1 in 5 was younger than 15"
     assert share(chatters, gender="female") > 0.75  # "mostly girls"
     assert share(chatters, gender="male") > 0.02  # "the number of boys is rising"
@@ -165,14 +165,14 @@ def test_help_line_matches_the_chat_service(nation, truth, manifest):
 
 def test_consent_only_registration_is_far_below_the_truth(nation):
     result, out = nation
-    assert 700 <= result.consent_only_total <= 1_300  # figures.md: 668 (2018) - 1,334 (2019) registrations
+    assert 700 <= result.consent_only_total <= 1_300  # docs/figures.md: 668 (2018) - 1,334 (2019) registrations
     assert result.truth_total >= 4 * result.consent_only_total
     for form, counts in result.by_form.items():
         assert counts["consent_only"] <= counts["truth"], form
     assert result.by_form["sexual"]["consent_only"] < 0.2 * result.by_form["sexual"]["truth"]
-    # figures.md: only 2-3% of Dutch minor victims of sexual exploitation are visible; allow a little more
+    # docs/figures.md: only 2-3% of Dutch minor victims of sexual exploitation are visible; allow a little more
     dims = ["form", "nationality_group", "age_band"]
-    truth, lawful = synth.truth_counts(out, dims), synth.consent_only_counts(out, dims)
+    truth, lawful = truth_counts(out, dims), consent_only_counts(out, dims)
     minors_truth = sum(truth[("sexual", "NL", band)] for band in ("under_15", "15_17"))
     minors_seen = sum(lawful[("sexual", "NL", band)] for band in ("under_15", "15_17"))
     assert minors_seen < 0.08 * minors_truth
@@ -181,7 +181,7 @@ def test_consent_only_registration_is_far_below_the_truth(nation):
 def test_count_helpers_cover_every_codelist_cell(nation):
     result, out = nation
     by = ["form", "age_band", "gender", "nationality_group", "province"]
-    truth, lawful = synth.truth_counts(out, by), synth.consent_only_counts(out, by)
+    truth, lawful = truth_counts(out, by), consent_only_counts(out, by)
     size = 1
     for dim in by:
         size *= len(codes(dim))
@@ -189,18 +189,18 @@ def test_count_helpers_cover_every_codelist_cell(nation):
     assert sum(truth.values()) == result.truth_total
     assert sum(lawful.values()) == result.consent_only_total
     assert all(lawful[cell] <= truth[cell] for cell in truth)
-    assert synth.truth_counts(out, []) == {(): result.truth_total}
-    assert synth.consent_only_counts(out, ["form"]) == {
+    assert truth_counts(out, []) == {(): result.truth_total}
+    assert consent_only_counts(out, ["form"]) == {
         (form,): counts["consent_only"] for form, counts in result.by_form.items()
     }
     with pytest.raises(UsageError, match="unknown dimension"):
-        synth.truth_counts(out, ["form", "name"])
+        truth_counts(out, ["form", "name"])
 
 
 def test_people_are_known_to_more_than_one_organisation(truth):
     multi = [p for p in truth if len(p["orgs"]) >= 2]
     assert 0.10 <= len(multi) / len(truth) <= 0.40
-    # consent at one organisation and none at another: the double-counting DESIGN.md names
+    # consent at one organisation and none at another: the double counting docs/figures.md and SECURITY.md name
     assert any(0 < len(p["lawful_orgs"]) < len(p["orgs"]) for p in multi)
     assert all(set(p["lawful_orgs"]) <= set(p["orgs"]) for p in truth)
     assert all(set(p["statutory_orgs"]) <= set(p["lawful_orgs"]) for p in truth)

@@ -20,7 +20,7 @@ def synth(
 ) -> None:
     """Write a synthetic nation: every organisation's export and mapping, the manifest and the true population.
 
-    Built from public figures (reference/figures.md); all people and organisations are fictional.
+    Built from public figures (docs/figures.md); all people and organisations are fictional.
 
     Example:
 
@@ -28,7 +28,7 @@ def synth(
     \b
         aggregator synth --year 2025 --seed 7 --out out/nation
     """
-    from ..synth import make_nation
+    from ..synthetic.nation import make_nation
 
     nation = run(lambda: make_nation(year, seed, out, scale=scale))
     if json_out:
@@ -82,7 +82,7 @@ def demo(
     \b
         aggregator demo --out out/demo --epsilon 1.0
     """
-    from ..demo import run_demo
+    from ..synthetic.demo import run_demo
     from ..privacy import parse_epsilon
 
     eps = run(lambda: parse_epsilon(epsilon))

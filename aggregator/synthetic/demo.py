@@ -1,7 +1,7 @@
 """`aggregator demo`: a synthetic nation run end to end, from every organisation's export to the national table.
 
 `run_demo(out)` writes into `out`
-  nation/            the synthetic nation (exports, mappings, truth, manifest; see synth.py)
+  nation/            the synthetic nation (exports, mappings, truth, manifest; see nation.py)
   linkage.key        one demo linkage key shared by all organisations (fixed for the run, never in a bundle)
   orgs-home/<id>/    each organisation's home: its own signing key, local ledger and kept bundles
   bundles/           the signed bundle files that "leave" the organisations
@@ -28,7 +28,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import UsageError
+from ..errors import UsageError
 
 MARKER = ".aggregator-demo"
 NATION_DIR = "nation"
@@ -118,7 +118,7 @@ def _prepare(out: Path) -> None:
 
 def _submit_one(args: tuple) -> tuple[str, int]:
     """Submit one organisation's export from its home; returns (id, lawful records sent)."""
-    from .release import submit
+    from ..release import submit
 
     org, nation_dir, home, bundles, epsilon, year, export_date, key, workload = args
     result = submit(
@@ -146,19 +146,19 @@ def run_demo(
     "nation", "table"). `workers` > 1 submits organisations in parallel processes (each has its own home).
     `workload` names the release's marginals and epsilon split (release.workload_named: "monitor", "published" or "equal").
     """
-    from .bundle import atomic_write
-    from .codelists import label
-    from .national import national_table, to_csv
-    from .org import init_org
-    from .bundle import read_public_key_file
-    from .store import merge_bundles, register_org
-    from .synth import MANIFEST_FILE, consent_only_counts, make_nation, truth_counts
+    from ..bundle import atomic_write
+    from ..codelists import label
+    from ..national import national_table, to_csv
+    from ..org import init_org
+    from ..bundle import read_public_key_file
+    from ..store import merge_bundles, register_org
+    from .nation import MANIFEST_FILE, consent_only_counts, make_nation, truth_counts
 
     if lang not in ("en", "nl"):
         raise UsageError("--lang must be en or nl")
     if not isinstance(epsilon, Fraction) or epsilon <= 0:
         raise UsageError("epsilon must be an exact number greater than zero")
-    from .release import workload_named
+    from ..release import workload_named
 
     workload_named(workload)
     started = time.perf_counter()
@@ -243,7 +243,7 @@ def run_demo(
     atomic_write(out / CSV_FILE, to_csv(by_form, lang))
     files["table_csv"] = str(out / CSV_FILE)
     try:
-        from .report import render_report
+        from ..report import render_report
     except ImportError:
         notes.append("HTML report not written: the report module is not available")
     else:
@@ -260,7 +260,7 @@ def run_demo(
 
 
 def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: float, target: int) -> DemoRow:
-    from .national import sum_rows
+    from ..national import sum_rows
 
     estimate, se, lower, upper = sum_rows(cells, z)
     return DemoRow(key, text, int(truth), int(consent), int(estimate), round(se, 2), round(lower, 1), round(upper, 1),
@@ -269,21 +269,22 @@ def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: flo
 
 # What the hybrid release estimates without noise, from the truth: a person with a lawful basis somewhere is one
 # deduplicated individual record, and every organisation that knows a person WITHOUT a lawful basis there adds one
-# to its (noisy) counts. A person known to several organisations is therefore counted more than once (DESIGN.md,
-# honest limits); the gap between this target and the truth is that double counting, not noise.
+# to its (noisy) counts. A person known to several organisations is therefore counted more than once (docs/figures.md,
+# people known to more than one organisation; SECURITY.md, what is and is not protected); the gap between this target
+# and the truth is that double counting, not noise.
 _TARGET_EXPR = """count(*) FILTER (WHERE len(lawful_orgs) > 0)
          + coalesce(sum(len(list_distinct(orgs)) - len(list_distinct(lawful_orgs))), 0)"""
 
 
 def release_target_counts(nation_dir: Path, by: list[str]) -> dict[tuple, int]:
-    """Release target per cell of `by` (every codelist cell, zeros too), like synth.truth_counts."""
+    """Release target per cell of `by` (every codelist cell, zeros too), like nation.truth_counts."""
     import itertools
 
     import duckdb
 
-    from .codelists import DIMENSIONS, codes
-    from .engine import quote_ident
-    from .synth import TRUTH_FILE
+    from ..codelists import DIMENSIONS, codes
+    from ..engine import quote_ident
+    from .nation import TRUTH_FILE
 
     unknown = [d for d in by if d not in DIMENSIONS]
     if unknown or len(set(by)) != len(by):
