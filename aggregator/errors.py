@@ -18,9 +18,16 @@ class AggregatorError(Exception):
 
 
 class UsageError(AggregatorError):
-    """The command was called wrongly (bad option value, missing file argument)."""
+    """The command was called wrongly (bad option value, missing file argument).
+
+    `option` names the library parameter at fault ("kind", "by"); the CLI shows it as its own flag, so library
+    messages never name command-line flags."""
 
     exit_code = 2
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class InputError(AggregatorError):
@@ -42,7 +49,11 @@ class BudgetExceeded(AggregatorError):
 class BundleRejected(AggregatorError):
     """A bundle failed verification or a merge rule and was not ingested."""
 
-    def __init__(self, message: str, reason: str = "rejected") -> None:
+    def __init__(self, message: str, reason: str) -> None:
+        from .contract.refusals import REFUSALS
+
+        if reason not in REFUSALS:  # a programming error: every reason is in the one catalogue
+            raise ValueError(f"unknown refusal reason {reason!r}; add it to contract/refusals.py")
         super().__init__(message)
         self.reason = reason
 

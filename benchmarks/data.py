@@ -104,9 +104,10 @@ def make_export(folder: Path, rows: int, seed: int = 20251231) -> tuple[Path, Pa
 
 
 def _marginals(rng: random.Random):
-    from aggregator.codelists import codes
-    from aggregator.privacy import DEFAULT_WORKLOAD, discrete_laplace_quantile, discrete_laplace_variance, split_epsilon
-    from aggregator.schema import Cell, Marginal
+    from aggregator.contract.codelists import codes
+    from aggregator.privacy.workload import DEFAULT_WORKLOAD, split_epsilon
+    from aggregator.privacy.mechanism import discrete_laplace_quantile, discrete_laplace_variance
+    from aggregator.contract.schema import Cell, Marginal
 
     out = []
     for dims, eps in zip(DEFAULT_WORKLOAD, split_epsilon(Fraction(1), DEFAULT_WORKLOAD)):
@@ -129,11 +130,12 @@ def make_bundles(folder: Path, n: int, *, records_per_bundle: int = 20, periods:
     """
     from cryptography.hazmat.primitives import serialization
 
-    from aggregator import bundle
-    from aggregator.codelists import codes
-    from aggregator.privacy import PRIVACY_UNIT
-    from aggregator.schema import OrgRef, Payload, Record, Release
-    from aggregator.store import register_org
+    from aggregator.contract.envelope import bundle_filename, canonical_json, sha256_hex, sign_payload
+    from aggregator.contract.keys import generate_keypair, key_id
+    from aggregator.contract.codelists import codes
+    from aggregator.privacy.epsilon import PRIVACY_UNIT
+    from aggregator.contract.schema import OrgRef, Payload, Record, Release
+    from aggregator.coordinator.registry import register_org
 
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -151,7 +153,7 @@ def make_bundles(folder: Path, n: int, *, records_per_bundle: int = 20, periods:
     dims = {d: codes(d) for d in ("form", "age_band", "gender", "nationality_group", "province")}
     for o in range(orgs):
         org_id = f"bench-org-{o:04d}"
-        pem, raw_public = bundle.generate_keypair()
+        pem, raw_public = generate_keypair()
         private_key = serialization.load_pem_private_key(pem, password=None)
         register_org(registry, org_id, kind="non_investigative", reporter_type="shelter", public_key=raw_public, cap="1")
         for k in range(periods):
@@ -167,12 +169,12 @@ def make_bundles(folder: Path, n: int, *, records_per_bundle: int = 20, periods:
             ]
             payload = Payload(
                 organisation=OrgRef(id=org_id, kind="non_investigative", reporter_type="shelter"),
-                key_id=bundle.key_id(raw_public), period=period, sequence=1, created_at=created,
+                key_id=key_id(raw_public), period=period, sequence=1, created_at=created,
                 expires_at=created + dt.timedelta(days=90), records=records, withdrawals=[],
                 release=Release(privacy_unit=PRIVACY_UNIT, library="benchmark", epsilon="1", marginals=_marginals(rng)),
             )
-            envelope = bundle.sign_payload(bundle.canonical_json(payload.model_dump(mode="json")), private_key)
-            path = inbox / bundle.bundle_filename(bundle.sha256_hex(envelope))
+            envelope = sign_payload(canonical_json(payload.model_dump(mode="json")), private_key)
+            path = inbox / bundle_filename(sha256_hex(envelope))
             path.write_bytes(envelope)
             files.append(path)
     marker.write_text("ok")

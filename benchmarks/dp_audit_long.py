@@ -1,7 +1,7 @@
 """Long DP audit: empirical privacy loss of aggregator.privacy.release_counts against the stated epsilon.
 
 For each epsilon, the affected cell's output under neighbouring inputs (0 vs 1 person) is sampled RUNS times per
-side and audited as in tests/test_dp_audit.py (every single value, every tail, "absent"; Chernoff bounds with a
+side and audited as in tests/adversarial/test_dp_audit.py (every single value, every tail, "absent"; Chernoff bounds with a
 Bonferroni split of alpha). Prints the point estimate of the privacy loss, its lower confidence bound and the
 verdict, then the same for two deliberately broken mechanisms, which must be caught.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aggregator.privacy import calibrated_measurement, release_counts  # noqa: E402
+from aggregator.privacy.mechanism import calibrated_measurement, release_counts  # noqa: E402
 from tests.test_dp_audit import (  # noqa: E402
     D,
     D2,

@@ -44,7 +44,7 @@ def _cells(db: Path, year: int, nation: Path, raw: bool) -> list[dict]:
 
     raw: the raw sums and their variance; else the table's own (consistent) estimate and interval."""
     from aggregator.synthetic.demo import release_target_counts
-    from aggregator.national import national_table, sum_rows
+    from aggregator.coordinator.national import national_table, sum_rows
     from aggregator.synthetic.nation import truth_counts
 
     out: list[dict] = []

@@ -23,9 +23,10 @@ from typing import Any, Iterable, Iterator
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from aggregator import bundle
-from aggregator.codelists import codes
-from aggregator.schema import Cell, Marginal, OrgRef, Payload, Record, Release, Withdrawal
+from aggregator.contract.envelope import canonical_json, sign_payload
+from aggregator.contract.keys import generate_keypair, key_id, public_key_text
+from aggregator.contract.codelists import codes
+from aggregator.contract.schema import Cell, Marginal, OrgRef, Payload, Record, Release, Withdrawal
 
 UTC = dt.timezone.utc
 NOW = dt.datetime.now(UTC).replace(microsecond=0)
@@ -43,23 +44,23 @@ class TestOrg:
 
     @property
     def keyid(self) -> str:
-        return bundle.key_id(self.raw_public)
+        return key_id(self.raw_public)
 
     def public_key_file(self, folder: Path) -> Path:
         path = Path(folder) / f"{self.id}-{self.keyid}.pub"
-        path.write_text(bundle.public_key_text(self.raw_public), encoding="ascii")
+        path.write_text(public_key_text(self.raw_public), encoding="ascii")
         return path
 
     def rotated(self) -> "TestOrg":
         """The same organisation with a new key pair."""
-        pem, raw = bundle.generate_keypair()
+        pem, raw = generate_keypair()
         return TestOrg(self.id, self.kind, self.reporter_type, load_pem_private_key(pem, password=None), raw)
 
 
 def new_org(org_id: str, kind: str = "non_investigative", reporter_type: str | None = None) -> TestOrg:
     if reporter_type is None:
         reporter_type = "police" if kind == "investigative" else "shelter"
-    pem, raw = bundle.generate_keypair()
+    pem, raw = generate_keypair()
     return TestOrg(org_id, kind, reporter_type, load_pem_private_key(pem, password=None), raw)
 
 
@@ -142,17 +143,17 @@ def make_payload(
 
 def payload_bytes(payload: Payload | dict) -> bytes:
     data = payload.model_dump(mode="json") if isinstance(payload, Payload) else payload
-    return bundle.canonical_json(data)
+    return canonical_json(data)
 
 
 def sign(org: TestOrg, payload: Payload | dict, *, keyid: str | None = None) -> bytes:
     """Envelope bytes; `keyid` overrides the envelope's key id (to sign with one key and claim another)."""
-    data = bundle.sign_payload(payload_bytes(payload), org.private_key)
+    data = sign_payload(payload_bytes(payload), org.private_key)
     if keyid is None:
         return data
     envelope = json.loads(data)
     envelope["signatures"][0]["keyid"] = keyid
-    return bundle.canonical_json(envelope)
+    return canonical_json(envelope)
 
 
 def edit_payload(envelope_bytes: bytes, change) -> bytes:
@@ -160,8 +161,8 @@ def edit_payload(envelope_bytes: bytes, change) -> bytes:
     envelope = json.loads(envelope_bytes)
     payload = json.loads(base64.b64decode(envelope["payload"]))
     change(payload)
-    envelope["payload"] = base64.b64encode(bundle.canonical_json(payload)).decode("ascii")
-    return bundle.canonical_json(envelope)
+    envelope["payload"] = base64.b64encode(canonical_json(payload)).decode("ascii")
+    return canonical_json(envelope)
 
 
 def write(folder: Path, data: bytes, name: str | None = None) -> Path:
@@ -197,3 +198,11 @@ def store_held(db: Path) -> Iterator[None]:
         holder.stdin.close()
         holder.wait(timeout=30)
         holder.stdout.close()
+
+
+def register(db: Path, *orgs: TestOrg, cap: str = "1") -> None:
+    """Register test organisations with their first key in a coordinator store."""
+    from aggregator.coordinator.registry import register_org
+
+    for org in orgs:
+        register_org(db, org.id, kind=org.kind, reporter_type=org.reporter_type, public_key=org.raw_public, cap=cap)

@@ -108,7 +108,8 @@ def run(call: Callable[[], Any]) -> Any:
     try:
         return call()
     except AggregatorError as exc:
-        fail(exc.message, exc.exit_code)
+        option = getattr(exc, "option", None)
+        fail(f"--{option.replace('_', '-')}: {exc.message}" if option else exc.message, exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
 

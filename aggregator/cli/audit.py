@@ -22,7 +22,7 @@ def audit(db: Path = DbOption, json_out: bool = JsonOption) -> None:
         aggregator audit --db national.duckdb
         aggregator audit --db national.duckdb --json
     """
-    from ..audit import audit_store
+    from ..auditor.audit import audit_store
 
     if json_out:
         report = run(lambda: audit_store(db))

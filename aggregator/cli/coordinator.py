@@ -45,8 +45,8 @@ def registry_add(
         aggregator registry add shelter-noord --kind non_investigative --reporter-type shelter \\
             --public-key shelter-noord.pub --cap 1 --db national.duckdb
     """
-    from ..bundle import read_public_key_file
-    from ..store import register_org
+    from ..contract.keys import read_public_key_file
+    from ..coordinator.registry import register_org
 
     entry = run(lambda: register_org(
         db, org, kind=kind, reporter_type=reporter_type, public_key=read_public_key_file(public_key), cap=cap
@@ -67,8 +67,8 @@ def registry_rotate(org: str = OrgArg, public_key: Path = PublicKeyOption, db: P
     \b
         aggregator registry rotate shelter-noord --public-key shelter-noord-2026.pub --db national.duckdb
     """
-    from ..bundle import read_public_key_file
-    from ..store import rotate_key
+    from ..contract.keys import read_public_key_file
+    from ..coordinator.registry import rotate_key
 
     entry = run(lambda: rotate_key(db, org, read_public_key_file(public_key)))
     if json_out:
@@ -87,7 +87,7 @@ def registry_revoke(org: str = OrgArg, db: Path = DbOption, json_out: bool = Jso
     \b
         aggregator registry revoke shelter-noord --db national.duckdb
     """
-    from ..store import revoke_org
+    from ..coordinator.registry import revoke_org
 
     entry = run(lambda: revoke_org(db, org))
     if json_out:
@@ -108,7 +108,7 @@ def registry_list(db: Path = DbOption, json_out: bool = JsonOption) -> None:
     """
     from rich.table import Table
 
-    from ..store import list_orgs
+    from ..coordinator.registry import list_orgs
 
     entries = run(lambda: list_orgs(db))
     if json_out:
@@ -142,7 +142,7 @@ def merge(
     \b
         aggregator merge inbox/*.bundle.json --db national.duckdb
     """
-    from ..store import merge_bundles
+    from ..coordinator.merge import merge_bundles
 
     if json_out or quiet or len(bundles) < PROGRESS_FROM:
         result = run(lambda: merge_bundles(db, bundles))
@@ -223,7 +223,8 @@ def table(
     """
     import sys
 
-    from ..national import national_table, to_csv, to_markdown
+    from ..coordinator.national import national_table
+    from ..coordinator.render import to_csv, to_markdown
 
     if json_out:
         fmt = "json"
@@ -245,7 +246,7 @@ def table(
     else:
         data = to_markdown(result, lang.value).encode("utf-8")
     if out is not None:
-        from ..store import write_output
+        from ..util.files import write_output
 
         run(lambda: write_output(out, data))
     else:
@@ -256,7 +257,7 @@ def table(
 def _render_table(result, lang: str) -> None:
     from rich.table import Table
 
-    from ..national import display_rows
+    from ..coordinator.render import display_rows
 
     headers, rows = display_rows(result, lang)
     title = "Nationale tabel" if lang == "nl" else "National table"
@@ -287,7 +288,8 @@ def budget(
     \b
         aggregator budget --db national.duckdb --period 2025 --verify --export-ledger ledger.jsonl
     """
-    from ..store import budget_report, export_ledger as do_export, verify_ledger
+    from ..coordinator.budget import budget_report
+    from ..coordinator.ledger import export_ledger as do_export, verify_ledger
 
     report = run(lambda: budget_report(db, org=org, period=period))
     check = run(lambda: verify_ledger(db)) if verify else None

@@ -38,7 +38,7 @@ def synth(
         return
     from rich.table import Table
 
-    from ..codelists import label
+    from ..contract.codelists import label
 
     table = Table(title=f"Synthetic nation {nation.year} (seed {nation.seed})", title_justify="left")
     table.add_column("Form of exploitation")
@@ -82,8 +82,8 @@ def demo(
     \b
         aggregator demo --out out/demo --epsilon 1.0
     """
+    from ..privacy.epsilon import parse_epsilon
     from ..synthetic.demo import run_demo
-    from ..privacy import parse_epsilon
 
     eps = run(lambda: parse_epsilon(epsilon))
     if json_out or quiet:

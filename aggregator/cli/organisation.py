@@ -50,7 +50,7 @@ def org_init(
     \b
         aggregator org init --org shelter-noord --kind non_investigative --reporter-type shelter
     """
-    from ..org import init_org
+    from ..organisation.home import init_org
 
     config = run(lambda: init_org(org, kind, reporter_type=reporter_type, cap=cap, home=home, force=force))
     if json_out:
@@ -80,8 +80,8 @@ def validate(
     \b
         aggregator validate examples/shelter-noord/export-2025.csv --mapping examples/shelter-noord/mapping.toml
     """
-    from ..engine import connect
-    from ..validate import validate_export, write_errors_csv
+    from ..util.engine import connect
+    from ..organisation.validate import validate_export, write_errors_csv
 
     day = _export_date(export_date)
     con = run(connect)
@@ -169,14 +169,15 @@ def submit(
         aggregator submit examples/shelter-noord/export-2025.csv -m examples/shelter-noord/mapping.toml \\
             --period 2025 --epsilon 1.0 --out out/
     """
-    from ..org import load_linkage_key, load_org
-    from ..privacy import Ledger, parse_epsilon
-    from ..release import epsilon_for_target, preview as do_preview, submit as do_submit
+    from ..organisation.home import load_linkage_key, load_org
+    from ..organisation.spending import SpendingFile
+    from ..privacy.epsilon import parse_epsilon
+    from ..organisation.release import epsilon_for_target, preview as do_preview, submit as do_submit
 
     eps = run(lambda: parse_epsilon(epsilon))
     if target_error is not None:
         config = run(lambda: load_org(home))
-        remaining = Ledger(config.ledger_path, config.cap_fraction).remaining(period)
+        remaining = SpendingFile(config.spending_path, config.cap_fraction).remaining(period)
         eps = run(lambda: epsilon_for_target(target_error, remaining, workload))
     if preview:
         shown = run(lambda: do_preview(eps, workload))
@@ -186,7 +187,7 @@ def submit(
             render_preview(shown)
         return
     key = run(lambda: load_linkage_key(linkage_key))
-    from ..engine import connect
+    from ..util.engine import connect
 
     day = _export_date(export_date)
     con = run(connect)

@@ -29,7 +29,7 @@ def report(
     \b
         aggregator report --db national.duckdb --out report.html --lang nl --period 2025
     """
-    from ..report import render_report
+    from ..coordinator.report import render_report
 
     result = run(lambda: render_report(db, out, lang.value, period))
     if json_out:
@@ -61,7 +61,7 @@ def explain(
     \b
         aggregator explain out/3f2a9c0d1e2b4a5c.bundle.json --public-key .aggregator/org.pub
     """
-    from ..explain import explain_bundle
+    from ..organisation.explain import explain_bundle
 
     result = run(lambda: explain_bundle(bundle, public_key=public_key, home=home))
     if json_out:

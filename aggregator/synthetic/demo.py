@@ -21,14 +21,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
+from ..contract.codelists import MINOR_BANDS
 from ..errors import UsageError
+from ..util.files import clear_marked_folder
 
 MARKER = ".aggregator-demo"
 NATION_DIR = "nation"
@@ -38,7 +39,6 @@ LINKAGE_FILE = "linkage.key"
 DB_FILE = "national.duckdb"
 CSV_FILE = "national.csv"
 REPORT_FILE = "report.html"
-MINOR_BANDS = ("under_15", "15_17")
 # Everything a demo run may create directly in OUT; only these are removed on a re-run.
 DEMO_ENTRIES = (
     NATION_DIR, HOMES_DIR, BUNDLES_DIR, LINKAGE_FILE, DB_FILE, f"{DB_FILE}.wal", "national.archive",
@@ -100,17 +100,7 @@ class DemoResult:
 
 def _prepare(out: Path) -> None:
     """Start fresh: refuse a folder the demo did not make; clear only what an earlier demo run created."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise UsageError(f"{out} is not empty and holds no earlier demo run; choose an empty or new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    for name in DEMO_ENTRIES:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
+    clear_marked_folder(out, MARKER, DEMO_ENTRIES, "earlier demo run")
     (out / MARKER).write_text(
         json.dumps({"created_by": "aggregator demo", "entries": list(DEMO_ENTRIES)}, indent=2) + "\n", encoding="utf-8"
     )
@@ -118,7 +108,7 @@ def _prepare(out: Path) -> None:
 
 def _submit_one(args: tuple) -> tuple[str, int]:
     """Submit one organisation's export from its home; returns (id, lawful records sent)."""
-    from ..release import submit
+    from ..organisation.release import submit
 
     org, nation_dir, home, bundles, epsilon, year, export_date, key, workload = args
     result = submit(
@@ -146,19 +136,21 @@ def run_demo(
     "nation", "table"). `workers` > 1 submits organisations in parallel processes (each has its own home).
     `workload` names the release's marginals and epsilon split (release.workload_named: "monitor", "published" or "equal").
     """
-    from ..bundle import atomic_write
-    from ..codelists import label
-    from ..national import national_table, to_csv
-    from ..org import init_org
-    from ..bundle import read_public_key_file
-    from ..store import merge_bundles, register_org
+    from ..util.files import atomic_write
+    from ..contract.codelists import label
+    from ..coordinator.national import national_table
+    from ..coordinator.render import to_csv
+    from ..organisation.home import init_org
+    from ..contract.keys import read_public_key_file
+    from ..coordinator.merge import merge_bundles
+    from ..coordinator.registry import register_org
     from .nation import MANIFEST_FILE, consent_only_counts, make_nation, truth_counts
 
     if lang not in ("en", "nl"):
-        raise UsageError("--lang must be en or nl")
+        raise UsageError("language must be en or nl", "lang")
     if not isinstance(epsilon, Fraction) or epsilon <= 0:
         raise UsageError("epsilon must be an exact number greater than zero")
-    from ..release import workload_named
+    from ..privacy.workload import workload_named
 
     workload_named(workload)
     started = time.perf_counter()
@@ -243,7 +235,7 @@ def run_demo(
     atomic_write(out / CSV_FILE, to_csv(by_form, lang))
     files["table_csv"] = str(out / CSV_FILE)
     try:
-        from ..report import render_report
+        from ..coordinator.report import render_report
     except ImportError:
         notes.append("HTML report not written: the report module is not available")
     else:
@@ -260,7 +252,7 @@ def run_demo(
 
 
 def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: float, target: int) -> DemoRow:
-    from ..national import sum_rows
+    from ..coordinator.national import sum_rows
 
     estimate, se, lower, upper = sum_rows(cells, z)
     return DemoRow(key, text, int(truth), int(consent), int(estimate), round(se, 2), round(lower, 1), round(upper, 1),
@@ -282,8 +274,8 @@ def release_target_counts(nation_dir: Path, by: list[str]) -> dict[tuple, int]:
 
     import duckdb
 
-    from ..codelists import DIMENSIONS, codes
-    from ..engine import quote_ident
+    from ..contract.codelists import codes, DIMENSIONS
+    from ..util.engine import quote_ident
     from .nation import TRUTH_FILE
 
     unknown = [d for d in by if d not in DIMENSIONS]

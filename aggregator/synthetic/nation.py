@@ -21,12 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..codelists import DIMENSIONS, codes
+from ..contract.codelists import codes, DIMENSIONS
 from ..errors import UsageError
+from ..util.files import clear_marked_folder
 from .organisations import ORGANISATIONS
 from .population import SYNTH_VERSION, Person, _build
 from .styles import STYLES, mapping_toml
@@ -85,16 +85,7 @@ def _check_args(year: int, seed: int, scale: float) -> None:
 
 
 def _prepare_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
-        raise UsageError(f"{out} is not empty and holds no synthetic nation; choose an empty or new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in (out / "orgs", out / TRUTH_FILE, out / MANIFEST_FILE):
-        if stale.is_dir():
-            shutil.rmtree(stale)
-        elif stale.exists():
-            stale.unlink()
+    clear_marked_folder(out, MANIFEST_FILE, ("orgs", TRUTH_FILE, MANIFEST_FILE), "synthetic nation")
 
 
 def make_nation(year: int, seed: int, out: Path, *, scale: float = 1.0) -> Nation:
@@ -215,7 +206,7 @@ def _counts(out: Path, by: list[str], lawful_only: bool) -> dict[tuple, int]:
 
     import duckdb
 
-    from ..engine import quote_ident
+    from ..util.engine import quote_ident
 
     dims = _checked_dims(by)
     path = Path(out) / TRUTH_FILE

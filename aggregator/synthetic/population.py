@@ -21,7 +21,7 @@ import datetime as dt
 import random
 from dataclasses import dataclass, field
 
-from ..codelists import age_band, nationality_group
+from ..contract.codelists import age_band, nationality_group
 from .names import COUNTRY_POOL, NAME_POOLS
 from .organisations import ORGANISATIONS, OrgSpec
 

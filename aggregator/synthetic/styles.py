@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from ..codelists import DEFAULT_VALUE_ALIASES, LABELS, codes
+from ..contract.codelists import codes, DEFAULT_VALUE_ALIASES, LABELS
 from .names import COUNTRY_WORDS
 from .organisations import OrgSpec
 

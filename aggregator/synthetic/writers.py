@@ -186,7 +186,7 @@ PARQUET_TYPES = {
 
 
 def _write_parquet(con, path: Path, style: Style, rendered: list[dict]) -> None:
-    from ..engine import quote_ident
+    from ..util.engine import quote_ident
 
     headers = list(style.columns.items())
     selects = []

@@ -1,0 +1,359 @@
+"""merge: verified bundles into the store, all accepted ones of a run in one transaction (see store.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import duckdb
+
+from ..contract.codelists import DIMENSIONS
+from ..errors import BundleRejected, InputError
+from ..privacy.epsilon import exact_text
+from ..util.clock import store_now, utc_naive
+from .admission import BundleOutcome, Staged, cell_keys, check_rules, load_state, outcome, stage
+from .ledger import ChainedEntry
+from .archive import keep_evidence, remove_interrupted_writes, write_archive
+from .store import archive_dir, atomic, open_store
+
+@dataclass
+class MergeResult:
+    db: str
+    bundles: list[BundleOutcome]
+
+    def count(self, status: str) -> int:
+        return sum(1 for b in self.bundles if b.status == status)
+
+    @property
+    def accepted(self) -> int:
+        return self.count("accepted")
+
+    @property
+    def duplicate(self) -> int:
+        return self.count("duplicate")
+
+    @property
+    def refused(self) -> int:
+        return self.count("refused")
+
+    @property
+    def superseded(self) -> int:
+        """Earlier bundles that this run replaced in the national table."""
+        return sum(len(b.supersedes) for b in self.bundles)
+
+    @property
+    def reasons(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for b in self.bundles:
+            if b.status == "refused" and b.reason:
+                out[b.reason] = out.get(b.reason, 0) + 1
+        return dict(sorted(out.items()))
+
+    @property
+    def ok(self) -> bool:
+        return self.refused == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "db": self.db,
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "superseded": self.superseded,
+            "refused": self.refused,
+            "reasons": self.reasons,
+            "bundles": [b.as_dict() for b in self.bundles],
+        }
+
+
+# One set insert per table for all bundles of a run: parallel lists, one element per row, zipped by UNNEST.
+_INSERT_BUNDLES = """
+INSERT INTO bundles (digest, org_id, period, sequence, keyid, created_at, expires_at, received_at,
+                     ledger_index, epsilon, n_records, n_withdrawals, superseded_by, flagged)
+SELECT UNNEST($digest::VARCHAR[]), UNNEST($org::VARCHAR[]), UNNEST($period::INTEGER[]),
+       UNNEST($sequence::INTEGER[]), UNNEST($keyid::VARCHAR[]), UNNEST($created_at::TIMESTAMP[]),
+       UNNEST($expires_at::TIMESTAMP[]), $received_at::TIMESTAMP, UNNEST($ledger_index::BIGINT[]),
+       UNNEST($epsilon::VARCHAR[]), UNNEST($n_records::INTEGER[]), UNNEST($n_withdrawals::INTEGER[]),
+       UNNEST($superseded_by::VARCHAR[]), NULL
+"""
+_INSERT_LEDGER = """
+INSERT INTO ledger (idx, event, org_id, period, digest, epsilon, entry, prev_hash, hash)
+SELECT UNNEST($idx::BIGINT[]), 'accept', UNNEST($org::VARCHAR[]), UNNEST($period::INTEGER[]),
+       UNNEST($digest::VARCHAR[]), UNNEST($epsilon::VARCHAR[]), UNNEST($entry::VARCHAR[]),
+       UNNEST($prev_hash::VARCHAR[]), UNNEST($hash::VARCHAR[])
+"""
+_INSERT_RECORDS = """
+INSERT INTO records (digest, org_id, period, pseudonym, basis, form, age_band, gender, nationality_group, province)
+SELECT UNNEST($digest::VARCHAR[]), UNNEST($org::VARCHAR[]), UNNEST($period::INTEGER[]),
+       UNNEST($pseudonym::VARCHAR[]), UNNEST($basis::VARCHAR[]), UNNEST($form::VARCHAR[]),
+       UNNEST($age_band::VARCHAR[]), UNNEST($gender::VARCHAR[]), UNNEST($nationality_group::VARCHAR[]),
+       UNNEST($province::VARCHAR[])
+"""
+_INSERT_MARGINALS = """
+INSERT INTO marginals (digest, marginal_index, dimensions, epsilon, scale, variance, expected_error_95)
+SELECT UNNEST($digest::VARCHAR[]), UNNEST($index::INTEGER[]), UNNEST($dimensions::VARCHAR[][]),
+       UNNEST($epsilon::VARCHAR[]), UNNEST($scale::DOUBLE[]), UNNEST($variance::DOUBLE[]), UNNEST($error::DOUBLE[])
+"""
+# The cells of a marginal are every codelist cell of its dimensions in order (checked when staged), so they
+# come from one template per dimension set (`shape`) joined to the marginal's list of counts.
+_INSERT_CELLS = """
+INSERT INTO noisy_cells (digest, marginal_index, form, age_band, gender, nationality_group, province, count)
+SELECT m.digest, m.marginal_index, t.form, t.age_band, t.gender, t.nationality_group, t.province, m.counts[t.pos]
+FROM (
+    SELECT UNNEST($ord::INTEGER[]) AS ord, UNNEST($digest::VARCHAR[]) AS digest,
+           UNNEST($index::INTEGER[]) AS marginal_index, UNNEST($shape::VARCHAR[]) AS shape,
+           UNNEST($counts::BIGINT[][]) AS counts
+) AS m
+JOIN (
+    SELECT UNNEST($t_shape::VARCHAR[]) AS shape, UNNEST($t_pos::INTEGER[]) AS pos,
+           UNNEST($t_form::VARCHAR[]) AS form, UNNEST($t_age_band::VARCHAR[]) AS age_band,
+           UNNEST($t_gender::VARCHAR[]) AS gender, UNNEST($t_nationality_group::VARCHAR[]) AS nationality_group,
+           UNNEST($t_province::VARCHAR[]) AS province
+) AS t ON t.shape = m.shape
+ORDER BY m.ord, t.pos
+"""
+_INSERT_WITHDRAWALS = """
+INSERT INTO withdrawals (digest, org_id, period, pseudonym)
+SELECT DISTINCT digest, org_id, period, pseudonym
+FROM (
+    SELECT UNNEST($digest::VARCHAR[]) AS digest, UNNEST($org::VARCHAR[]) AS org_id,
+           UNNEST($period::INTEGER[]) AS period, UNNEST($pseudonym::VARCHAR[]) AS pseudonym
+)
+"""
+# Earlier bundles this run replaced in the national table.
+_SUPERSEDE = """
+UPDATE bundles SET superseded_by = s.superseded_by
+FROM (SELECT UNNEST($digest::VARCHAR[]) AS digest, UNNEST($superseded_by::VARCHAR[]) AS superseded_by) AS s
+WHERE bundles.digest = s.digest
+"""
+# Withdrawals of this run's bundles that match no record the organisation sent for that period in a bundle
+# accepted up to and including the withdrawing one (a note for auditors).
+_UNMATCHED_WITHDRAWALS = """
+SELECT w.digest, count(*) AS unmatched
+FROM withdrawals AS w JOIN bundles AS wb ON wb.digest = w.digest
+WHERE w.digest IN (SELECT UNNEST($digests::VARCHAR[]))
+  AND NOT EXISTS (
+      SELECT 1 FROM records AS r JOIN bundles AS rb ON rb.digest = r.digest
+      WHERE r.org_id = w.org_id AND r.period = w.period AND r.pseudonym = w.pseudonym
+        AND rb.ledger_index <= wb.ledger_index
+  )
+GROUP BY w.digest
+"""
+_FLAG = """
+UPDATE bundles SET flagged = f.flagged
+FROM (SELECT UNNEST($digest::VARCHAR[]) AS digest, UNNEST($flagged::VARCHAR[]) AS flagged) AS f
+WHERE bundles.digest = f.digest
+"""
+
+
+class Batch:
+    """Column lists of every table row the accepted bundles of one run add, for one set insert per table."""
+
+    def __init__(self) -> None:
+        self.accepted: list[Staged] = []
+        self.bundles: dict[str, list[Any]] = {
+            name: []
+            for name in ("digest", "org", "period", "sequence", "keyid", "created_at", "expires_at", "ledger_index",
+                         "epsilon", "n_records", "n_withdrawals")
+        }
+        self.ledger: dict[str, list[Any]] = {
+            name: [] for name in ("idx", "org", "period", "digest", "epsilon", "entry", "prev_hash", "hash")
+        }
+        self.records: dict[str, list[Any]] = {
+            name: []
+            for name in ("digest", "org", "period", "pseudonym", "basis", "form", "age_band", "gender",
+                         "nationality_group", "province")
+        }
+        self.marginals: dict[str, list[Any]] = {
+            name: [] for name in ("digest", "index", "dimensions", "epsilon", "scale", "variance", "error")
+        }
+        self.cells: dict[str, list[Any]] = {name: [] for name in ("ord", "digest", "index", "shape", "counts")}
+        self.withdrawals: dict[str, list[Any]] = {name: [] for name in ("digest", "org", "period", "pseudonym")}
+        self.superseded_by: dict[str, str] = {}  # digest -> the digest that replaced it, old and new bundles
+
+    def add(self, staged: Staged, chained: ChainedEntry) -> None:
+        p = staged.payload
+        digest, org_id, period = staged.digest, p.organisation.id, p.period
+        self.accepted.append(staged)
+        b = self.bundles
+        b["digest"].append(digest)
+        b["org"].append(org_id)
+        b["period"].append(period)
+        b["sequence"].append(p.sequence)
+        b["keyid"].append(staged.keyid)
+        b["created_at"].append(utc_naive(p.created_at))
+        b["expires_at"].append(utc_naive(p.expires_at))
+        b["ledger_index"].append(chained.index)
+        b["epsilon"].append(exact_text(staged.epsilon))
+        b["n_records"].append(len(p.records))
+        b["n_withdrawals"].append(len(p.withdrawals))
+        row = {"idx": chained.index, "org": org_id, "period": period, "digest": digest,
+               "epsilon": chained.body["epsilon"], "entry": chained.text, "prev_hash": chained.prev_hash,
+               "hash": chained.hash}
+        for name, value in row.items():
+            self.ledger[name].append(value)
+        records = p.records
+        if records:
+            r = self.records
+            n = len(records)
+            r["digest"].extend([digest] * n)
+            r["org"].extend([org_id] * n)
+            r["period"].extend([period] * n)
+            r["pseudonym"].extend([rec.pseudonym for rec in records])
+            r["basis"].extend([rec.basis for rec in records])
+            for column in ("form", "age_band", "gender", "nationality_group", "province"):  # codelist enums
+                r[column].extend([getattr(rec, column).value for rec in records])
+        if p.release:
+            m, c = self.marginals, self.cells
+            for index, marginal in enumerate(p.release.marginals):
+                m["digest"].append(digest)
+                m["index"].append(index)
+                m["dimensions"].append(list(marginal.dimensions))
+                m["epsilon"].append(exact_text(Fraction(marginal.epsilon)))
+                m["scale"].append(marginal.scale)
+                m["variance"].append(marginal.variance)
+                m["error"].append(marginal.expected_error_95)
+                c["ord"].append(len(c["ord"]))
+                c["digest"].append(digest)
+                c["index"].append(index)
+                c["shape"].append(",".join(marginal.dimensions))
+                c["counts"].append([cell.count for cell in marginal.cells])
+        withdrawals = p.withdrawals
+        if withdrawals:
+            w = self.withdrawals
+            n = len(withdrawals)
+            w["digest"].extend([digest] * n)
+            w["org"].extend([org_id] * n)
+            w["period"].extend([x.period for x in withdrawals])
+            w["pseudonym"].extend([x.pseudonym for x in withdrawals])
+
+    def write(self, con: duckdb.DuckDBPyConnection, now: dt.datetime) -> dict[str, str]:
+        """Insert everything inside the caller's transaction; returns the flag note per flagged new bundle."""
+        new = set(self.bundles["digest"])
+        con.execute(
+            _INSERT_BUNDLES,
+            {**self.bundles, "received_at": now,
+             "superseded_by": [self.superseded_by.get(d) for d in self.bundles["digest"]]},
+        )
+        con.execute(_INSERT_LEDGER, self.ledger)
+        if self.records["digest"]:
+            con.execute(_INSERT_RECORDS, self.records)
+        if self.marginals["digest"]:
+            con.execute(_INSERT_MARGINALS, self.marginals)
+            con.execute(_INSERT_CELLS, {**self.cells, **_cell_templates(set(self.cells["shape"]))})
+        old = {d: by for d, by in self.superseded_by.items() if d not in new}
+        if old:
+            con.execute(_SUPERSEDE, {"digest": list(old), "superseded_by": list(old.values())})
+        flags: dict[str, str] = {}
+        if self.withdrawals["digest"]:
+            con.execute(_INSERT_WITHDRAWALS, self.withdrawals)
+            withdrawing = sorted(set(self.withdrawals["digest"]))
+            flags = {
+                digest: f"{unmatched} withdrawal(s) match no record this organisation sent"
+                for digest, unmatched in con.execute(_UNMATCHED_WITHDRAWALS, {"digests": withdrawing}).fetchall()
+                if unmatched
+            }
+            if flags:
+                con.execute(_FLAG, {"digest": list(flags), "flagged": list(flags.values())})
+        return flags
+
+
+def _cell_templates(shapes: Iterable[str]) -> dict[str, list[Any]]:
+    """Every codelist cell of each dimension set ('form,gender'), numbered from 1 in order, as column lists."""
+    out: dict[str, list[Any]] = {"t_shape": [], "t_pos": [], **{f"t_{dim}": [] for dim in DIMENSIONS}}
+    for shape in sorted(shapes):
+        dims = shape.split(",")
+        for pos, key in enumerate(cell_keys(tuple(dims)), start=1):
+            out["t_shape"].append(shape)
+            out["t_pos"].append(pos)
+            for dim in DIMENSIONS:
+                out[f"t_{dim}"].append(key[dims.index(dim)] if dim in dims else None)
+    return out
+
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def merge_bundles(
+    db_path: Path,
+    paths: Sequence[Path | str],
+    *,
+    now: dt.datetime | None = None,
+    progress: ProgressCallback | None = None,
+) -> MergeResult:
+    """Verify and merge bundle files into the store in one transaction; refused bundles leave no trace in it.
+
+    `progress(stage, done, total)` is called after each bundle of the stages "verify" (read, open, verify,
+    parse) and "ingest" (the replay, rollback and budget rules); the accepted bundles are then written at once.
+    `now` fixes the clock (expiry check and received_at), e.g. for a rebuild from the archive.
+    """
+    db_path = Path(db_path)
+    now = store_now(now)
+    outcomes: dict[int, BundleOutcome] = {}
+    staged: list[Staged] = []
+    with open_store(db_path) as con:
+        remove_interrupted_writes(db_path)
+        state = load_state(con)
+        for position, path in enumerate(paths):
+            try:
+                result = stage(state, position, Path(path), now)
+            except BundleRejected as exc:
+                outcomes[position] = BundleOutcome(Path(path).name, "refused", exc.reason, exc.message)
+            else:
+                if isinstance(result, BundleOutcome):
+                    outcomes[position] = result
+                else:
+                    staged.append(result)
+            if progress:
+                progress("verify", position + 1, len(paths))
+        staged.sort(key=lambda s: (s.payload.organisation.id, s.payload.period, s.payload.sequence, s.digest))
+        batch = Batch()
+        for done, item in enumerate(staged, start=1):
+            try:
+                outcomes[item.position] = check_rules(state, item, batch, now)
+            except BundleRejected as exc:
+                outcomes[item.position] = outcome(item, "refused", reason=exc.reason, message=exc.message)
+                if exc.reason == "equivocation":
+                    keep_evidence(db_path, item)
+            if progress:
+                progress("ingest", done, len(staged))
+        if batch.accepted:
+            _commit_batch(con, batch, db_path, now, outcomes)
+    return MergeResult(str(db_path), [outcomes[i] for i in range(len(paths))])
+
+
+def _commit_batch(
+    con: duckdb.DuckDBPyConnection, batch: Batch, db_path: Path, now: dt.datetime, outcomes: dict[int, BundleOutcome]
+) -> None:
+    """All accepted bundles of a run in one transaction; the archive files are durable before it commits."""
+    archiving = None
+    try:
+        with atomic(con):
+            # The archive files are written in a thread while DuckDB inserts the rows (their fsyncs overlap the inserts).
+            runner = ThreadPoolExecutor(max_workers=1)
+            archiving = runner.submit(write_archive, archive_dir(db_path), [(s.digest, s.data) for s in batch.accepted])
+            try:
+                flags = batch.write(con, now)
+            finally:
+                runner.shutdown(wait=True)
+            try:
+                archiving.result()
+            except OSError as exc:
+                raise InputError(
+                    f"merge stopped: cannot write to the archive folder {archive_dir(db_path).name} "
+                    f"({exc.strerror or type(exc).__name__}); nothing of this run was merged"
+                ) from None
+    except BaseException:
+        if archiving is not None and archiving.done() and archiving.exception() is None:  # a failed write cleans up
+            for path in archiving.result():
+                path.unlink(missing_ok=True)
+        raise
+    for item in batch.accepted:
+        flagged = flags.get(item.digest)
+        if flagged:
+            outcomes[item.position].flagged = flagged
+
+

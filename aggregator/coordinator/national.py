@@ -1,0 +1,355 @@
+"""The national table: deduplicated individual records plus noisy counts, with variance and a 95% interval.
+
+For each period and each cell of the requested breakdown (the full codelist product, empty cells included):
+  individual  people with a lawful basis, deduplicated ACROSS organisations by pseudonym within the period
+  noisy       sum over the current releases of their noisy counts for the cell
+  estimate    individual + noisy; variance = sum of the noise variances; se = sqrt(variance);
+              95% interval = estimate +/- 1.96 se (the individual part carries no noise)
+plus one total row per period that is the sum of the cell rows (so totals always agree with the margins).
+
+Rules, in one place:
+- Only the current bundle of each (organisation, period) counts in the table: a higher sequence supersedes the
+  earlier ones (they still count in the budget).
+- A withdrawal (pseudonym, period) in a bundle removes that organisation's record for the pseudonym and period
+  from every bundle the organisation created no later than the withdrawing bundle (by the signed created_at, so
+  the result does not depend on the order bundles arrive in).
+- Cross-organisation dedupe: one person = one pseudonym per period. If two organisations sent the same pseudonym
+  with different dimensions, the record kept is the one from an investigative organisation, else the one from
+  the most recently created bundle, then the lowest organisation id, then the lowest digest.
+- Noisy counts: for each current release, the marginal used is the one among ITS marginals that covers the
+  requested dimensions with the smallest variance per output cell (a marginal's cell variance times the number
+  of its cells summed into one output cell); ties go to fewer dimensions, then release order. A finer marginal
+  is summed down (cells and variances add). A release with no covering marginal is listed in `uncovered` and
+  its noisy counts are missing from the table (the table says so).
+- Organisation attributes (kind, reporter_type) can be part of the breakdown for free: an individual record
+  takes the attributes of the organisation whose record was kept, a release those of its organisation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..contract.codelists import codes, DIMENSIONS, OrgKind, ReporterType
+from ..errors import UsageError
+from ..privacy.intervals import Z_95, interval
+from ..util.engine import quote_ident
+from .store import CURRENT_BUNDLES_SQL, open_store
+
+ORG_ATTRIBUTES = ("kind", "reporter_type")
+BREAKDOWNS = (*DIMENSIONS, *ORG_ATTRIBUTES)
+
+
+def breakdown_codes(name: str) -> list[str]:
+    """The codes of a breakdown dimension (a release dimension or an organisation attribute), in order."""
+    if name == "kind":
+        return [k.value for k in OrgKind]
+    if name == "reporter_type":
+        return [r.value for r in ReporterType]
+    return codes(name)
+
+
+def parse_by(by: str | Sequence[str] | None) -> list[str]:
+    """'form,age_band' or ['form', 'age_band'] -> checked list of breakdown names."""
+    if by is None:
+        return []
+    names = [part.strip() for part in (by.split(",") if isinstance(by, str) else by) if part.strip()]
+    unknown = [n for n in names if n not in BREAKDOWNS]
+    if unknown:
+        raise UsageError(f"unknown breakdown dimension {unknown[0]!r}; choose from: {', '.join(BREAKDOWNS)}", "by")
+    if len(set(names)) != len(names):
+        raise UsageError("the breakdown lists a dimension twice", "by")
+    return names
+
+
+@dataclass(frozen=True)
+class NationalRow:
+    period: int
+    dims: dict[str, str]  # breakdown name -> code, in `NationalTable.by` order; {} on a total row
+    individual: int
+    noisy: int
+    variance: float
+    estimate: int
+    se: float
+    lower: float
+    upper: float
+    total: bool = False
+    raw_estimate: int | None = None  # individual + raw noisy sum, before the consistent post-processing
+    raw_variance: float | None = None  # the raw sum's noise variance
+    consistent: bool = False  # estimate and interval come from consistency.py (WLS, non-negative, margins add up)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReleaseUse:
+    """How one current release entered the table."""
+
+    org: str
+    period: int
+    digest: str
+    sequence: int
+    kind: str
+    reporter_type: str
+    marginal: list[str] | None  # dimensions of the marginal used; None when nothing covers the breakdown
+    cell_variance: float | None  # variance of one output cell from this release
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class NationalTable:
+    by: list[str]
+    period: int | None
+    periods: list[int]
+    rows: list[NationalRow]
+    releases: list[ReleaseUse]
+    linked_people: int = 0  # pseudonyms sent by more than one organisation in a period (counted once)
+    conflicting_people: int = 0  # ... of whom the organisations disagree on a dimension
+    notes: list[str] = field(default_factory=list)
+    z: float = Z_95
+
+    @property
+    def uncovered(self) -> list[ReleaseUse]:
+        return [r for r in self.releases if r.marginal is None]
+
+    def cells(self, period: int) -> list[NationalRow]:
+        return [r for r in self.rows if r.period == period and not r.total]
+
+    def total(self, period: int) -> NationalRow:
+        return next(r for r in self.rows if r.period == period and r.total)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "by": self.by,
+            "period": self.period,
+            "periods": self.periods,
+            "z": self.z,
+            "rows": [r.as_dict() for r in self.rows],
+            "releases": [r.as_dict() for r in self.releases],
+            "uncovered": [r.as_dict() for r in self.uncovered],
+            "linked_people": self.linked_people,
+            "conflicting_people": self.conflicting_people,
+            "notes": self.notes,
+        }
+
+
+_LIVE = CURRENT_BUNDLES_SQL
+
+# Records of current bundles that no later-or-equal withdrawal of the same organisation removed.
+_KEPT = _LIVE + """,
+kept AS (
+    SELECT r.*, l.created_at, l.kind, l.reporter_type
+    FROM records AS r JOIN live AS l USING (digest)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM withdrawals AS w JOIN bundles AS wb ON wb.digest = w.digest
+        WHERE w.org_id = r.org_id AND w.period = r.period AND w.pseudonym = r.pseudonym
+          AND wb.created_at >= l.created_at
+    )
+)"""
+
+# One record per person (pseudonym) and period across organisations; see the module docstring for the order.
+_PEOPLE = _KEPT + """,
+people AS (
+    SELECT * FROM kept
+    QUALIFY row_number() OVER (
+        PARTITION BY period, pseudonym
+        ORDER BY (kind = 'investigative') DESC, created_at DESC, org_id, digest
+    ) = 1
+)"""
+
+_LINKED = "WITH " + _KEPT + """
+SELECT count(*) FILTER (WHERE orgs > 1), count(*) FILTER (WHERE orgs > 1 AND variants > 1)
+FROM (
+    SELECT period, pseudonym, count(DISTINCT org_id) AS orgs,
+           count(DISTINCT [form, age_band, gender, nationality_group, province]) AS variants
+    FROM kept GROUP BY period, pseudonym
+)
+"""
+
+_RELEASES = "WITH " + _LIVE + """
+SELECT l.digest, l.org_id, l.period, l.sequence, l.kind, l.reporter_type,
+       list(m.dimensions ORDER BY m.marginal_index), list(m.variance ORDER BY m.marginal_index)
+FROM live AS l JOIN marginals AS m USING (digest)
+GROUP BY ALL
+ORDER BY l.period, l.org_id, l.digest
+"""
+
+
+def _choose_marginal(dims_list: list[list[str]], variances: list[float], needed: list[str]) -> tuple[int, float] | None:
+    """Index and output-cell variance of the best marginal of one release covering `needed`."""
+    best: tuple[float, int, int] | None = None
+    for index, (dims, variance) in enumerate(zip(dims_list, variances)):
+        if not set(needed) <= set(dims):
+            continue
+        summed = math.prod(len(codes(d)) for d in dims if d not in needed)
+        candidate = (variance * summed, len(dims), index)
+        if best is None or candidate < best:
+            best = candidate
+    return (best[2], best[0]) if best else None
+
+
+def national_table(db_path: Path, period: int | None = None, by: str | Sequence[str] | None = ("form",)) -> NationalTable:
+    """The national registration table for one period (or every period in the store) broken down by `by`."""
+    names = parse_by(by)
+    release_dims = [n for n in names if n in DIMENSIONS]
+    params = {"period": period}
+    with open_store(Path(db_path), write=False) as con:
+        periods = [
+            p for (p,) in con.execute(
+                "WITH " + _LIVE + " SELECT DISTINCT period FROM live ORDER BY period", params
+            ).fetchall()
+        ]
+        notes: list[str] = []
+        if period is not None and period not in periods:
+            periods = [period]
+            notes.append(f"no bundles for period {period}")
+
+        # Which marginal of each current release answers this breakdown (a few rows per organisation).
+        uses: list[ReleaseUse] = []
+        chosen_digest: list[str] = []
+        chosen_index: list[int] = []
+        for digest, org_id, per, sequence, kind, reporter_type, dims_list, variances in con.execute(
+            _RELEASES, params
+        ).fetchall():
+            choice = _choose_marginal(dims_list, variances, release_dims)
+            if choice is None:
+                uses.append(ReleaseUse(org_id, per, digest, sequence, kind, reporter_type, None, None))
+                continue
+            index, cell_variance = choice
+            uses.append(ReleaseUse(org_id, per, digest, sequence, kind, reporter_type, dims_list[index], cell_variance))
+            chosen_digest.append(digest)
+            chosen_index.append(index)
+        for use in uses:
+            if use.marginal is None:
+                notes.append(
+                    f"the release of {use.org} for {use.period} has no marginal covering "
+                    f"{' x '.join(release_dims)}; its noisy counts are not in this table"
+                )
+
+        linked, conflicting = con.execute(_LINKED, params).fetchone()
+        consistent = _consistent_tables(con, names, periods)
+        rows = con.execute(_table_sql(names), {
+            **params,
+            "periods": periods,
+            "chosen_digest": chosen_digest,
+            "chosen_index": chosen_index,
+            **{f"codes_{i}": breakdown_codes(n) for i, n in enumerate(names)},
+        }).fetchall()
+
+    table_rows: list[NationalRow] = []
+    for per in periods:
+        cells = [_row(per, dict(zip(names, r[1:1 + len(names)])), *r[1 + len(names):]) for r in rows if r[0] == per]
+        total = _row(per, {}, sum(c.individual for c in cells), sum(c.noisy for c in cells),
+                     math.fsum(c.variance for c in cells), total=True)
+        if consistent.get(per) is not None:
+            cell_table, total_table = consistent[per]
+            cells = [_consistent_row(c, cell_table, names) for c in cells]
+            total = _consistent_row(total, total_table, [])
+        if names:  # without a breakdown the single cell is the total row
+            table_rows.extend(cells)
+        table_rows.append(total)
+    return NationalTable(names, period, periods, table_rows, uses, int(linked or 0), int(conflicting or 0), notes)
+
+
+def sum_rows(rows: Sequence[NationalRow], z: float = Z_95) -> tuple[int, float, float, float]:
+    """Estimate, standard error and interval of a sum of cells (e.g. minors = under 15 + 15-17).
+
+    Estimates add; variances add (covariances between cells are ignored); the interval is cut at the individual
+    records like a single row's, and always holds the estimate."""
+    if len(rows) == 1:
+        return rows[0].estimate, rows[0].se, rows[0].lower, rows[0].upper
+    estimate = sum(r.estimate for r in rows)
+    variance = math.fsum(r.variance for r in rows)
+    individual = sum(r.individual for r in rows)
+    centre = sum(r.raw_estimate if r.raw_estimate is not None else r.estimate for r in rows)
+    se, low, _ = interval(min(estimate, centre), variance, z)
+    _, _, high = interval(max(estimate, centre), variance, z)
+    return estimate, se, max(float(individual), low), max(float(estimate), high)
+
+
+def _consistent_tables(con, names: list[str], periods: list[int]) -> dict[int, tuple]:
+    """Per period, the consistent table for this breakdown and the total, when the releases determine them."""
+    from ..privacy.consistency import consistent_tables, DERIVED, HIERARCHY
+
+    key = tuple(d for d in DIMENSIONS if d in names)
+    if len(key) != len(names) or (key not in HIERARCHY and key not in DERIVED):
+        return {}
+    out: dict[int, tuple] = {}
+    for per in periods:
+        tables = consistent_tables(con, per)
+        if key in tables and () in tables:
+            out[per] = (tables[key], tables[()])
+    return out
+
+
+def _consistent_row(row: NationalRow, table, names: list[str]) -> NationalRow:
+    """The row with the consistent, non-negative noisy part; the interval is the WLS one cut at zero noisy people."""
+    from ..privacy.consistency import DIMS
+
+    key = tuple(row.dims[d] for d in DIMS if d in names)
+    wls, variance, post = table.by_key()[key]
+    estimate = row.individual + post
+    se, low, high = interval(row.individual + wls, variance)
+    lower, upper = max(float(row.individual), low), max(high, float(estimate))
+    return NationalRow(row.period, row.dims, row.individual, row.noisy, variance, estimate, se, lower, upper,
+                       row.total, raw_estimate=row.estimate, raw_variance=row.variance, consistent=True)
+
+
+def _row(period: int, dims: dict[str, str], individual: int, noisy: int, variance: float, *, total: bool = False) -> NationalRow:
+    individual, noisy, variance = int(individual), int(noisy), float(variance)
+    estimate = individual + noisy
+    se, lower, upper = interval(estimate, variance)
+    return NationalRow(period, dims, individual, noisy, variance, estimate, se, lower, upper, total)
+
+
+def _table_sql(names: list[str]) -> str:
+    """The grid of every (period, cell) with its individual and noisy sums. Identifiers come from BREAKDOWNS only."""
+    cols = [quote_ident(n) for n in names]
+
+    def source(table: str, name: str) -> str:
+        return f"{table}.{quote_ident(name)}"
+
+    grid = "SELECT UNNEST($periods::INTEGER[]) AS period"
+    for i, col in enumerate(cols):
+        grid = f"SELECT * FROM ({grid}) CROSS JOIN (SELECT UNNEST($codes_{i}::VARCHAR[]) AS {col})"
+    ind_cols = "".join(f", {source('p', n)} AS {quote_ident(n)}" for n in names)
+    noisy_cols = "".join(
+        f", {source('o' if n in ORG_ATTRIBUTES else 'c', n)} AS {quote_ident(n)}" for n in names
+    )
+    join_cols = ", ".join(["period", *cols])
+    order = ", ".join(["g.period", *(f"list_position($codes_{i}::VARCHAR[], g.{col})" for i, col in enumerate(cols))])
+    select_cols = ", ".join(f"g.{c}" for c in cols)
+    return f"""
+WITH {_PEOPLE},
+individual AS (
+    SELECT p.period{ind_cols}, count(*) AS n
+    FROM people AS p
+    GROUP BY ALL
+),
+chosen AS (
+    SELECT UNNEST($chosen_digest::VARCHAR[]) AS digest, UNNEST($chosen_index::INTEGER[]) AS marginal_index
+),
+noisy AS (
+    SELECT b.period{noisy_cols}, sum(c.count) AS n, sum(m.variance) AS variance
+    FROM noisy_cells AS c
+    JOIN chosen USING (digest, marginal_index)
+    JOIN marginals AS m USING (digest, marginal_index)
+    JOIN bundles AS b ON b.digest = c.digest
+    JOIN organisations AS o ON o.id = b.org_id
+    GROUP BY ALL
+),
+grid AS ({grid})
+SELECT g.period{', ' + select_cols if cols else ''},
+       coalesce(i.n, 0) AS individual, coalesce(n.n, 0) AS noisy, coalesce(n.variance, 0) AS variance
+FROM grid AS g
+LEFT JOIN individual AS i USING ({join_cols})
+LEFT JOIN noisy AS n USING ({join_cols})
+ORDER BY {order}
+"""
+
+

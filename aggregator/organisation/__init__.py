@@ -1,0 +1,3 @@
+"""What a data steward runs at home: the organisation's home and its spending file, reading an export, the
+mapping, validation, pseudonyms, the release into a signed bundle, and explaining a bundle.
+"""

@@ -1,0 +1,438 @@
+"""From valid rows to a signed bundle: one record per person, lawful-basis split, minimise, pseudonymise, noisy counts.
+
+All set work happens in DuckDB on the TEMP table `valid_rows` that validate.py leaves behind. The exact counts of
+people without a lawful basis exist only inside `noisy_marginals` on their way into OpenDP; nothing else returns them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from ..contract.codelists import codes, DIMENSIONS, EU_OTHER
+from ..errors import UsageError, ValidationFailed
+from .home import OrgConfig
+from ..privacy.workload import DEFAULT_WORKLOAD, expected_query_errors, split_epsilon, workload_named
+from ..privacy.epsilon import exact_text, PRIVACY_UNIT
+from .pseudonyms import HMAC_SQL, hmac_pads
+from .spending import Spend, SpendingFile
+from ..privacy.mechanism import discrete_laplace_quantile, discrete_laplace_variance, release_counts
+from ..util.clock import utc_now
+
+BUNDLE_LIFETIME = dt.timedelta(days=90)
+RECORD_DIMENSIONS = tuple(DIMENSIONS)
+
+# ------------------------------------------------------------ people
+
+
+def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage_key: bytes) -> None:
+    """TEMP table `people`: one row per person of the period with release dimensions, basis and pseudonym."""
+    eu = sorted(EU_OTHER)
+    ipad, opad = hmac_pads(linkage_key)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE people AS
+        WITH period_rows AS (
+            SELECT *,
+                coalesce(consent, FALSE) AND consent_date IS NOT NULL AND consent_date <= $export_date
+                    AND (consent_withdrawn_date IS NULL OR consent_withdrawn_date > $export_date) AS consent_valid,
+                consent_withdrawn_date IS NOT NULL AND consent_withdrawn_date <= $export_date AS withdrawn
+            FROM valid_rows
+            WHERE year(report_date) = $period
+        ),
+        per_person AS (
+            -- the latest row describes the person; consent counts when given on any row and withdrawn on none
+            SELECT person_id,
+                arg_max({{
+                    'family_name': family_name, 'given_names': given_names, 'date_of_birth': date_of_birth,
+                    'form': form, 'gender': gender, 'nationality': nationality, 'province': province,
+                    'age': coalesce(age, date_part('year', age(report_date, date_of_birth)))
+                }}, {{'day': report_date, 'row': __row}}) AS p,
+                bool_or(consent_valid) AS any_consent,
+                bool_or(withdrawn) AS any_withdrawn
+            FROM period_rows
+            GROUP BY person_id
+        ),
+        based AS (
+            SELECT person_id, p.*,
+                CASE
+                    WHEN $kind = 'investigative' THEN 'statutory'
+                    WHEN any_consent AND NOT any_withdrawn THEN 'consent'
+                END AS basis
+            FROM per_person
+        )
+        SELECT
+            -- pseudonyms only for records that leave: nobody else needs one
+            CASE WHEN basis IS NOT NULL THEN {HMAC_SQL} END AS pseudonym,
+            basis,
+            form,
+            CASE
+                WHEN age IS NULL THEN 'unknown'
+                WHEN age < 15 THEN 'under_15'
+                WHEN age < 18 THEN '15_17'
+                WHEN age < 25 THEN '18_24'
+                ELSE '25_plus'
+            END AS age_band,
+            coalesce(gender, 'unknown') AS gender,
+            CASE
+                WHEN nationality IS NULL THEN 'unknown'
+                WHEN nationality = 'NL' THEN 'NL'
+                WHEN list_contains($eu, nationality) THEN 'EU'
+                ELSE 'non_EU'
+            END AS nationality_group,
+            coalesce(province, 'unknown') AS province
+        FROM based
+        """,
+        {
+            "export_date": export_date,
+            "period": period,
+            "kind": org.kind,
+            "org_id": org.id,
+            "eu": eu,
+            "ipad": ipad,
+            "opad": opad,
+        },
+    )
+
+
+def lawful_records(con) -> list[dict[str, str]]:
+    """The minimised, pseudonymised records with a lawful basis, sorted by pseudonym."""
+    cursor = con.execute(
+        f"""
+        SELECT pseudonym, basis, {', '.join(RECORD_DIMENSIONS)}
+        FROM people WHERE basis IS NOT NULL ORDER BY pseudonym
+        """
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def withdrawals(con, org: OrgConfig, spending: SpendingFile, period: int, export_date: dt.date, linkage_key: bytes) -> list[dict]:
+    """Records sent for OTHER periods whose consent has since been withdrawn: (pseudonym, period) to withdraw.
+
+    Within the same period a new bundle supersedes the old one, so nothing needs withdrawing there. What was sent
+    before is read from this organisation's own kept bundles (the latest accepted sequence of each period)."""
+    if org.kind == "investigative":
+        return []  # statutory records need no consent
+    sent = previously_sent(org, spending, exclude_period=period)
+    if not sent:
+        return []
+    ipad, opad = hmac_pads(linkage_key)
+    withdrawn = {
+        p for (p,) in con.execute(
+            f"""
+            SELECT DISTINCT {HMAC_SQL} FROM valid_rows
+            WHERE consent_withdrawn_date IS NOT NULL AND consent_withdrawn_date <= $export_date
+            """,
+            {"export_date": export_date, "org_id": org.id, "ipad": ipad, "opad": opad},
+        ).fetchall()
+    }
+    return [{"pseudonym": p, "period": per} for per, pseudonyms in sorted(sent.items()) for p in sorted(pseudonyms & withdrawn)]
+
+
+def previously_sent(org: OrgConfig, spending: SpendingFile, *, exclude_period: int) -> dict[int, set[str]]:
+    """Pseudonyms in the latest kept bundle of every other period this organisation released."""
+    from ..contract.envelope import bundle_filename, open_envelope, parse_payload, read_bundle_file
+    from ..errors import BundleRejected
+
+    latest: dict[int, Spend] = {}
+    for entry in spending.entries():
+        if entry.period != exclude_period and entry.sequence >= latest.get(entry.period, entry).sequence:
+            latest[entry.period] = entry
+    sent: dict[int, set[str]] = {}
+    for per, entry in latest.items():
+        kept = Path(org.home) / "releases" / bundle_filename(entry.digest)
+        try:
+            payload = parse_payload(open_envelope(read_bundle_file(kept)))
+        except BundleRejected:
+            continue  # a kept bundle that is gone cannot be withdrawn from; the coordinator still has it
+        sent[per] = {r.pseudonym for r in payload.records if r.basis == "consent"}
+    return sent
+
+
+def _codelist_tables(con) -> None:
+    for dim in DIMENSIONS:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE cl_{dim} AS
+            SELECT unnest($codes) AS {dim}, generate_subscripts($codes, 1) AS ord_{dim}
+            """,
+            {"codes": codes(dim)},
+        )
+
+
+def noisy_marginals(con, epsilon: Fraction, workload=DEFAULT_WORKLOAD) -> list[dict[str, Any]]:
+    """One noisy marginal per workload entry over the full codelist cell set, counts of people without a basis."""
+    _codelist_tables(con)
+    marginals = []
+    for dims, eps in zip(workload, split_epsilon(epsilon, workload)):
+        cross = " CROSS JOIN ".join(f"cl_{d}" for d in dims)
+        cols = ", ".join(dims)
+        order = ", ".join(f"ord_{d}" for d in dims)
+        rows = con.execute(
+            f"""
+            WITH exact AS (
+                SELECT {cols}, count(*) AS n FROM people WHERE basis IS NULL GROUP BY ALL
+            )
+            SELECT {cols}, coalesce(exact.n, 0) AS n
+            FROM {cross} LEFT JOIN exact USING ({cols})
+            ORDER BY {order}
+            """
+        ).fetchall()
+        noisy, scale = release_counts([int(r[-1]) for r in rows], eps)
+        marginals.append(
+            {
+                "dimensions": list(dims),
+                "epsilon": exact_text(eps),
+                "sensitivity": 1,
+                "scale": scale,
+                "variance": discrete_laplace_variance(scale),
+                "expected_error_95": float(discrete_laplace_quantile(scale)),
+                "cells": [{"key": list(r[:-1]), "count": int(c)} for r, c in zip(rows, noisy)],
+            }
+        )
+    return marginals
+
+
+# ------------------------------------------------------------ submit
+
+
+@dataclass
+class SubmitResult:
+    organisation: str
+    period: int
+    sequence: int
+    digest: str | None
+    path: str | None
+    dry_run: bool
+    rows_read: int
+    rows_valid: int
+    rows_invalid_skipped: int
+    records_by_basis: dict[str, int]
+    withdrawals: int
+    marginals: list[dict[str, Any]]
+    epsilon: str
+    epsilon_spent: str
+    epsilon_cap: str
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def submit(
+    export: Path,
+    mapping_path: Path,
+    *,
+    period: int,
+    epsilon: Fraction,
+    out: Path,
+    home: Path | None = None,
+    linkage_key: bytes,
+    export_date: dt.date | None = None,
+    skip_invalid: bool = False,
+    dry_run: bool = False,
+    workload: str = "monitor",
+    con=None,
+) -> SubmitResult:
+    """Validate, release and sign; writes the bundle and the spending entry, or nothing at all."""
+    from ..util.files import atomic_write
+    from ..contract.envelope import bundle_filename, canonical_json, sha256_hex, sign_payload
+    from ..contract.keys import load_private_key
+    from .home import load_org
+    from ..contract.schema import Payload
+    from .validate import validate_export
+
+    workload_named(workload)
+    if not 2000 <= period <= 2100:
+        raise UsageError("the period must be a calendar year between 2000 and 2100", "period")
+    org = load_org(home)
+    if org.kind == "investigative":
+        # Everyone an investigative organisation reports has a statutory basis: nothing to count noisily, nothing spent.
+        epsilon = Fraction(0)
+    spending = SpendingFile(org.spending_path, org.cap_fraction)
+    remove_orphans(org, spending)
+    spending.check(period, epsilon)
+    private_key = load_private_key(org.key_path)
+    export_date = export_date or dt.date.today()
+
+    report, con = validate_export(export, mapping_path, export_date=export_date, con=con)
+    if not report.valid and not skip_invalid:
+        raise ValidationFailed(
+            f"{report.rows_invalid} of {report.rows_read} rows break the schema; run `aggregator validate` to see them, "
+            "fix the export, or pass --skip-invalid to release only the valid rows"
+        )
+    if not dry_run:
+        ensure_writable_folder(out)
+    build_people(con, org, period, export_date, linkage_key)
+    records = lawful_records(con)
+    withdrawn = withdrawals(con, org, spending, period, export_date, linkage_key)
+    if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):
+        raise RuntimeError("statutory record from a non-investigative organisation")  # a bug, never input
+    marginals = noisy_marginals(con, epsilon, workload_named(workload)) if epsilon > 0 else []
+    con.close()
+
+    from cryptography.hazmat.primitives import serialization
+
+    from ..contract.keys import key_id
+
+    raw_public = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    created = utc_now()
+    sequence = spending.next_sequence(period)
+    payload = Payload.model_validate(
+        {
+            "organisation": {"id": org.id, "kind": org.kind, "reporter_type": org.reporter_type},
+            "key_id": key_id(raw_public),
+            "period": period,
+            "sequence": sequence,
+            "created_at": created,
+            "expires_at": created + BUNDLE_LIFETIME,
+            "records": records,
+            "withdrawals": withdrawn,
+            "release": {
+                "privacy_unit": PRIVACY_UNIT,
+                "library": f"opendp {_opendp_version()}",
+                "epsilon": exact_text(epsilon),
+                "marginals": marginals,
+            }
+            if marginals
+            else None,
+        }
+    )
+    payload_bytes = canonical_json(payload.model_dump(mode="json"))
+    envelope = sign_payload(payload_bytes, private_key)
+    digest = sha256_hex(envelope)
+    by_basis = {"statutory": 0, "consent": 0}
+    for r in records:
+        by_basis[r["basis"]] += 1
+    result = SubmitResult(
+        organisation=org.id,
+        period=period,
+        sequence=sequence,
+        digest=digest,
+        path=None,
+        dry_run=dry_run,
+        rows_read=report.rows_read,
+        rows_valid=report.rows_valid,
+        rows_invalid_skipped=report.rows_invalid,
+        records_by_basis=by_basis,
+        withdrawals=len(withdrawn),
+        marginals=[{k: m[k] for k in ("dimensions", "epsilon", "scale", "expected_error_95")} for m in marginals],
+        epsilon=exact_text(epsilon),
+        epsilon_spent=exact_text(spending.spent(period) + (0 if dry_run else epsilon)),
+        epsilon_cap=exact_text(org.cap_fraction),
+    )
+    if dry_run:
+        return result
+    # Commit point: the bundle is kept in the home folder, then the spending entry is appended; both or neither
+    # (a kept bundle without a spending entry is an orphan that the next submit removes).
+    kept = Path(org.home) / "releases" / bundle_filename(digest)
+    atomic_write(kept, envelope)
+    try:
+        spending.append(
+            Spend(period, sequence, exact_text(epsilon), digest, created.isoformat(), len(records), len(marginals))
+        )
+    except BaseException:
+        kept.unlink(missing_ok=True)
+        raise
+    target = out / bundle_filename(digest)
+    atomic_write(target, envelope)
+    result.path = str(target)
+    return result
+
+
+def remove_orphans(org: OrgConfig, spending: SpendingFile) -> list[str]:
+    """Delete kept bundles that no spending entry accounts for: a submit that died before its commit point.
+
+    Such a bundle was never spent or sent, so its noise must never be published either."""
+    from ..contract.envelope import bundle_filename
+
+    kept = Path(org.home) / "releases"
+    if not kept.is_dir():
+        return []
+    spent = {bundle_filename(e.digest) for e in spending.entries()}
+    removed = []
+    for path in kept.glob("*.bundle.json"):
+        if path.name not in spent:
+            path.unlink()
+            removed.append(path.name)
+    for path in kept.glob(".*.tmp"):  # an interrupted atomic write
+        path.unlink()
+    return removed
+
+
+def ensure_writable_folder(folder: Path) -> None:
+    """Refuse an output folder that cannot take the bundle before anything is spent."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {folder.name or folder} is not a writable folder: {exc.strerror or type(exc).__name__}") from None
+
+
+@dataclass
+class Preview:
+    """What a release at this epsilon would cost in accuracy, computed before anything is read or spent."""
+
+    epsilon: str
+    workload: str
+    marginals: list[dict[str, Any]]
+    national: list[dict[str, Any]]
+    remaining_before: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def preview(epsilon: Fraction, workload: str = "monitor") -> Preview:
+    """Expected 95% error per noisy cell and of this organisation's contribution to each published national figure."""
+    dims = workload_named(workload)
+    parts = split_epsilon(epsilon, dims)
+    marginals = []
+    for m, e in zip(dims, parts):
+        scale = 1 / float(e)
+        marginals.append(
+            {
+                "dimensions": list(m),
+                "epsilon": exact_text(e),
+                "scale": scale,
+                "expected_error_95": float(discrete_laplace_quantile(scale)),
+            }
+        )
+    return Preview(exact_text(epsilon), workload, marginals, expected_query_errors(epsilon, dims))
+
+
+def epsilon_for_target(target_error: float, remaining: Fraction, workload: str = "monitor") -> Fraction:
+    """Smallest epsilon (in steps of 1/100) whose expected 95% error on the national total is at most the target."""
+    from ..errors import BudgetExceeded
+
+    if not target_error > 0:
+        raise UsageError("the target error must be a positive number of people", "target_error")
+
+    def total_error(eps: Fraction) -> float:
+        return next(q["error_95"] for q in expected_query_errors(eps, workload_named(workload)) if q["query"] == "total")
+
+    guess = Fraction(1) * Fraction(total_error(Fraction(1)) / target_error).limit_denominator(10_000)
+    eps = max(Fraction(1, 100), Fraction(int(guess * 100), 100))
+    while total_error(eps) > target_error:
+        eps += Fraction(1, 100)
+    while eps > Fraction(1, 100) and total_error(eps - Fraction(1, 100)) <= target_error:
+        eps -= Fraction(1, 100)
+    if eps > remaining:
+        raise BudgetExceeded(
+            f"an expected error of at most {target_error:g} on the national total needs epsilon {eps} "
+            f"but only {remaining} remains for this period"
+        )
+    return eps
+
+
+def _opendp_version() -> str:
+    from importlib.metadata import version
+
+    return version("opendp")

@@ -1,0 +1,509 @@
+"""The Registration contract checked vectorised in DuckDB; pydantic explains the failing rows.
+
+The rules are compiled from the pydantic model's fields (required, lengths, ranges, codelists, types) plus the
+model's own validators, written once more here as SQL (`MODEL_RULES`); a property test keeps both verdicts equal.
+The report never carries the value of an identifying field, and it never leaves the organisation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import typing
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from ..contract.codelists import DEFAULT_VALUE_ALIASES, ISO_3166_ALPHA2
+from ..util.engine import quote_ident
+from ..errors import MappingError
+
+MAX_EXPLAINED_ROWS = 1000
+UNKNOWN_VALUES_SHOWN = 20
+
+# -------------------------------------------------------------- the contract, read off the model
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: str  # "text" | "date" | "int" | "bool" | "code"
+    required: bool
+    identifying: bool
+    max_length: int | None = None
+    ge: int | None = None
+    le: int | None = None
+    codes: tuple[str, ...] = ()
+    pattern_iso: bool = False
+
+
+def field_specs() -> list[FieldSpec]:
+    """One FieldSpec per Registration field, read from the pydantic model so the two cannot drift."""
+    from annotated_types import Ge, Le, MaxLen
+
+    from ..contract.schema import Registration
+
+    specs = []
+    for name, info in Registration.model_fields.items():
+        annotation = info.annotation
+        args = typing.get_args(annotation)
+        base = next((a for a in args if a is not type(None)), annotation) if args else annotation
+        metadata = list(info.metadata)
+        if typing.get_origin(base) is typing.Annotated:
+            inner, *extra = typing.get_args(base)
+            base = inner
+            for item in extra:
+                metadata.extend(getattr(item, "metadata", [item]))
+        max_length = next((m.max_length for m in metadata if isinstance(m, MaxLen)), None)
+        ge = next((m.ge for m in metadata if isinstance(m, Ge)), None)
+        le = next((m.le for m in metadata if isinstance(m, Le)), None)
+        codes: tuple[str, ...] = ()
+        if isinstance(base, type) and issubclass(base, Enum):
+            kind, codes = "code", tuple(m.value for m in base)
+        elif base is dt.date:
+            kind = "date"
+        elif base is bool:
+            kind = "bool"
+        elif base is int:
+            kind = "int"
+        else:
+            kind = "text"
+        specs.append(
+            FieldSpec(
+                name=name,
+                kind=kind,
+                required=info.is_required(),
+                identifying=bool((info.json_schema_extra or {}).get("identifying")),
+                max_length=max_length,
+                ge=ge,
+                le=le,
+                codes=codes,
+                pattern_iso=(name == "nationality"),
+            )
+        )
+    return specs
+
+
+# Model-level validators of schema.Registration, as SQL over the typed view `t` (true = violated).
+MODEL_RULES: list[tuple[str, str, str, str]] = [
+    # (rule, field, condition, message)
+    ("date-too-early", "date_of_birth", "t.date_of_birth < DATE '1900-01-01'", "date before 1900-01-01"),
+    ("date-too-early", "report_date", "t.report_date < DATE '1900-01-01'", "date before 1900-01-01"),
+    ("date-too-early", "consent_date", "t.consent_date < DATE '1900-01-01'", "date before 1900-01-01"),
+    ("date-too-early", "consent_withdrawn_date", "t.consent_withdrawn_date < DATE '1900-01-01'", "date before 1900-01-01"),
+    ("after-export-date", "date_of_birth", "t.date_of_birth > $export_date", "date after the export date"),
+    ("after-export-date", "report_date", "t.report_date > $export_date", "date after the export date"),
+    ("after-export-date", "consent_date", "t.consent_date > $export_date", "consent date after the export date"),
+    ("after-export-date", "consent_withdrawn_date", "t.consent_withdrawn_date > $export_date", "date after the export date"),
+    ("date-order", "date_of_birth", "t.date_of_birth > t.report_date", "date of birth after the report date"),
+    (
+        "date-order",
+        "consent_withdrawn_date",
+        "t.consent_withdrawn_date < t.consent_date",
+        "consent withdrawn before it was given",
+    ),
+]
+
+FIELD_RULE_MESSAGES = {
+    "required": "a value is required",
+    "too-long": "text is longer than {max_length} characters",
+    "not-a-date": "not a date in any of the mapping's date_formats ({formats})",
+    "not-an-integer": "not a whole number",
+    "out-of-range": "must be between {ge} and {le}",
+    "not-yes-no": "not a yes/no value; map it under [values.{field}]",
+    "unknown-code": "unknown value for {field}; add it under [values.{field}] in the mapping (see the suggested lines)",
+    "not-iso-3166": "not an ISO 3166-1 alpha-2 country code; map the word under [values.nationality]",
+}
+
+
+# -------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One broken rule in one row: row number, field, rule and a message; never the value of an identifying field."""
+
+    row: int
+    field: str
+    rule: str
+    message: str
+
+
+@dataclass
+class ValidationReport:
+    file: dict[str, Any]
+    export_date: str
+    rows_read: int
+    rows_valid: int
+    rows_invalid: int
+    errors_by_rule: dict[str, int]
+    errors_total: int
+    errors: list[RowError]
+    errors_shown_limit: int
+    unknown_values: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return self.rows_invalid == 0
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.errors) < self.errors_total
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["valid"] = self.valid
+        data["truncated"] = self.truncated
+        return data
+
+
+# -------------------------------------------------------------- mapping
+
+
+def load_mapping(path: Path):
+    """Read and check a mapping TOML file."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from ..contract.schema import Mapping
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MappingError(f"mapping file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise MappingError(f"mapping file {path.name} is not UTF-8") from None
+    except OSError as exc:
+        raise MappingError(f"cannot read mapping file {path.name}: {exc.strerror or type(exc).__name__}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(f"mapping file {path.name} is not valid TOML: {exc}") from None
+    try:
+        return Mapping.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise MappingError(f"mapping file {path.name}: {where}: {first['msg']}") from None
+
+
+def _value_map_rows(mapping) -> list[tuple[str, str, str]]:
+    """(field, lower-cased source value, code): the mapping's own values first, then built-in aliases and the codes."""
+    rows: dict[tuple[str, str], str] = {}
+    for spec in field_specs():
+        if spec.kind == "code":
+            for code in spec.codes:
+                rows.setdefault((spec.name, code.lower()), code)
+    for fname, aliases in DEFAULT_VALUE_ALIASES.items():
+        for source, code in aliases.items():
+            rows[(fname, source.lower())] = code
+    for fname, values in mapping.values.items():
+        for source, code in values.items():
+            rows[(fname, source.strip().lower())] = code
+    return [(f, s, c) for (f, s), c in rows.items()]
+
+
+def _check_columns(con, mapping, source_columns: list[str]) -> None:
+    present = set(source_columns)
+    for fname, column in mapping.columns.items():
+        if column not in present:
+            near = difflib.get_close_matches(column, source_columns, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+            raise MappingError(
+                f'mapping entry [columns] {fname} = "{column}": the export has no such column{hint} '
+                f"(columns found: {', '.join(source_columns[:30])})"
+            )
+
+
+# -------------------------------------------------------------- the SQL
+
+
+def _typed_view_sql(mapping, specs: list[FieldSpec]) -> str:
+    """SQL of `typed`: each field after value mapping (`<f>`); dates, integers and yes/no also keep their text
+    beside the typed value (`<f>__raw`), so a value that does not parse can be told from one that is missing."""
+    selects = ["r.__row AS __row"]
+    joins = []
+    # ISO dates are always understood too: spreadsheet date cells arrive as YYYY-MM-DD whatever their display format.
+    date_formats = list(dict.fromkeys([*mapping.date_formats, "%Y-%m-%d"]))
+    formats = [f"'{f.replace(chr(39), chr(39) * 2)}'" for f in date_formats]
+    for spec in specs:
+        source = mapping.columns.get(spec.name)
+        raw = f"NULLIF(TRIM(r.{quote_ident(source)}), '')" if source else "CAST(NULL AS VARCHAR)"
+        if spec.kind in ("code", "bool") or spec.name == "nationality":
+            alias = f"vm_{spec.name}"
+            joins.append(
+                f"LEFT JOIN value_map AS {alias} ON {alias}.field = '{spec.name}' AND {alias}.source = lower({raw})"
+            )
+            mapped = f"CASE WHEN {alias}.code IS NOT NULL THEN NULLIF({alias}.code, '') ELSE {raw} END"
+            if spec.name == "nationality":
+                mapped = f"upper({mapped})"
+            selects.append(f"{mapped} AS {spec.name}__raw")
+        else:
+            selects.append(f"{raw} AS {spec.name}__raw")
+    inner = "SELECT " + ",\n  ".join(selects) + "\nFROM export_raw AS r\n" + "\n".join(joins)
+
+    typed = ["m.__row"]
+    for spec in specs:
+        col = f"m.{spec.name}__raw"
+        if spec.kind in ("date", "int", "bool"):  # text and codes are their own raw value: stored once
+            typed.append(f"{col}")
+        if spec.kind == "date":
+            parsers = ", ".join(f"try_strptime({col}, {fmt})" for fmt in formats)
+            typed.append(f"CAST(COALESCE({parsers}) AS DATE) AS {spec.name}")
+        elif spec.kind == "int":
+            typed.append(f"TRY_CAST({col} AS INTEGER) AS {spec.name}")
+        elif spec.kind == "bool":
+            typed.append(f"CASE {col} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END AS {spec.name}")
+        else:
+            typed.append(f"{col} AS {spec.name}")
+    return f"SELECT {', '.join(typed)}\nFROM (\n{inner}\n) AS m"
+
+
+def raw_column(spec: FieldSpec, prefix: str = "") -> str:
+    """Column of `typed` holding a field's text after value mapping (typed fields keep it beside the value)."""
+    return f"{prefix}{spec.name}__raw" if spec.kind in ("date", "int", "bool") else f"{prefix}{spec.name}"
+
+
+def compiled_rules(specs: list[FieldSpec]) -> list[tuple[str, str, str]]:
+    """(rule, field, SQL condition true when violated) for every field constraint plus MODEL_RULES."""
+    rules: list[tuple[str, str, str]] = []
+    iso = ", ".join(f"'{c}'" for c in sorted(ISO_3166_ALPHA2))
+    for s in specs:
+        raw, val = raw_column(s, "t."), f"t.{s.name}"
+        if s.required:
+            rules.append(("required", s.name, f"{raw} IS NULL"))
+        if s.max_length is not None:
+            rules.append(("too-long", s.name, f"length({raw}) > {s.max_length}"))
+        if s.kind == "date":
+            rules.append(("not-a-date", s.name, f"{raw} IS NOT NULL AND {val} IS NULL"))
+        elif s.kind == "int":
+            rules.append(("not-an-integer", s.name, f"{raw} IS NOT NULL AND {val} IS NULL"))
+            bounds = [f"{val} < {s.ge}"] * (s.ge is not None) + [f"{val} > {s.le}"] * (s.le is not None)
+            if bounds:
+                rules.append(("out-of-range", s.name, " OR ".join(bounds)))
+        elif s.kind == "bool":
+            rules.append(("not-yes-no", s.name, f"{raw} IS NOT NULL AND {val} IS NULL"))
+        elif s.kind == "code":
+            codes = ", ".join(f"'{c}'" for c in s.codes)
+            rules.append(("unknown-code", s.name, f"{raw} IS NOT NULL AND {raw} NOT IN ({codes})"))
+        if s.pattern_iso:
+            rules.append(("not-iso-3166", s.name, f"{raw} IS NOT NULL AND {raw} NOT IN ({iso})"))
+    rules.extend((rule, fname, cond) for rule, fname, cond, _ in MODEL_RULES)
+    return rules
+
+
+def _rule_message(rule: str, fname: str, spec: FieldSpec | None, mapping) -> str:
+    for r, f, _, message in MODEL_RULES:
+        if r == rule and f == fname:
+            return message
+    template = FIELD_RULE_MESSAGES.get(rule, rule)
+    return template.format(
+        field=fname,
+        max_length=getattr(spec, "max_length", None),
+        ge=getattr(spec, "ge", None),
+        le=getattr(spec, "le", None),
+        formats=", ".join(mapping.date_formats),
+    )
+
+
+# -------------------------------------------------------------- the check
+
+
+def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX_EXPLAINED_ROWS, source_columns: list[str]) -> ValidationReport:
+    """Validate the TEMP table export_raw in one pass; leaves TEMP tables `typed` and `valid_rows` behind for release."""
+    specs = field_specs()
+    by_name = {s.name: s for s in specs}
+    _check_columns(con, mapping, source_columns)
+    con.execute("CREATE OR REPLACE TEMP TABLE value_map (field VARCHAR, source VARCHAR, code VARCHAR)")
+    con.executemany("INSERT INTO value_map VALUES (?, ?, ?)", _value_map_rows(mapping))
+    # The export date goes in as a literal (from a date object) so that `verdicts` can be a plain view.
+    rules = [(r, f, c.replace("$export_date", f"DATE '{export_date.isoformat()}'")) for r, f, c in compiled_rules(specs)]
+    broken = [f"coalesce(({cond}), FALSE)" for _, _, cond in rules]
+    # One pass maps, types and checks every row; which rules a row breaks is worked out only for failing rows.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE typed AS
+        SELECT t.*, NOT ({' OR '.join(broken)}) AS __valid
+        FROM ({_typed_view_sql(mapping, specs)}) AS t
+        """
+    )
+    flags = ",\n  ".join(f"CASE WHEN {b} THEN '{rule}|{fname}' END" for b, (rule, fname, _) in zip(broken, rules))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW verdicts AS
+        SELECT __row, CASE WHEN __valid THEN [] ELSE list_filter([{flags}], lambda x: x IS NOT NULL) END AS violations
+        FROM typed AS t
+        """
+    )
+    con.execute("CREATE OR REPLACE TEMP VIEW valid_rows AS SELECT * EXCLUDE (__valid) FROM typed WHERE __valid")
+    rows_read, rows_invalid = con.execute("SELECT count(*), count(*) FILTER (WHERE NOT __valid) FROM typed").fetchone()
+    errors_by_rule: dict[str, int] = {}
+    if rows_invalid:
+        per_rule = con.execute(
+            f"SELECT {', '.join(f'count(*) FILTER (WHERE {b})' for b in broken)} FROM typed AS t WHERE NOT __valid"
+        ).fetchone()
+        for (rule, _, _), n in zip(rules, per_rule):
+            if n:
+                errors_by_rule[rule] = errors_by_rule.get(rule, 0) + int(n)
+    errors_by_rule = dict(sorted(errors_by_rule.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    failing = con.execute(
+        """
+        SELECT __row, violations FROM verdicts WHERE len(violations) > 0 ORDER BY __row LIMIT $limit
+        """,
+        {"limit": max_explained},
+    ).fetchall()
+    explanations = explain_rows(con, [row for row, _ in failing], export_date)
+    errors: list[RowError] = []
+    for row, violations in failing:
+        explained = explanations.get(row, {})
+        for item in violations:
+            rule, fname = item.split("|", 1)
+            # pydantic explains; codelist rules keep the message that says which mapping line to add.
+            message = explained.get(fname)
+            if message is None or rule in ("unknown-code", "not-iso-3166", "not-yes-no"):
+                message = _rule_message(rule, fname, by_name.get(fname), mapping)
+            errors.append(RowError(int(row), fname, rule, message))
+
+    return ValidationReport(
+        file={},
+        export_date=export_date.isoformat(),
+        rows_read=int(rows_read),
+        rows_valid=int(rows_read - rows_invalid),
+        rows_invalid=int(rows_invalid),
+        errors_by_rule=errors_by_rule,
+        errors_total=sum(errors_by_rule.values()),
+        errors=errors,
+        errors_shown_limit=max_explained,
+        unknown_values=_unknown_values(con, specs, mapping),
+    )
+
+
+def _unknown_values(con, specs: list[FieldSpec], mapping) -> dict[str, list[dict[str, Any]]]:
+    """Distinct unmapped values of codelist fields (not identifying), with a suggestion of the nearest codes."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    for spec in specs:
+        if spec.kind not in ("code", "bool") or spec.identifying or spec.name not in mapping.columns:
+            continue
+        allowed = list(spec.codes) if spec.kind == "code" else ["true", "false"]
+        raw = raw_column(spec)
+        rows = con.execute(
+            f"""
+            SELECT {raw} AS value, count(*) AS n FROM typed
+            WHERE NOT __valid AND {raw} IS NOT NULL AND {raw} NOT IN (SELECT unnest($allowed))
+            GROUP BY value ORDER BY n DESC, value LIMIT {UNKNOWN_VALUES_SHOWN}
+            """,
+            {"allowed": allowed},
+        ).fetchall()
+        if not rows:
+            continue
+        aliases = {k: v for k, v in DEFAULT_VALUE_ALIASES.get(spec.name, {}).items()}
+        entries = []
+        for value, n in rows:
+            shown = value[:40]
+            pool = allowed + list(aliases)
+            near = difflib.get_close_matches(value.lower(), pool, n=3, cutoff=0.3)
+            suggestions = list(dict.fromkeys(aliases.get(x, x) for x in near)) or allowed[:3]
+            entries.append(
+                {
+                    "value": shown,
+                    "rows": int(n),
+                    "closest_codes": suggestions,
+                    "mapping_line": f'[values.{spec.name}] "{shown}" = "{suggestions[0]}"',
+                }
+            )
+        result[spec.name] = entries
+    return result
+
+
+def normalised_rows(con, rows: list[int]) -> dict[int, dict[str, Any]]:
+    """The mapped values of some rows as JSON-ready dicts (dates as ISO text when they parse, ints when they cast)."""
+    if not rows:
+        return {}
+    specs = field_specs()
+    columns = ", ".join(f"{raw_column(s)}, {s.name}" for s in specs)
+    cursor = con.execute(
+        f"SELECT __row, {columns} FROM typed WHERE __row IN (SELECT unnest($rows)) ORDER BY __row",
+        {"rows": rows},
+    )
+    out: dict[int, dict[str, Any]] = {}
+    for record in cursor.fetchall():
+        row = record[0]
+        values: dict[str, Any] = {}
+        for i, spec in enumerate(specs):
+            raw, typed_value = record[1 + 2 * i], record[2 + 2 * i]
+            if raw is None:
+                continue
+            if spec.kind == "date":
+                values[spec.name] = typed_value.isoformat() if typed_value is not None else raw
+            elif spec.kind in ("int", "bool"):
+                values[spec.name] = typed_value if typed_value is not None else raw
+            else:
+                values[spec.name] = raw
+        out[int(row)] = values
+    return out
+
+
+def pydantic_verdict(values: dict[str, Any], export_date: dt.date) -> dict[str, str]:
+    """field -> pydantic's message for one normalised row; empty when the row is valid."""
+    from pydantic import ValidationError
+
+    from ..contract.schema import Registration
+
+    try:
+        Registration.model_validate_json(json.dumps(values), context={"export_date": export_date})
+    except ValidationError as exc:
+        messages: dict[str, str] = {}
+        for err in exc.errors(include_input=False, include_url=False):
+            fname = str(err["loc"][0]) if err["loc"] else _model_error_field(err["msg"])
+            messages.setdefault(fname, err["msg"].removeprefix("Value error, "))
+        return messages
+    return {}
+
+
+def _model_error_field(message: str) -> str:
+    for _, fname, _, text in MODEL_RULES:
+        if text in message and "order" not in fname:
+            return fname
+    return "date_of_birth" if "birth" in message else "consent_withdrawn_date"
+
+
+def explain_rows(con, rows: list[int], export_date: dt.date) -> dict[int, dict[str, str]]:
+    """pydantic's explanation per failing row and field (only for the rows asked, which are capped)."""
+    return {row: pydantic_verdict(values, export_date) for row, values in normalised_rows(con, rows).items()}
+
+
+def validate_export(
+    path: Path,
+    mapping_path: Path,
+    *,
+    export_date: dt.date | None = None,
+    con=None,
+    max_explained: int = MAX_EXPLAINED_ROWS,
+) -> tuple[ValidationReport, Any]:
+    """Read, map and validate an export; returns the report and the DuckDB connection holding `valid_rows`."""
+    from ..util.engine import connect
+    from .readers import read_export
+
+    mapping = load_mapping(mapping_path)
+    export_date = export_date or dt.date.today()
+    con = con or connect()
+    info = read_export(con, path, mapping.file)
+    report = check_export(con, mapping, export_date, max_explained=max_explained, source_columns=list(info.columns))
+    report.file = info.as_dict()
+    return report, con
+
+
+def write_errors_csv(report: ValidationReport, path: Path) -> None:
+    """Row errors as CSV that is safe to open in Excel."""
+    from ..util.files import atomic_write
+    from ..util.csvsafe import excel_safe_csv
+
+    from ..errors import UsageError
+
+    rows = ([e.row, e.field, e.rule, e.message] for e in report.errors)
+    try:
+        atomic_write(path, excel_safe_csv(["row", "field", "rule", "message"], rows))
+    except OSError as exc:
+        raise UsageError(f"cannot write --errors-out {path.name}: {exc.strerror or type(exc).__name__}") from None

@@ -1,0 +1,3 @@
+"""Privacy arithmetic: exact epsilon, the OpenDP mechanism, workloads and the epsilon split, intervals, and the
+consistency post-processing of noisy tables.
+"""

@@ -1,0 +1,156 @@
+"""End to end through the CLI: org init, validate and submit on every example organisation; bad input; canaries."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aggregator.contract.envelope import open_envelope, parse_payload, verify_envelope
+from aggregator.contract.keys import parse_public_key
+from aggregator.cli import app
+from aggregator.cli import organisation  # noqa: F401  (registers the commands)
+from aggregator.organisation.validate import validate_export
+from tests.orgfactory import CANARIES, canary_rows, row, write_export
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = {
+    "police-oost": ("investigative", "police", "export-2025.csv"),
+    "shelter-noord": ("non_investigative", "shelter", "export-2025-clean.csv"),
+    "helpline-chat": ("non_investigative", "help_line", "export-2025.xlsx"),
+}
+ENV = {"AGGREGATOR_LINKAGE_KEY": "example-linkage-key-not-secret"}
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(app, [str(a) for a in args], env=ENV, catch_exceptions=False)
+    return result
+
+
+@pytest.mark.parametrize("org", sorted(EXAMPLES))
+def test_example_export_to_verified_bundle(tmp_path, org):
+    kind, reporter, export = EXAMPLES[org]
+    home, out = tmp_path / "home", tmp_path / "out"
+    folder = ROOT / "examples" / org
+    assert invoke("org", "init", "--org", org, "--kind", kind, "--reporter-type", reporter, "--home", home).exit_code == 0
+    assert (home / "org.key").stat().st_mode & 0o777 == 0o600
+    validated = invoke("validate", folder / export, "-m", folder / "mapping.toml", "--export-date", "2026-01-15", "--json")
+    assert validated.exit_code == 0, validated.output
+    report = json.loads(validated.output)
+    assert report["rows_invalid"] == 0 and report["rows_read"] > 50
+    submitted = invoke(
+        "submit", folder / export, "-m", folder / "mapping.toml", "--period", "2025", "--epsilon", "1.0",
+        "--export-date", "2026-01-15", "--out", out, "--home", home, "--json",
+    )
+    assert submitted.exit_code == 0, submitted.output
+    result = json.loads(submitted.output)
+    data = Path(result["path"]).read_bytes()
+    opened = open_envelope(data)
+    verify_envelope(opened, parse_public_key((home / "org.pub").read_text()))
+    payload = parse_payload(opened)
+    assert payload.organisation.id == org and payload.period == 2025 and payload.sequence == 1
+    again = invoke(
+        "submit", folder / export, "-m", folder / "mapping.toml", "--period", "2025", "--epsilon", "0.5",
+        "--export-date", "2026-01-15", "--out", out, "--home", home,
+    )
+    if kind == "investigative":
+        # Everyone has a statutory basis: no noisy counts, no budget spent, so a corrected resubmission is free.
+        assert {r.basis for r in payload.records} == {"statutory"} and len(payload.records) > 100
+        assert payload.release is None and result["epsilon"] == "0"
+        assert again.exit_code == 0 and len(list(out.iterdir())) == 2
+    else:
+        assert {r.basis for r in payload.records} <= {"consent"} and payload.release is not None
+        # A second submit at the full cap is refused with exit code 1, nothing written.
+        assert again.exit_code == 1 and "exceed the cap" in again.output
+        assert len(list(out.iterdir())) == 1
+
+
+def test_validate_json_equals_the_library_report(tmp_path):
+    folder = ROOT / "examples" / "shelter-noord"
+    result = invoke("validate", folder / "export-2025.csv", "-m", folder / "mapping.toml", "--export-date", "2026-01-15", "--json")
+    assert result.exit_code == 1
+    report, con = validate_export(folder / "export-2025.csv", folder / "mapping.toml", export_date=__import__("datetime").date(2026, 1, 15))
+    con.close()
+    assert json.loads(result.output) == json.loads(json.dumps(report.as_dict()))
+    assert report.rows_invalid == 3
+
+
+def test_canaries_stay_out_of_every_output(tmp_path):
+    export, mapping = write_export(tmp_path / "in", [row(i) for i in range(20)] + canary_rows())
+    home = tmp_path / "home"
+    invoke("org", "init", "--org", "shelter-c", "--kind", "non_investigative", "--reporter-type", "shelter", "--home", home)
+    outputs = []
+    for extra in ([], ["--json"]):
+        r = invoke("validate", export, "-m", mapping, "--export-date", "2025-12-31", "--errors-out", tmp_path / "e.csv", *extra)
+        assert r.exit_code == 1
+        outputs.append(r.output)
+    outputs.append((tmp_path / "e.csv").read_text(encoding="utf-8-sig"))
+    refused = invoke("submit", export, "-m", mapping, "--period", "2025", "--export-date", "2025-12-31", "--out", tmp_path / "o", "--home", home)
+    assert refused.exit_code == 1
+    outputs.append(refused.output)
+    done = invoke("submit", export, "-m", mapping, "--period", "2025", "--export-date", "2025-12-31", "--out", tmp_path / "o",
+                  "--home", home, "--skip-invalid", "--json")
+    assert done.exit_code == 0
+    outputs.append(done.output)
+    outputs.extend(p.read_text() for p in (tmp_path / "o").iterdir())
+    outputs.extend(p.read_text() for p in (home).glob("*.jsonl"))
+    for text in outputs:
+        for canary in CANARIES:
+            assert canary not in text
+
+
+def _bad(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("empty.csv", b""),
+        ("header.csv", ";".join(["Dossier", "Client", "Meldingsdatum", "Vorm"]).encode() + b"\n"),
+        ("binary.csv", bytes(range(256)) * 4096),
+        ("commas.csv", b"Dossier,Client,Meldingsdatum,Vorm\n1,2,01-01-2025,arbeid\n"),
+        ("latin.csv", "Dossier;Client;Meldingsdatum;Vorm\n1;2;01-01-2025;\xe9\xe9n\n".encode("utf-16")),
+    ],
+)
+def test_bad_exports_give_one_clear_line(tmp_path, name, content):
+    _, mapping = write_export(tmp_path / "m", [row(1)])
+    result = CliRunner().invoke(app, ["validate", str(_bad(tmp_path, name, content)), "-m", str(mapping)], env=ENV)
+    assert result.exit_code in (1, 2), result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "error:" in result.output
+
+
+def test_fifty_megabyte_binary_renamed_csv_fails_fast(tmp_path):
+    import time
+
+    path = tmp_path / "big.csv"
+    with path.open("wb") as fh:
+        for _ in range(50):
+            fh.write(os.urandom(1024 * 1024))
+    _, mapping = write_export(tmp_path / "m", [row(1)])
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["validate", str(path), "-m", str(mapping)], env=ENV)
+    assert result.exit_code in (1, 2) and "error:" in result.output and "Traceback" not in result.output
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("eps", ["nan", "inf", "0", "-1", "1e999", "zero"])
+def test_bad_epsilon_is_a_usage_error(tmp_path, eps):
+    export, mapping = write_export(tmp_path, [row(1)])
+    result = invoke("submit", export, "-m", mapping, "--period", "2025", "--epsilon", eps, "--home", tmp_path / "h")
+    assert result.exit_code == 2 and "epsilon" in result.output
+
+
+def test_missing_linkage_key_and_missing_org_are_clear(tmp_path):
+    export, mapping = write_export(tmp_path, [row(1)])
+    r = CliRunner().invoke(app, ["submit", str(export), "-m", str(mapping), "--period", "2025", "--home", str(tmp_path / "h")], env={"AGGREGATOR_LINKAGE_KEY": ""})
+    assert r.exit_code == 1 and "linkage key" in r.output
+    r = invoke("submit", export, "-m", mapping, "--period", "2025", "--home", tmp_path / "h")
+    assert r.exit_code == 1 and "org init" in r.output
