@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         reveal_exact = bool(job.get("reveal_exact", False))
         if reveal_exact and os.environ.get(TEST_HARNESS_ENV) != "1":
             raise ValueError("reveal_exact is only for the test harness")
-        if job.get("fail_at_start"):  # test hook: a party that exits early
-            raise ValueError("job asks this party to fail")
+        if job.get("fail_party") == args.index:  # test hook: a party that exits early
+            raise ValueError("the job asks this party to fail (test hook)")
         key = _load_key(args.key)
     except (OSError, ValueError, KeyError) as exc:
         print(f"party {args.index}: unusable job: {exc}", file=sys.stderr)

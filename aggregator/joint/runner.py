@@ -119,21 +119,26 @@ def _tail(path: Path, limit: int = 600) -> str:
     return text[-limit:]
 
 
-def run_local(job: Job, timeout: float = 600.0, workdir: str | Path | None = None) -> JointResult:
-    """Run all three parties on 127.0.0.1; the agreed result, or PartyFailed."""
+def run_local(job: Job, timeout: float = 600.0, workdir: str | Path | None = None,
+              on_start=None) -> JointResult:
+    """Run all three parties on 127.0.0.1; the agreed result, or PartyFailed.
+
+    ``on_start(processes)``, if given, is called once all three are started
+    (tests use it to kill one).
+    """
     own_tmp = None
     if workdir is None:
         own_tmp = tempfile.TemporaryDirectory(prefix="joint-")
         workdir = own_tmp.name
     workdir = Path(workdir)
     try:
-        return _run(job, timeout, workdir)
+        return _run(job, timeout, workdir, on_start)
     finally:
         if own_tmp is not None:
             own_tmp.cleanup()
 
 
-def _run(job: Job, timeout: float, workdir: Path) -> JointResult:
+def _run(job: Job, timeout: float, workdir: Path, on_start) -> JointResult:
     ports = _free_ports(N_PARTIES)
     spec = {"layout": job.layout.to_json(), "plan_digest": job.plan_digest, "orgs": job.orgs,
             "scales": job.scales, "share_dir": str(Path(job.share_dir).resolve()),
@@ -160,6 +165,8 @@ def _run(job: Job, timeout: float, workdir: Path) -> JointResult:
                      "--out", str(outs[-1])],
                     cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=ef))
+        if on_start is not None:
+            on_start(list(procs))
         while True:
             codes = [pr.poll() for pr in procs]
             failed = [i for i, c in enumerate(codes) if c not in (None, 0)]
