@@ -8,10 +8,10 @@ org-sum is exactly 1, exactly 2, 3 or more).
 
 Released values, in order (``released()``): one count per cell (noise group =
 the cell's ``group``, i.e. its marginal), then per stratum cell the 2**L
-pattern counts (group ``<cell>/patterns``; pattern index bit k set = list k
+pattern counts (group ``<cell>#patterns``; pattern index bit k set = list k
 has an organisation with a 1 in that bucket; index 0 is the empty pattern, so
 the table sums to m) and the three multiplicity counts (group
-``<cell>/multiplicity``).
+``<cell>#multiplicity``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from .field import bit_length_for
 
 MAX_LISTS = 6
 MULTIPLICITY = ("1", "2", "3+")
+PATTERNS_SUFFIX = "#patterns"
+MULTIPLICITY_SUFFIX = "#multiplicity"
+SUFFIXES = (PATTERNS_SUFFIX, MULTIPLICITY_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,8 @@ class Layout:
             raise ValueError("cell names must be unique")
         if any(c.m < 1 for c in self.cells):
             raise ValueError("every cell needs at least one bucket")
-        if any("/" in c.name for c in self.cells):
-            raise ValueError("cell names may not contain '/'")
+        if any(c.group.endswith(SUFFIXES) for c in self.cells):
+            raise ValueError(f"cell groups may not end with {' or '.join(SUFFIXES)}")
         if self.strata and not 1 <= self.n_lists <= MAX_LISTS:
             raise ValueError(f"a layout with strata needs 1..{MAX_LISTS} lists")
         if any(not 0 <= k < self.n_lists for k in self.org_lists.values()):
@@ -79,8 +82,8 @@ class Layout:
         """(label, noise group) of every released value, in release order."""
         out = [(f"count/{c.name}", c.group) for c in self.cells]
         for c in self.strata:
-            out += [(f"pattern/{c.name}/{k}", f"{c.name}/patterns") for k in range(2 ** self.n_lists)]
-            out += [(f"multiplicity/{c.name}/{k}", f"{c.name}/multiplicity") for k in MULTIPLICITY]
+            out += [(f"pattern/{c.name}/{k}", f"{c.name}{PATTERNS_SUFFIX}") for k in range(2 ** self.n_lists)]
+            out += [(f"multiplicity/{c.name}/{k}", f"{c.name}{MULTIPLICITY_SUFFIX}") for k in MULTIPLICITY]
         return out
 
     def groups(self) -> list[str]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from .layout import Layout
+from .layout import MULTIPLICITY_SUFFIX, PATTERNS_SUFFIX, Layout
 
 SENSITIVITY_COUNT = 1
 SENSITIVITY_PATTERNS = 2
@@ -40,9 +40,9 @@ def sensitivities(layout: Layout) -> dict[str, int]:
     """Noise group -> L1 sensitivity, per the module docstring."""
     out = {}
     for g in layout.groups():
-        if g.endswith("/patterns"):
+        if g.endswith(PATTERNS_SUFFIX):
             out[g] = SENSITIVITY_PATTERNS
-        elif g.endswith("/multiplicity"):
+        elif g.endswith(MULTIPLICITY_SUFFIX):
             out[g] = SENSITIVITY_MULTIPLICITY
         else:
             out[g] = SENSITIVITY_COUNT

@@ -9,7 +9,8 @@ organisation (``<share_dir>/<org>.<I>.share``), runs ``program.run`` with
 MPyC over TCP (TLS when the job names a TLS folder: MPyC then reads
 ``.config/party_I.crt``, ``.config/party_I.key`` and ``.config/mpyc_ca.crt``
 relative to the working directory, which the runner sets), and writes the
-result JSON atomically.
+result JSON atomically (and ``stats.json`` beside it: time, bytes sent, peak
+memory, for benchmarks).
 
 MPyC has no timeouts: a peer that dies leaves the others waiting forever. So
 the whole run sits under ``asyncio.wait_for`` and, in case the event loop is
@@ -26,8 +27,11 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import sys
 import threading
+import time
+import traceback
 from pathlib import Path
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_TIMEOUT = 0, 1, 2, 3
@@ -121,10 +125,16 @@ def main(argv: list[str] | None = None) -> int:
 
     layout = Layout.from_json(job["layout"])
 
+    stats: dict = {}
+
     async def _go():
         await mpc.start()
+        t0 = time.perf_counter()
         result = await program.run(mpc, layout, vecs, problems, job["scales"],
                                    reveal_exact=reveal_exact)
+        stats["mpc_seconds"] = time.perf_counter() - t0
+        stats["bytes_sent"] = sum(pr.protocol.nbytes_sent for pr in mpc.parties
+                                  if pr.pid != mpc.pid and pr.protocol is not None)
         await mpc.shutdown()
         return result
 
@@ -136,8 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"party {args.index}: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except Exception as exc:  # noqa: BLE001 - report every failure in one line for people
+        traceback.print_exc()
+        hint = ""
+        if isinstance(exc, OSError) and job.get("tls"):
+            hint = " (TLS needs .config/party_<i>.crt, .config/party_<i>.key, .config/mpyc_ca.crt)"
+        print(f"party {args.index}: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return EXIT_ERROR
     out = result.to_json()
     out["party"] = args.index
+    stats["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _write_json(str(Path(args.out).with_name("stats.json")), stats)
     _write_json(args.out, out)
     watchdog.cancel()
     return EXIT_OK

@@ -111,12 +111,13 @@ def _kill_all(procs) -> None:
             pass
 
 
-def _tail(path: Path, limit: int = 600) -> str:
+def _last_line(path: Path, limit: int = 400) -> str:
+    """The party's one-line reason (its last stderr line); details stay in the file."""
     try:
-        text = path.read_text(errors="replace").strip()
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return ""
-    return text[-limit:]
+    return lines[-1].strip()[:limit] if lines else ""
 
 
 def run_local(job: Job, timeout: float = 600.0, workdir: str | Path | None = None,
@@ -173,9 +174,10 @@ def _run(job: Job, timeout: float, workdir: Path, on_start) -> JointResult:
             if failed:
                 i = failed[0]
                 _kill_all(procs)
-                why = _tail(errs[i]) or f"exit code {codes[i]}"
+                why = _last_line(errs[i]) or "no message (killed?)"
                 raise PartyFailed(f"party {i} failed (exit code {codes[i]}): {why}. "
-                                  "The other parties were stopped; nothing was released.", party=i)
+                                  "The other parties were stopped; nothing was released. "
+                                  f"Details: {errs[i]}", party=i)
             if all(c == 0 for c in codes):
                 break
             if time.monotonic() > deadline:

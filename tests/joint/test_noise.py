@@ -51,9 +51,9 @@ def test_scales_from_budget_and_sensitivities():
     lay = Layout(cells=(Cell("a", 5, "age"), Cell("s", 5, "s", stratum=True)), max_orgs=4,
                  n_lists=2, org_lists={})
     sens = noise.sensitivities(lay)
-    assert sens == {"age": 1, "s": 1, "s/patterns": 2, "s/multiplicity": 2}
-    sc = noise.scales({"age": 0.5, "s": 1.0, "s/patterns": 1.0, "s/multiplicity": 0.25}, sens)
-    assert sc == {"age": 2.0, "s": 1.0, "s/patterns": 2.0, "s/multiplicity": 8.0}
+    assert sens == {"age": 1, "s": 1, "s#patterns": 2, "s#multiplicity": 2}
+    sc = noise.scales({"age": 0.5, "s": 1.0, "s#patterns": 1.0, "s#multiplicity": 0.25}, sens)
+    assert sc == {"age": 2.0, "s": 1.0, "s#patterns": 2.0, "s#multiplicity": 8.0}
     with pytest.raises(ValueError):
         noise.scales({"age": 1.0}, sens)
     assert len(noise.value_scales(lay, sc)) == len(lay.released()) == 2 + 4 + 3
