@@ -133,13 +133,13 @@ def run_local(job: Job, timeout: float = 600.0, workdir: str | Path | None = Non
         workdir = own_tmp.name
     workdir = Path(workdir)
     try:
-        return _run(job, timeout, workdir, on_start)
+        return _run(job, timeout, workdir, on_start, keep=own_tmp is None)
     finally:
         if own_tmp is not None:
             own_tmp.cleanup()
 
 
-def _run(job: Job, timeout: float, workdir: Path, on_start) -> JointResult:
+def _run(job: Job, timeout: float, workdir: Path, on_start, keep: bool) -> JointResult:
     ports = _free_ports(N_PARTIES)
     spec = {"layout": job.layout.to_json(), "plan_digest": job.plan_digest, "orgs": job.orgs,
             "scales": job.scales, "share_dir": str(Path(job.share_dir).resolve()),
@@ -176,8 +176,8 @@ def _run(job: Job, timeout: float, workdir: Path, on_start) -> JointResult:
                 _kill_all(procs)
                 why = _last_line(errs[i]) or "no message (killed?)"
                 raise PartyFailed(f"party {i} failed (exit code {codes[i]}): {why}. "
-                                  "The other parties were stopped; nothing was released. "
-                                  f"Details: {errs[i]}", party=i)
+                                  "The other parties were stopped; nothing was released."
+                                  + (f" Details: {errs[i]}" if keep else ""), party=i)
             if all(c == 0 for c in codes):
                 break
             if time.monotonic() > deadline:
