@@ -1,0 +1,166 @@
+"""One computing party as a process: ``python -m aggregator.joint.party``.
+
+    python -m aggregator.joint.party --job JOB.json --index I --key KEY --out RESULT.json
+
+The job file (JSON, written by ``runner``) holds the public layout, plan
+digest, organisation ids, noise scales, the three parties' host:port, the
+share folder and the time limit. The party decrypts its own share of every
+organisation (``<share_dir>/<org>.<I>.share``), runs ``program.run`` with
+MPyC over TCP (TLS when the job names a TLS folder: MPyC then reads
+``.config/party_I.crt``, ``.config/party_I.key`` and ``.config/mpyc_ca.crt``
+relative to the working directory, which the runner sets), and writes the
+result JSON atomically (and ``stats.json`` beside it: time, bytes sent, peak
+memory, for benchmarks).
+
+MPyC has no timeouts: a peer that dies leaves the others waiting forever. So
+the whole run sits under ``asyncio.wait_for`` and, in case the event loop is
+stuck in computation, a watchdog thread that ends the process hard.
+Exit codes: 0 done, 2 unusable job/input, 3 timeout, 1 anything else.
+
+The MPyC command line is built here, before MPyC is imported (importing it
+parses ``sys.argv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_TIMEOUT = 0, 1, 2, 3
+TEST_HARNESS_ENV = "AGGREGATOR_JOINT_TEST_HARNESS"
+
+
+def _load_key(path: str):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    raw = Path(path).read_bytes()
+    if len(raw) != 32:
+        raise ValueError("party key file must hold the 32 raw bytes of an X25519 private key")
+    return X25519PrivateKey.from_private_bytes(raw)
+
+
+def load_shares(job: dict, index: int, key) -> tuple[dict, dict]:
+    """Decrypt and decode this party's shares: (org -> vector or None, org -> problem)."""
+    from . import shares as sh
+    from .errors import JointError
+    from .field import prime_for
+    from .layout import Layout
+
+    layout = Layout.from_json(job["layout"])
+    p = prime_for(layout.bits)
+    vecs, problems = {}, {}
+    for org in job["orgs"]:
+        path = Path(job["share_dir"]) / f"{org}.{index}.share"
+        try:
+            blob = path.read_bytes()
+            ctx = sh.share_context(job["plan_digest"], org, index)
+            vecs[org] = sh.decode_payload(sh.decrypt_share(blob, key, ctx), p, layout.size)
+        except FileNotFoundError:
+            vecs[org], problems[org] = None, "share file missing"
+        except (JointError, ValueError) as exc:
+            vecs[org], problems[org] = None, str(exc)
+    return vecs, problems
+
+
+def _write_json(path: str, obj: dict) -> None:
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m aggregator.joint.party")
+    ap.add_argument("--job", required=True)
+    ap.add_argument("--index", type=int, required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+
+    try:
+        job = json.loads(Path(args.job).read_text())
+        timeout = float(job["timeout"])
+        parties = job["parties"]
+        if len(parties) != 3 or not 0 <= args.index < 3:
+            raise ValueError("a job has exactly three parties")
+        reveal_exact = bool(job.get("reveal_exact", False))
+        if reveal_exact and os.environ.get(TEST_HARNESS_ENV) != "1":
+            raise ValueError("reveal_exact is only for the test harness")
+        if job.get("fail_party") == args.index:  # test hook: a party that exits early
+            raise ValueError("the job asks this party to fail (test hook)")
+        key = _load_key(args.key)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"party {args.index}: unusable job: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+
+    def _expire() -> None:
+        print(f"party {args.index}: timed out after {timeout:.0f} s", file=sys.stderr, flush=True)
+        os._exit(EXIT_TIMEOUT)
+
+    watchdog = threading.Timer(timeout + 5.0, _expire)
+    watchdog.daemon = True
+    watchdog.start()
+
+    vecs, problems = load_shares(job, args.index, key)
+    if job.get("hang_party") == args.index:  # test hook: a party that stops responding
+        threading.Event().wait()
+
+    mpyc_args = [sys.argv[0], "-I", str(args.index), "--no-log"]
+    for party in parties:
+        mpyc_args += ["-P", f"{party['host']}:{party['port']}"]
+    if job.get("tls"):
+        mpyc_args.append("--ssl")
+    sys.argv = mpyc_args
+    from mpyc.runtime import mpc  # noqa: E402  (parses sys.argv: built just above)
+
+    from . import program
+    from .layout import Layout
+
+    layout = Layout.from_json(job["layout"])
+
+    stats: dict = {}
+
+    async def _go():
+        await mpc.start()
+        t0 = time.perf_counter()
+        result = await program.run(mpc, layout, vecs, problems, job["scales"],
+                                   reveal_exact=reveal_exact)
+        stats["mpc_seconds"] = time.perf_counter() - t0
+        stats["bytes_sent"] = sum(pr.protocol.nbytes_sent for pr in mpc.parties
+                                  if pr.pid != mpc.pid and pr.protocol is not None)
+        await mpc.shutdown()
+        return result
+
+    try:
+        result = mpc.run(asyncio.wait_for(_go(), timeout))
+    except (asyncio.TimeoutError, TimeoutError):
+        print(f"party {args.index}: timed out after {timeout:.0f} s", file=sys.stderr)
+        return EXIT_TIMEOUT
+    except ValueError as exc:
+        print(f"party {args.index}: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except Exception as exc:  # noqa: BLE001 - report every failure in one line for people
+        traceback.print_exc()
+        hint = ""
+        if isinstance(exc, OSError) and job.get("tls"):
+            hint = " (TLS needs .config/party_<i>.crt, .config/party_<i>.key, .config/mpyc_ca.crt)"
+        print(f"party {args.index}: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return EXIT_ERROR
+    out = result.to_json()
+    out["party"] = args.index
+    stats["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _write_json(str(Path(args.out).with_name("stats.json")), stats)
+    _write_json(args.out, out)
+    watchdog.cancel()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
