@@ -380,24 +380,34 @@ def _newton_poisson(X: np.ndarray, y: np.ndarray, beta0: np.ndarray, maxiter: in
 
 
 def _statsmodels_fit(X: np.ndarray, y: np.ndarray):
-    """statsmodels GLM Poisson fit. Warnings statsmodels raises when the MLE does not exist (no convergence,
-    perfect prediction, overflow) are caught here and turn the model into "not estimable" (None); any other
-    warning is passed on."""
+    """statsmodels GLM Poisson fit, or None when the MLE does not exist numerically.
+
+    Warnings are handled one by one, not silenced: a ConvergenceWarning, a PerfectSeparationWarning on a
+    model with residual df > 0 (fitted = observed exactly: parameters on the boundary) or a numerical
+    RuntimeWarning (overflow, invalid values) make the model "not estimable". A saturated model (as many
+    parameters as cells, e.g. independence on two lists) interpolates the data by construction: there
+    statsmodels' perfect-prediction warning and its division by the zero residual df when it estimates a
+    scale are expected and carry no information, so they are dropped. Any other warning is passed on."""
     from statsmodels.genmod import families
     from statsmodels.genmod.generalized_linear_model import GLM
     from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
+    saturated = X.shape[1] >= X.shape[0]
     start = np.zeros(X.shape[1])
     start[0] = math.log(max(float(y.mean()), 1e-3))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with np.errstate(over="raise", invalid="raise", divide="raise"):
-            try:
-                result = GLM(y, X, family=families.Poisson()).fit(start_params=start, maxiter=200, tol=1e-10)
-            except (FloatingPointError, np.linalg.LinAlgError, ValueError):
-                return None
+        try:
+            result = GLM(y, X, family=families.Poisson()).fit(start_params=start, maxiter=200, tol=1e-10, scale=1.0)
+        except (np.linalg.LinAlgError, ValueError, OverflowError):
+            return None
     failed = False
     for w in caught:
+        if saturated and (
+            issubclass(w.category, PerfectSeparationWarning)
+            or (issubclass(w.category, RuntimeWarning) and "divide by zero" in str(w.message))
+        ):
+            continue
         if issubclass(w.category, (ConvergenceWarning, PerfectSeparationWarning, RuntimeWarning)):
             failed = True
         else:
