@@ -9,6 +9,12 @@ interval (percentile, as reported, and the basic interval 2T - q for comparison)
 of the point estimate and the mean interval width.
 
     python benchmarks/mse.py [--seeds 20] [--boot 200] [--epsilon 0.5]
+
+Measured once (20 seeds, 200 replicates, 1 core, ~140 s per setting):
+  no noise:        coverage 78/80 = 98% (basic 80%), median abs. rel. error 19.8%, mean width 2217
+  noise b=4:       coverage  2/80 =  2% (basic  4%), median abs. rel. error 59.4%, mean width 241
+With eps=0.5 per pattern table the noise (sd 5.6 per cell) swamps the ~6% of the seen on 2+ lists:
+clamping inflates the overlaps and the estimates collapse towards the observed count.
 """
 
 from __future__ import annotations
