@@ -1,0 +1,51 @@
+"""Noise helpers for the estimator: the discrete Laplace variance and OpenDP's exact sampler.
+
+Self-contained on purpose (no import of other ``aggregator`` modules). The bootstrap re-adds privacy noise
+with OpenDP's exact discrete Laplace sampler, never numpy's floating-point Laplace, so the simulated noise
+has exactly the distribution of the released noise (P(k) proportional to exp(-|k|/b) on the integers).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["discrete_laplace_variance", "discrete_laplace_noise"]
+
+
+def discrete_laplace_variance(scale: float) -> float:
+    """Variance of the discrete Laplace with scale b: 2q/(1-q)^2 with q = exp(-1/b); 0 when b = 0."""
+    if scale <= 0:
+        return 0.0
+    q = math.exp(-1.0 / scale)
+    return 2.0 * q / (1.0 - q) ** 2
+
+
+_MEASUREMENTS: dict[float, object] = {}
+
+
+def _measurement(scale: float):
+    measurement = _MEASUREMENTS.get(scale)
+    if measurement is None:
+        # The submodules, not opendp.prelude (which also imports optional extras).
+        from opendp.domains import atom_domain, vector_domain
+        from opendp.measurements import make_laplace
+        from opendp.metrics import l1_distance
+        from opendp.mod import enable_features
+
+        enable_features("contrib")
+        measurement = make_laplace(vector_domain(atom_domain(T=int)), l1_distance(T=int), scale=float(scale))
+        _MEASUREMENTS[scale] = measurement
+    return measurement
+
+
+def discrete_laplace_noise(scale: float, size: int) -> np.ndarray:
+    """``size`` independent discrete Laplace draws of scale ``scale``, from one OpenDP measurement applied to
+    a zero vector (OpenDP's exact sampler; it draws from the system's secure randomness, so it cannot be seeded).
+    Returns zeros when ``scale`` is 0 (exact counts)."""
+    if scale < 0 or not math.isfinite(scale):
+        raise ValueError(f"noise scale must be a finite number >= 0, got {scale!r}")
+    if scale == 0 or size == 0:
+        return np.zeros(size, dtype=float)
+    return np.asarray(_measurement(float(scale))([0] * int(size)), dtype=float)

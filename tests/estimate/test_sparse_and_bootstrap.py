@@ -1,0 +1,123 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from aggregator.estimate import EstimationError, PatternTable, estimate_strata, estimate_stratum
+from aggregator.estimate.synthetic import simulate_table
+
+LISTS4 = ("police", "labour_inspectorate", "care_coordination", "shelters")
+
+
+def four_list_table(seed=0, n=3000):
+    return simulate_table(np.random.default_rng(seed), n, LISTS4, [0.2, 0.1, 0.3, 0.15], [(0, 2, 1.0)])
+
+
+def test_zero_overlap_pair_gives_finite_estimate_with_warning():
+    lists = ("police", "shelters", "others")
+    n = {("police",): 200, ("shelters",): 150, ("others",): 120,
+         ("police", "shelters"): 30, ("police", "others"): 25, ("shelters", "others"): 0}
+    est = estimate_stratum(PatternTable.from_patterns(lists, n), 0.0, n_bootstrap=50, seed=1)
+    assert math.isfinite(est.estimate) and est.estimate > est.observed
+    assert ("shelters", "others") in est.excluded_pairs
+    assert ("shelters", "others") not in est.chosen_terms
+    assert any("not estimable" in w for w in est.warnings)
+    assert est.lower is not None and est.lower <= est.estimate <= est.upper
+
+
+def test_all_zero_stratum_is_refused():
+    with pytest.raises(EstimationError, match="nobody is counted"):
+        estimate_stratum(PatternTable(("a", "b", "c"), (0,) * 7), 0.0)
+
+
+def test_only_negative_noise_is_refused_as_all_zero():
+    with pytest.raises(EstimationError, match="nobody is counted"):
+        estimate_stratum(PatternTable(("a", "b"), (-2, 0, -1)), 3.0)
+
+
+def test_disjoint_lists_are_refused_not_infinite():
+    with pytest.raises(EstimationError, match="finite estimate"):
+        estimate_stratum(PatternTable(("a", "b", "c"), (10, 12, 0, 9, 0, 0, 0)), 0.0, n_bootstrap=0)
+
+
+def test_negative_noisy_counts_are_clamped_with_warning():
+    counts = list(four_list_table().counts)
+    counts[-1], counts[-2] = -3.0, -1.5
+    est = estimate_stratum(PatternTable(LISTS4, tuple(counts)), 1.0, n_bootstrap=0)
+    assert est.clamped_cells == 2
+    assert any("clamped to 0" in w for w in est.warnings)
+    assert math.isfinite(est.estimate)
+
+
+def test_empty_list_is_dropped_with_warning():
+    n = {("a",): 100, ("b",): 80, ("a", "b"): 20}
+    est = estimate_stratum(PatternTable.from_patterns(("a", "b", "c"), n), 0.0, n_bootstrap=0)
+    assert est.dropped_lists == ("c",)
+    assert est.estimate == pytest.approx(120 * 100 / 20)
+
+
+def test_small_and_sparse_stratum_warns():
+    n = {("a",): 9, ("b",): 7, ("c",): 5, ("a", "b"): 2, ("b", "c"): 1}
+    est = estimate_stratum(PatternTable.from_patterns(("a", "b", "c"), n), 0.0, n_bootstrap=0)
+    assert any("people observed" in w for w in est.warnings)
+
+
+def test_noise_widens_the_interval():
+    table = four_list_table(seed=3)
+    exact = estimate_stratum(table, 0.0, n_bootstrap=120, seed=5)
+    noisy = estimate_stratum(table, 8.0, n_bootstrap=120, seed=5)
+    assert (noisy.upper - noisy.lower) > 1.5 * (exact.upper - exact.lower)
+
+
+def test_collision_variance_widens_the_interval():
+    table = four_list_table(seed=4)
+    wider = PatternTable(table.lists, table.counts, (40.0,) * 15)
+    a = estimate_stratum(table, 0.0, n_bootstrap=120, seed=5)
+    b = estimate_stratum(wider, 0.0, n_bootstrap=120, seed=5)
+    assert (b.upper - b.lower) > (a.upper - a.lower)
+
+
+def test_coverage_on_synthetic_data():
+    """20 seeds of a known log-linear model (4 lists, capture 0.1-0.3, police-care dependence), truth 3000.
+    A fast version (60 replicates); benchmarks/mse.py runs the nation-like population."""
+    covered, errors = 0, []
+    for seed in range(20):
+        est = estimate_stratum(four_list_table(seed), 0.0, n_bootstrap=60, seed=seed)
+        covered += est.lower <= 3000 <= est.upper
+        errors.append(abs(est.estimate / 3000 - 1))
+    assert covered >= 15
+    assert np.median(errors) < 0.1
+    assert max(errors) < 0.35
+
+
+def test_aic_option_and_search_descriptions():
+    table = four_list_table(seed=1)
+    bic = estimate_stratum(table, 0.0, n_bootstrap=0)
+    aic = estimate_stratum(table, 0.0, criterion="aic", n_bootstrap=0)
+    assert "all subsets" in bic.search
+    assert bic.criterion == "bic" and aic.criterion == "aic"
+    assert len(aic.chosen_terms) >= len(bic.chosen_terms)
+    assert ("police", "care_coordination") in bic.chosen_terms
+    with pytest.raises(ValueError):
+        estimate_stratum(table, 0.0, criterion="cp")
+
+
+def test_estimate_strata_and_to_dict():
+    tables = {"minor/dutch": four_list_table(1, 800), "adult/non-dutch": four_list_table(2, 2000)}
+    out = estimate_strata(tables, {"minor/dutch": 2.0, "adult/non-dutch": 2.0}, n_bootstrap=30, seed=7)
+    assert [e.stratum for e in out] == list(tables)
+    d = json.loads(json.dumps([e.to_dict() for e in out]))
+    assert set(d[0]) >= {"observed", "unseen", "estimate", "lower", "upper", "chosen_terms", "models", "fit", "warnings"}
+    assert d[0]["models"][0]["terms"] is not None
+    with pytest.raises(EstimationError, match="no noise scale"):
+        estimate_strata(tables, {"minor/dutch": 2.0}, n_bootstrap=0)
+
+
+def test_pattern_table_validation():
+    with pytest.raises(EstimationError):
+        PatternTable(("a",), (1,))
+    with pytest.raises(EstimationError):
+        PatternTable(("a", "b"), (1, 2))
+    with pytest.raises(EstimationError):
+        PatternTable.from_patterns(("a", "b"), {("c",): 1})
