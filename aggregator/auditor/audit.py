@@ -33,6 +33,7 @@ from typing import Any
 from ..contract.envelope import open_envelope, parse_payload, sha256_hex, verify_envelope
 from ..contract.codelists import DIMENSIONS
 from ..errors import AggregatorError, ConfigError
+from ..util.clock import parse_iso
 
 CHECKS = (
     "ledger-chain",
@@ -115,11 +116,6 @@ def _result(name: str, problems: list[str], summary_ok: str) -> CheckResult:
 
 def _short(digest: Any) -> str:
     return str(digest)[:12]
-
-
-def _parse_at(text: Any) -> dt.datetime:
-    """The ledger's 'YYYY-MM-DDTHH:MM:SS.ffffffZ' as naive UTC."""
-    return dt.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # ------------------------------------------------------------------ reading the live store
@@ -232,6 +228,7 @@ def rebuild_store(db_path: Path, target: Path) -> list[str]:
     from ..errors import BundleRejected
     from ..coordinator.merge import merge_bundles
     from ..coordinator.store import open_store
+    from ..coordinator.joint import register_plan, store_joint_result
     from ..coordinator.registry import register_org, revoke_org, rotate_key
 
     db_path, target = Path(db_path), Path(target)
@@ -270,7 +267,7 @@ def rebuild_store(db_path: Path, target: Path) -> list[str]:
     for idx, event, text, _hash in live.ledger:
         try:
             entry = json.loads(text)
-            at = _parse_at(entry["at"])
+            at = parse_iso(entry["at"])
         except (ValueError, KeyError, TypeError):
             flush()
             problems.append(f"ledger entry {idx}: cannot be read for replay")
@@ -293,6 +290,10 @@ def rebuild_store(db_path: Path, target: Path) -> list[str]:
                 rotate_key(target, entry["org"], base64.b64decode(entry["public_key"]), now=at)
             elif event == "revoke":
                 revoke_org(target, entry["org"], now=at)
+            elif event == "plan":
+                register_plan(target, entry["document"], now=at)
+            elif event == "joint":
+                store_joint_result(target, entry["plan"], entry["result"], entry["signatures"], entry["bundles"], now=at)
             else:
                 problems.append(f"ledger entry {idx}: unknown event {event!r}")
         except (AggregatorError, KeyError, TypeError, ValueError) as exc:

@@ -114,7 +114,7 @@ def run(call: Callable[[], Any]) -> Any:
         fail("interrupted", 130)
 
 
-COMMAND_GROUPS = ("organisation", "coordinator", "audit", "report", "demo")
+COMMAND_GROUPS = ("organisation", "coordinator", "joint", "audit", "report", "demo")
 
 
 def register_commands() -> None:

@@ -119,27 +119,30 @@ def _render_demo(result, lang: str) -> None:
     table = Table(
         box=box.SIMPLE_HEAD,
         pad_edge=False,
-        padding=(0, 0),
-        title=(f"Synthetische natie {result.year}: waarheid, alleen-toestemming en hybride schatting (epsilon {result.epsilon})"
-               if nl else f"Synthetic nation {result.year}: truth, consent-only and hybrid estimate (epsilon {result.epsilon})"),
+        padding=(0, 0, 0, 1),
+        title=(f"Synthetische natie {result.year}: waarheid, alleen-toestemming, per organisatie en gezamenlijk (epsilon {result.epsilon})"
+               if nl else f"Synthetic nation {result.year}: truth, consent-only, per-organisation and joint estimate (epsilon {result.epsilon})"),
         title_justify="left",
     )
-    heads = (["", "Waarheid", "Alleen\ntoestemming", "Hybride\nschatting", "95%-interval", "Dekt\nwaarheid",
-              "Telt\nrelease"]
-             if nl else ["", "Truth", "Consent-\nonly", "Hybrid\nestimate", "95% interval", "Covers\ntruth",
-                         "Release\ncounts"])
+    joint = any(row.joint for row in result.rows)
+    heads = (["", "Waar-\nheid", "Toe-\nstem.", "Per\norg.", "95%-\ninterval", "Dekt"]
+             if nl else ["", "Truth", "Con-\nsent", "Per\norg", "95%\ninterval", "Cov-\ners"])
+    if joint:
+        heads += ["Geza-\nmenlijk", "95%-\ninterval", "Dekt"] if nl else ["Joint", "95%\ninterval", "Cov-\ners"]
     table.add_column(heads[0], no_wrap=True)
     for head in heads[1:]:
         table.add_column(head, justify="right", no_wrap=True)
     for row in result.rows:
         bold = row.key == "total"
-        share = f" ({row.consent_only / row.truth:.0%})" if row.truth else ""
         yes, no = ("ja", "[red]nee[/]") if nl else ("yes", "[red]no[/]")
         short = row.label.replace(" exploitation", "").replace(" uitbuiting", "")
         cells = [
-            short, f"{row.truth:,}", f"{row.consent_only:,}{share}", f"{row.estimate:,}",
-            f"{row.lower:,.0f}-{row.upper:,.0f}", yes if row.covered else no, f"{row.release_target:,}",
+            short[:16], f"{row.truth:,}", f"{row.consent_only:,}", f"{row.estimate:,}",
+            f"{row.lower:,.0f}-{row.upper:,.0f}", yes if row.covered else no,
         ]
+        if joint and row.joint:
+            j = row.joint
+            cells += [f"{j['estimate']:,}", f"{j['lower']:,.0f}-{j['upper']:,.0f}", yes if j["covered"] else no]
         table.add_row(*(f"[bold]{c}[/]" if bold else c for c in cells))
     out_console = console()
     out_console.print(table)
@@ -147,9 +150,12 @@ def _render_demo(result, lang: str) -> None:
         f"{result.organisations} organisations, {result.bundles_accepted} bundles merged "
         f"({result.bundles_refused} refused), {result.individual_records:,} individual records sent, "
         f"{result.linked_people:,} people linked across organisations; {result.seconds:.1f} s.\n"
-        "'Release counts' is what the hybrid release estimates without noise: a person known to several organisations "
-        "without consent is counted at each of them (see SECURITY.md, honest limits). The 95% interval covers the "
-        f"release count in {sum(r.target_covered for r in result.rows)} of {len(result.rows)} rows."
+        "The per-organisation estimate counts a person known to several organisations without consent at each of them "
+        "(see SECURITY.md): its 95% interval covers that release count in "
+        f"{sum(r.target_covered for r in result.rows)} of {len(result.rows)} rows."
+        + (" The joint estimate counts distinct people across all organisations (three computing parties, noise drawn "
+           f"inside the computation); it covers the truth in {sum(bool(r.joint and r.joint['covered']) for r in result.rows)}"
+           f" of {len(result.rows)} rows." if joint else "")
     )
     for name, path in result.files.items():
         out_console.print(f"  {name}: {path}")

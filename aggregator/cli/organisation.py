@@ -143,7 +143,13 @@ def submit(
     export: Path = ExportArg,
     mapping: Path = MappingOption,
     period: int = typer.Option(..., "--period", help="Reporting period (calendar year)."),
-    epsilon: str = typer.Option("1.0", "--epsilon", help="Privacy budget to spend on this release (exact, e.g. 1.0 or 1/2)."),
+    epsilon: Optional[str] = typer.Option(
+        None, "--epsilon",
+        help="Privacy budget for this organisation's own noisy counts (exact, e.g. 1.0 or 1/2; default 1.0, or none with --plan).",
+    ),
+    plan: Optional[Path] = typer.Option(
+        None, "--plan", help="Computation plan of a joint release: add encrypted bucket shares for it (spends its epsilon).",
+    ),
     out: Path = typer.Option(Path("out"), "--out", help="Folder for the signed bundle."),
     linkage_key: Optional[Path] = typer.Option(
         None, "--linkage-key", help="File with the shared linkage key (default $AGGREGATOR_LINKAGE_KEY)."
@@ -174,7 +180,14 @@ def submit(
     from ..privacy.epsilon import parse_epsilon
     from ..organisation.release import epsilon_for_target, preview as do_preview, submit as do_submit
 
-    eps = run(lambda: parse_epsilon(epsilon))
+    from fractions import Fraction
+
+    eps = Fraction(0) if plan is not None and epsilon is None else run(lambda: parse_epsilon("1.0" if epsilon is None else epsilon))
+    joint_plan = None
+    if plan is not None:
+        from ..joint.plan import read_plan_file
+
+        joint_plan = run(lambda: read_plan_file(plan))
     if target_error is not None:
         config = run(lambda: load_org(home))
         remaining = SpendingFile(config.spending_path, config.cap_fraction).remaining(period)
@@ -195,7 +208,8 @@ def submit(
         result = run(
             lambda: do_submit(
                 export, mapping, period=period, epsilon=eps, out=out, home=home, linkage_key=key,
-                export_date=day, skip_invalid=skip_invalid, dry_run=dry_run, workload=workload, con=con,
+                export_date=day, skip_invalid=skip_invalid, dry_run=dry_run, workload=workload, plan=joint_plan,
+                con=con,
             )
         )
     if json_out:
@@ -220,6 +234,8 @@ def render_submit(result) -> None:
     if result.withdrawals:
         table.add_row("withdrawals of earlier periods", str(result.withdrawals))
     table.add_row("epsilon this release", result.epsilon)
+    if result.joint_plan:
+        table.add_row("joint release plan", result.joint_plan)
     table.add_row("epsilon spent / cap", f"{result.epsilon_spent} / {result.epsilon_cap}")
     table.add_row("bundle", result.path or f"(would be {result.digest}.bundle.json)")
     out.print(table)

@@ -82,6 +82,10 @@ def _render_explanation(e) -> None:
     c.print(f"Individual records: {e.records_total} "
             f"({', '.join(f'{k} {v}' for k, v in e.records_by_basis.items())}); each carries only: {', '.join(e.record_fields)}")
     c.print(f"Withdrawals of earlier records: {e.withdrawals}")
+    if e.joint:
+        c.print(f"Joint release: plan {e.joint['plan']}, epsilon {e.joint['epsilon']}; one encrypted share per "
+                f"computing party ({', '.join(str(n) for n in e.joint['share_bytes'])} bytes), unreadable to the "
+                "coordinator")
     if e.marginals:
         table = Table(title="Noisy tables (counts of people without a lawful basis)", title_justify="left")
         for name, justify in (("dimensions", "left"), ("cells", "right"), ("epsilon", "right"), ("noise scale", "right"),

@@ -138,7 +138,7 @@ class OpenedEnvelope:
     signature: bytes
 
 
-def open_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES) -> OpenedEnvelope:
+def open_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES, payload_type: str = PAYLOAD_TYPE) -> OpenedEnvelope:
     """Check size, encoding and envelope shape; returns the exact payload bytes to verify."""
     if len(data) > max_bytes:
         raise BundleRejected(f"bundle is larger than the {max_bytes} byte cap", "oversized")
@@ -147,7 +147,7 @@ def open_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES) -> 
     raw = strict_json_loads(data, "bundle")
     if not isinstance(raw, dict) or set(raw) != {"payloadType", "payload", "signatures"}:
         raise BundleRejected("bundle is not a signed envelope (payloadType, payload, signatures)", "not-an-envelope")
-    if raw["payloadType"] != PAYLOAD_TYPE:
+    if raw["payloadType"] != payload_type:
         raise BundleRejected("bundle has an unknown payload type", "unknown-payload-type")
     sigs = raw["signatures"]
     if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):

@@ -216,6 +216,17 @@ class Release(BaseModel):
     marginals: list[Marginal]
 
 
+class JointContribution(BaseModel):
+    """This organisation's part of a joint release: its bucket vectors, Shamir-shared and each share encrypted to
+    one computing party of the plan (so no single party, nor the coordinator, can read them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan: Hex64  # digest of the signed computation plan the organisation pinned
+    epsilon: ExactNumber  # the plan's joint epsilon, spent from this organisation's cap
+    shares: list[Annotated[str, Field(max_length=48 * 1024 * 1024)]] = Field(min_length=3, max_length=3)  # base64
+
+
 class Payload(BaseModel):
     """What leaves the organisation, signed inside an Envelope."""
 
@@ -232,6 +243,7 @@ class Payload(BaseModel):
     records: list[Record]
     withdrawals: list[Withdrawal] = Field(default_factory=list)
     release: Release | None
+    joint: JointContribution | None = None
 
 
 class Signature(BaseModel):

@@ -137,6 +137,30 @@ def _release_epsilon(payload: Any) -> Fraction:
     return total
 
 
+def _joint_epsilon(payload: Any, state: MergeState, now: dt.datetime) -> Fraction:
+    """Check the bundle's joint contribution against its plan; returns the joint epsilon it spends (0 without)."""
+    import base64
+    import binascii
+
+    joint = payload.joint
+    if joint is None:
+        return Fraction(0)
+    if joint.plan not in state.plans:
+        raise BundleRejected(f"bundle carries shares for plan {joint.plan[:12]}, which is not registered", "unknown-plan")
+    plan, done = state.plans[joint.plan]
+    if plan.period != payload.period or Fraction(joint.epsilon) != plan.epsilon:
+        raise BundleRejected(f"bundle's joint section does not match plan {joint.plan[:12]} (period or epsilon)",
+                             "plan-mismatch")
+    if done or now > plan.deadline:
+        raise BundleRejected(f"plan {joint.plan[:12]} is closed (deadline passed or result computed)", "plan-closed")
+    try:
+        for share in joint.shares:
+            base64.b64decode(share, validate=True)
+    except (binascii.Error, ValueError):
+        raise BundleRejected("bundle's joint shares are not base64", "malformed-payload") from None
+    return plan.epsilon
+
+
 def _check_payload(payload: Any, opened: Any, key: KeyInfo, now: dt.datetime) -> Fraction:
     """Rules that need only the payload and the registry; returns the bundle's exact epsilon."""
     org = payload.organisation
@@ -189,10 +213,13 @@ class MergeState:
     keys: dict[str, KeyInfo]  # the registry by keyid
     ledger_index: int  # the ledger head
     ledger_hash: str
+    plans: dict[str, Any] = field(default_factory=dict)  # digest -> (Plan, joint result already in)
 
 
 def load_state(con: duckdb.DuckDBPyConnection) -> MergeState:
-    state = MergeState(set(), {}, {}, {}, {}, {}, 0, GENESIS_HASH)
+    from .joint import load_plans
+
+    state = MergeState(set(), {}, {}, {}, {}, {}, 0, GENESIS_HASH, load_plans(con))
     for digest, org_id, period, sequence, epsilon, superseded_by in con.execute(
         "SELECT digest, org_id, period, sequence, epsilon, superseded_by FROM bundles ORDER BY org_id, period, sequence"
     ).fetchall():
@@ -238,7 +265,7 @@ def stage(state: MergeState, position: int, path: Path, now: dt.datetime) -> Sta
     if key.revoked_at is not None or key.status == "revoked":
         raise BundleRejected(f"the key {key.keyid} of {key.org_id} is revoked", "revoked")
     payload = parse_payload(opened)
-    epsilon = _check_payload(payload, opened, key, now)
+    epsilon = _check_payload(payload, opened, key, now) + _joint_epsilon(payload, state, now)
     return Staged(position, name, data, opened.digest, opened.keyid, payload, key, epsilon)
 
 

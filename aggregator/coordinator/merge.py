@@ -72,12 +72,12 @@ class MergeResult:
 # One set insert per table for all bundles of a run: parallel lists, one element per row, zipped by UNNEST.
 _INSERT_BUNDLES = """
 INSERT INTO bundles (digest, org_id, period, sequence, keyid, created_at, expires_at, received_at,
-                     ledger_index, epsilon, n_records, n_withdrawals, superseded_by, flagged)
+                     ledger_index, epsilon, n_records, n_withdrawals, superseded_by, flagged, joint_plan, joint_epsilon)
 SELECT UNNEST($digest::VARCHAR[]), UNNEST($org::VARCHAR[]), UNNEST($period::INTEGER[]),
        UNNEST($sequence::INTEGER[]), UNNEST($keyid::VARCHAR[]), UNNEST($created_at::TIMESTAMP[]),
        UNNEST($expires_at::TIMESTAMP[]), $received_at::TIMESTAMP, UNNEST($ledger_index::BIGINT[]),
        UNNEST($epsilon::VARCHAR[]), UNNEST($n_records::INTEGER[]), UNNEST($n_withdrawals::INTEGER[]),
-       UNNEST($superseded_by::VARCHAR[]), NULL
+       UNNEST($superseded_by::VARCHAR[]), NULL, UNNEST($joint_plan::VARCHAR[]), UNNEST($joint_epsilon::VARCHAR[])
 """
 _INSERT_LEDGER = """
 INSERT INTO ledger (idx, event, org_id, period, digest, epsilon, entry, prev_hash, hash)
@@ -157,7 +157,7 @@ class Batch:
         self.bundles: dict[str, list[Any]] = {
             name: []
             for name in ("digest", "org", "period", "sequence", "keyid", "created_at", "expires_at", "ledger_index",
-                         "epsilon", "n_records", "n_withdrawals")
+                         "epsilon", "n_records", "n_withdrawals", "joint_plan", "joint_epsilon")
         }
         self.ledger: dict[str, list[Any]] = {
             name: [] for name in ("idx", "org", "period", "digest", "epsilon", "entry", "prev_hash", "hash")
@@ -190,6 +190,8 @@ class Batch:
         b["epsilon"].append(exact_text(staged.epsilon))
         b["n_records"].append(len(p.records))
         b["n_withdrawals"].append(len(p.withdrawals))
+        b["joint_plan"].append(p.joint.plan if p.joint else None)
+        b["joint_epsilon"].append(exact_text(Fraction(p.joint.epsilon)) if p.joint else None)
         row = {"idx": chained.index, "org": org_id, "period": period, "digest": digest,
                "epsilon": chained.body["epsilon"], "entry": chained.text, "prev_hash": chained.prev_hash,
                "hash": chained.hash}

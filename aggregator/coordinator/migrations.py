@@ -91,6 +91,29 @@ MIGRATIONS: list[str] = [
         hash      VARCHAR NOT NULL               -- sha256 of `entry`
     );
     """,
+    # 2: joint releases (computation plans, the bundles that contribute shares, co-signed results)
+    """
+    ALTER TABLE bundles ADD COLUMN joint_plan VARCHAR;      -- digest of the plan whose shares the bundle carries
+    ALTER TABLE bundles ADD COLUMN joint_epsilon VARCHAR;   -- exact; the plan's epsilon, part of `epsilon`
+    CREATE TABLE plans (
+        digest        VARCHAR PRIMARY KEY,     -- sha256 of the canonical plan document
+        period        INTEGER NOT NULL,
+        epsilon       VARCHAR NOT NULL,
+        deadline      TIMESTAMP NOT NULL,
+        document      VARCHAR NOT NULL,        -- canonical JSON
+        registered_at TIMESTAMP NOT NULL,
+        ledger_index  BIGINT NOT NULL
+    );
+    CREATE TABLE joint_results (
+        plan          VARCHAR PRIMARY KEY,     -- one computation per plan: each organisation's joint epsilon once
+        period        INTEGER NOT NULL,
+        result        VARCHAR NOT NULL,        -- canonical JSON of the opened (noisy) counts
+        signatures    VARCHAR NOT NULL,        -- JSON list: one Ed25519 signature per party of the plan
+        bundles       VARCHAR NOT NULL,        -- JSON list of the bundle digests whose shares were used
+        computed_at   TIMESTAMP NOT NULL,
+        ledger_index  BIGINT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION_SQL = """
 CREATE TABLE IF NOT EXISTS schema_version (

@@ -70,6 +70,24 @@ def load_shares(job: dict, index: int, key) -> tuple[dict, dict]:
     return vecs, problems
 
 
+def result_bytes(result: dict, plan_digest: str) -> bytes:
+    """What a party co-signs: the plan's digest and the canonical JSON of the opened result (without the party's
+    own index), so a signature never vouches for the same numbers under another plan."""
+    from ..contract.envelope import canonical_json
+
+    body = {k: v for k, v in result.items() if k != "party"}
+    return b"aggregator-joint-result-v1\n" + plan_digest.encode("ascii") + b"\n" + canonical_json(body)
+
+
+def sign_result(result: dict, key_path: str, plan_digest: str) -> str:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
+    return base64.b64encode(key.sign(result_bytes(result, plan_digest))).decode("ascii")
+
+
 def _write_json(path: str, obj: dict) -> None:
     tmp = Path(path).with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, sort_keys=True))
@@ -82,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--index", type=int, required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--sign", help="Ed25519 PEM key: co-sign the result (result.sig next to --out)")
     args = ap.parse_args(argv)
 
     try:
@@ -157,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     out["party"] = args.index
     stats["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     _write_json(str(Path(args.out).with_name("stats.json")), stats)
+    if args.sign:
+        Path(args.out).with_name("result.sig").write_text(sign_result(out, args.sign, job["plan_digest"]), encoding="ascii")
     _write_json(args.out, out)
     watchdog.cancel()
     return EXIT_OK

@@ -79,6 +79,7 @@ class JointResult:
     included: list[str]
     excluded: dict[str, str]
     exact: "JointResult | None" = None
+    signatures: list[str] = dc_field(default_factory=list)  # one per party, over party.result_bytes (not compared)
 
     def to_json(self) -> dict:
         d = {"counts": self.counts, "patterns": self.patterns,

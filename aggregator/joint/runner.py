@@ -56,6 +56,7 @@ class Job:
     tls: str | None = None  # folder made by make_tls, or None for plain TCP
     reveal_exact: bool = False  # test harness only
     extra: dict = dc_field(default_factory=dict)  # test hooks passed to the job file
+    sign_keys: list[str] | None = None  # per party: Ed25519 PEM key that co-signs the result
 
     def __post_init__(self) -> None:
         bad = [o for o in self.orgs if not _ORG_ID.match(o)]
@@ -163,7 +164,8 @@ def _run(job: Job, timeout: float, workdir: Path, on_start, keep: bool) -> Joint
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "aggregator.joint.party", "--job", str(jpath),
                      "--index", str(i), "--key", str(Path(job.keys[i]).resolve()),
-                     "--out", str(outs[-1])],
+                     "--out", str(outs[-1])]
+                    + (["--sign", str(Path(job.sign_keys[i]).resolve())] if job.sign_keys else []),
                     cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=ef))
         if on_start is not None:
@@ -202,7 +204,10 @@ def _run(job: Job, timeout: float, workdir: Path, on_start, keep: bool) -> Joint
         bad = next(i for i, r in enumerate(results) if r != results[0])
         raise PartyFailed(f"party {bad}'s result differs from party 0's; nothing is released",
                           party=bad)
-    return JointResult.from_json(results[0])
+    result = JointResult.from_json(results[0])
+    if job.sign_keys:
+        result.signatures = [(path.with_name("result.sig")).read_text(encoding="ascii") for path in outs]
+    return result
 
 
 def make_tls(folder: str | Path, n: int = N_PARTIES) -> Path:

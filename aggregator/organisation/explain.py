@@ -45,6 +45,7 @@ class Explanation:
     signature_verified: bool | None  # None: no public key to check with
     public_key_source: str | None
     warnings: list[str] = field(default_factory=list)
+    joint: dict[str, Any] | None = None  # plan digest, joint epsilon, bytes of each party's encrypted share
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,4 +147,8 @@ def explain_bundle(path: Path, *, public_key: Path | None = None, home: Path | N
         signature_verified=verified,
         public_key_source=source,
         warnings=warnings,
+        joint=None if payload.joint is None else {
+            "plan": payload.joint.plan, "epsilon": payload.joint.epsilon,
+            "share_bytes": [len(s) * 3 // 4 for s in payload.joint.shares],
+        },
     )

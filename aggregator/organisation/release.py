@@ -28,8 +28,12 @@ RECORD_DIMENSIONS = tuple(DIMENSIONS)
 # ------------------------------------------------------------ people
 
 
-def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage_key: bytes) -> None:
-    """TEMP table `people`: one row per person of the period with release dimensions, basis and pseudonym."""
+def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage_key: bytes, *,
+                 everyone: bool = False) -> None:
+    """TEMP table `people`: one row per person of the period with release dimensions, basis and pseudonym.
+
+    Pseudonyms are made for the records that leave, and with `everyone` for every person (a joint release hashes
+    them into buckets; the pseudonyms of people without a lawful basis never leave this DuckDB)."""
     eu = sorted(EU_OTHER)
     ipad, opad = hmac_pads(linkage_key)
     con.execute(
@@ -65,8 +69,8 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
             FROM per_person
         )
         SELECT
-            -- pseudonyms only for records that leave: nobody else needs one
-            CASE WHEN basis IS NOT NULL THEN {HMAC_SQL} END AS pseudonym,
+            -- pseudonyms only for records that leave, unless a joint release buckets everyone
+            CASE WHEN basis IS NOT NULL OR $everyone THEN {HMAC_SQL} END AS pseudonym,
             basis,
             form,
             CASE
@@ -90,6 +94,7 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
             "export_date": export_date,
             "period": period,
             "kind": org.kind,
+            "everyone": everyone,
             "org_id": org.id,
             "eu": eu,
             "ipad": ipad,
@@ -218,6 +223,7 @@ class SubmitResult:
     epsilon_spent: str
     epsilon_cap: str
     validation: dict[str, Any] = field(default_factory=dict)
+    joint_plan: str | None = None  # digest of the computation plan whose shares the bundle carries
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -236,9 +242,14 @@ def submit(
     skip_invalid: bool = False,
     dry_run: bool = False,
     workload: str = "monitor",
+    plan=None,
     con=None,
 ) -> SubmitResult:
-    """Validate, release and sign; writes the bundle and the spending entry, or nothing at all."""
+    """Validate, release and sign; writes the bundle and the spending entry, or nothing at all.
+
+    With a joint computation `plan` (joint/plan.py) the bundle also carries this organisation's encrypted bucket
+    shares for the plan, and the plan's epsilon is spent on top of `epsilon` (0 when the joint release replaces the
+    organisation's own noisy marginals)."""
     from ..util.files import atomic_write
     from ..contract.envelope import bundle_filename, canonical_json, sha256_hex, sign_payload
     from ..contract.keys import load_private_key
@@ -253,9 +264,18 @@ def submit(
     if org.kind == "investigative":
         # Everyone an investigative organisation reports has a statutory basis: nothing to count noisily, nothing spent.
         epsilon = Fraction(0)
+    joint_epsilon = Fraction(0)
+    if plan is not None:
+        from ..util.clock import store_now
+
+        if plan.period != period:
+            raise UsageError(f"the computation plan is for {plan.period}, not for {period}", "plan")
+        if store_now() > plan.deadline:
+            raise UsageError("the computation plan's deadline has passed; bundles no longer enter it", "plan")
+        joint_epsilon = plan.epsilon
     spending = SpendingFile(org.spending_path, org.cap_fraction)
     remove_orphans(org, spending)
-    spending.check(period, epsilon)
+    spending.check(period, epsilon + joint_epsilon)
     private_key = load_private_key(org.key_path)
     export_date = export_date or dt.date.today()
 
@@ -267,12 +287,17 @@ def submit(
         )
     if not dry_run:
         ensure_writable_folder(out)
-    build_people(con, org, period, export_date, linkage_key)
+    build_people(con, org, period, export_date, linkage_key, everyone=plan is not None)
     records = lawful_records(con)
     withdrawn = withdrawals(con, org, spending, period, export_date, linkage_key)
     if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):
         raise RuntimeError("statutory record from a non-investigative organisation")  # a bug, never input
     marginals = noisy_marginals(con, epsilon, workload_named(workload)) if epsilon > 0 else []
+    joint = None
+    if plan is not None:
+        from ..joint.contribution import contribution
+
+        joint = contribution(con, plan, linkage_key, org.id)
     con.close()
 
     from cryptography.hazmat.primitives import serialization
@@ -300,9 +325,13 @@ def submit(
             }
             if marginals
             else None,
+            "joint": joint,
         }
     )
-    payload_bytes = canonical_json(payload.model_dump(mode="json"))
+    content = payload.model_dump(mode="json")
+    if payload.joint is None:  # bundles without a plan stay exactly as before joint releases existed
+        del content["joint"]
+    payload_bytes = canonical_json(content)
     envelope = sign_payload(payload_bytes, private_key)
     digest = sha256_hex(envelope)
     by_basis = {"statutory": 0, "consent": 0}
@@ -321,9 +350,10 @@ def submit(
         records_by_basis=by_basis,
         withdrawals=len(withdrawn),
         marginals=[{k: m[k] for k in ("dimensions", "epsilon", "scale", "expected_error_95")} for m in marginals],
-        epsilon=exact_text(epsilon),
-        epsilon_spent=exact_text(spending.spent(period) + (0 if dry_run else epsilon)),
+        epsilon=exact_text(epsilon + joint_epsilon),
+        epsilon_spent=exact_text(spending.spent(period) + (0 if dry_run else epsilon + joint_epsilon)),
         epsilon_cap=exact_text(org.cap_fraction),
+        joint_plan=plan.digest if plan is not None else None,
     )
     if dry_run:
         return result
@@ -333,7 +363,7 @@ def submit(
     atomic_write(kept, envelope)
     try:
         spending.append(
-            Spend(period, sequence, exact_text(epsilon), digest, created.isoformat(), len(records), len(marginals))
+            Spend(period, sequence, exact_text(epsilon + joint_epsilon), digest, created.isoformat(), len(records), len(marginals))
         )
     except BaseException:
         kept.unlink(missing_ok=True)

@@ -39,10 +39,14 @@ LINKAGE_FILE = "linkage.key"
 DB_FILE = "national.duckdb"
 CSV_FILE = "national.csv"
 REPORT_FILE = "report.html"
+PARTIES_DIR = "parties"
+PLAN_FILE = "plan.json"
+COORDINATOR_KEY = "coordinator.key"
+PARTY_NAMES = ("coordinator-party", "rapporteur", "trusted-third-party")
 # Everything a demo run may create directly in OUT; only these are removed on a re-run.
 DEMO_ENTRIES = (
     NATION_DIR, HOMES_DIR, BUNDLES_DIR, LINKAGE_FILE, DB_FILE, f"{DB_FILE}.wal", "national.archive",
-    "national.evidence", CSV_FILE, REPORT_FILE, MARKER,
+    "national.evidence", CSV_FILE, REPORT_FILE, PARTIES_DIR, PLAN_FILE, COORDINATOR_KEY, MARKER,
 )
 ROW_LABELS = {
     "minors": {"en": "Minors (under 18)", "nl": "Minderjarigen (onder 18)"},
@@ -65,6 +69,7 @@ class DemoRow:
     covered: bool  # lower <= truth <= upper
     release_target: int  # what the release counts: lawful people once + each organisation's other people
     target_covered: bool  # lower <= release_target <= upper
+    joint: dict[str, Any] | None = None  # the joint release: estimate, lower, upper, covered (of the truth)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,10 +115,15 @@ def _submit_one(args: tuple) -> tuple[str, int]:
     """Submit one organisation's export from its home; returns (id, lawful records sent)."""
     from ..organisation.release import submit
 
-    org, nation_dir, home, bundles, epsilon, year, export_date, key, workload = args
+    org, nation_dir, home, bundles, epsilon, year, export_date, key, workload, plan_file = args
+    plan = None
+    if plan_file is not None:
+        from ..joint.plan import read_plan_file
+
+        plan = read_plan_file(plan_file)
     result = submit(
         nation_dir / org["export"], nation_dir / org["mapping"], period=year, epsilon=epsilon, out=bundles,
-        home=home, linkage_key=key, export_date=export_date, workload=workload,
+        home=home, linkage_key=key, export_date=export_date, workload=workload, plan=plan,
     )
     return org["id"], sum(result.records_by_basis.values())
 
@@ -128,6 +138,7 @@ def run_demo(
     lang: str = "en",
     workers: int = 1,
     workload: str = "monitor",
+    joint: bool = True,
     progress: Progress | None = None,
 ) -> DemoResult:
     """Synthetic nation -> every organisation submits -> coordinator registers and merges -> comparison with the truth.
@@ -135,6 +146,10 @@ def run_demo(
     `progress(stage, done, total)` is called per organisation for the stages "submit" and "merge" (and once for
     "nation", "table"). `workers` > 1 submits organisations in parallel processes (each has its own home).
     `workload` names the release's marginals and epsilon split (release.workload_named: "monitor", "published" or "equal").
+    With `joint`, three computing parties run here as local processes: every organisation also puts encrypted
+    bucket shares in its bundle for one plan at the same epsilon (so each organisation's cap is twice `epsilon`: one
+    for its own noisy marginals, one for the joint release, to show both side by side), and the coordinator runs
+    the joint computation after the merge (stage "joint").
     """
     from ..util.files import atomic_write
     from ..contract.codelists import label
@@ -169,21 +184,22 @@ def run_demo(
     bundles = out / BUNDLES_DIR
     bundles.mkdir()
     orgs = manifest["orgs"]
+    db = out / DB_FILE
+    cap = 2 * epsilon if joint else epsilon
+    plan = _joint_plan(out, db, year, epsilon, scale) if joint else None
     jobs = [
-        (org, nation_dir, out / HOMES_DIR / org["id"], bundles, epsilon, year, export_date, key, workload)
+        (org, nation_dir, out / HOMES_DIR / org["id"], bundles, epsilon, year, export_date, key, workload, plan)
         for org in orgs
     ]
     for org in orgs:
-        init_org(org["id"], org["kind"], reporter_type=org["reporter_type"], cap=str(epsilon),
+        init_org(org["id"], org["kind"], reporter_type=org["reporter_type"], cap=str(cap),
                  home=out / HOMES_DIR / org["id"])
-
-    db = out / DB_FILE
 
     def register_all() -> None:
         for org in orgs:
             register_org(
                 db, org["id"], kind=org["kind"], reporter_type=org["reporter_type"],
-                public_key=read_public_key_file(out / HOMES_DIR / org["id"] / "org.pub"), cap=str(epsilon),
+                public_key=read_public_key_file(out / HOMES_DIR / org["id"] / "org.pub"), cap=str(cap),
             )
 
     records = 0
@@ -207,6 +223,17 @@ def run_demo(
     notes: list[str] = []
     if merged.refused:
         notes.append(f"{merged.refused} bundle(s) refused by the coordinator: {merged.reasons}")
+    joint_cells: dict[str, Any] = {}
+    if plan is not None:
+        from ..coordinator.joint import compute_local, joint_estimates
+        from ..joint.plan import read_plan_file
+
+        digest = read_plan_file(plan).digest
+        run = compute_local(db, digest, [out / PARTIES_DIR / name for name in PARTY_NAMES])
+        if run.excluded:
+            notes.append(f"{len(run.excluded)} organisation(s) excluded from the joint computation")
+        joint_cells = joint_estimates(db, year)
+        tick("joint", 1, 1)
 
     by_form = national_table(db, period=year, by=("form",))
     by_age = national_table(db, period=year, by=("age_band",))
@@ -221,14 +248,16 @@ def run_demo(
     for cell in by_form.cells(year):
         form = cell.dims["form"]
         rows.append(_demo_row(form, label("form", form, lang), truth_form[(form,)], consent_form[(form,)],
-                              [cell], by_form.z, targets[form]))
+                              [cell], by_form.z, targets[form], _joint(joint_cells, [f"form={form}"], truth_form[(form,)])))
     minors = [c for c in by_age.cells(year) if c.dims["age_band"] in MINOR_BANDS]
     rows.append(_demo_row(
         "minors", ROW_LABELS["minors"][lang], sum(truth_age[(b,)] for b in MINOR_BANDS),
         sum(consent_age[(b,)] for b in MINOR_BANDS), minors, by_age.z, targets["minors"],
+        _joint(joint_cells, [f"age_band={b}" for b in MINOR_BANDS], sum(truth_age[(b,)] for b in MINOR_BANDS)),
     ))
     rows.append(_demo_row("total", ROW_LABELS["total"][lang], nation.truth_total, nation.consent_only_total,
-                          [by_form.total(year)], by_form.z, targets["total"]))
+                          [by_form.total(year)], by_form.z, targets["total"],
+                          _joint(joint_cells, ["total"], nation.truth_total)))
 
     files = {"nation": str(nation_dir), "linkage_key": str(out / LINKAGE_FILE), "homes": str(out / HOMES_DIR),
              "bundles": str(bundles), "database": str(db)}
@@ -251,12 +280,53 @@ def run_demo(
     )
 
 
-def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: float, target: int) -> DemoRow:
+def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: float, target: int,
+              joint: dict[str, Any] | None = None) -> DemoRow:
     from ..coordinator.national import sum_rows
 
     estimate, se, lower, upper = sum_rows(cells, z)
     return DemoRow(key, text, int(truth), int(consent), int(estimate), round(se, 2), round(lower, 1), round(upper, 1),
-                   lower <= truth <= upper, int(target), lower <= target <= upper)
+                   lower <= truth <= upper, int(target), lower <= target <= upper, joint)
+
+
+def _joint(cells: dict[str, Any], names: list[str], truth: int) -> dict[str, Any] | None:
+    """The joint estimate of a sum of cells: estimates add; one cell keeps its own (asymmetric) interval, a sum
+    of cells takes the normal interval of the summed variances."""
+    from ..privacy.intervals import interval
+
+    if not cells:
+        return None
+    parts = [cells[name] for name in names]
+    estimate = sum(c.estimate for c in parts)
+    if len(parts) == 1:
+        lower, upper = parts[0].lower, parts[0].upper
+    else:
+        _, lower, upper = interval(estimate, sum(c.variance for c in parts))
+        lower = max(lower, 0.0)
+    return {"estimate": round(estimate), "lower": round(lower, 1), "upper": round(upper, 1),
+            "covered": lower <= truth <= upper}
+
+
+def _joint_plan(out: Path, db: Path, year: int, epsilon: Fraction, scale: float) -> Path:
+    """Three party homes, the coordinator's signed plan for the year (sized from the public prior at the demo's
+    scale, never from the synthetic data), registered in the store; returns the plan file."""
+    from ..contract.keys import generate_keypair
+    from ..coordinator.joint import register_plan
+    from ..joint.party_home import init_party
+    from ..joint.plan import PRIOR_TOTAL, build_plan, party_ref_from_file, sign_plan
+    from ..util.clock import utc_now
+    from ..util.files import atomic_write
+
+    parties = [party_ref_from_file(init_party(out / PARTIES_DIR / name, name).public_file) for name in PARTY_NAMES]
+    document = build_plan(year, epsilon, parties, deadline=utc_now() + dt.timedelta(days=30),
+                          prior_total=max(100, round(PRIOR_TOTAL * scale)))
+    pem, _ = generate_keypair()
+    atomic_write(out / COORDINATOR_KEY, pem, mode=0o600)
+    from cryptography.hazmat.primitives import serialization
+
+    atomic_write(out / PLAN_FILE, sign_plan(document, serialization.load_pem_private_key(pem, password=None)))
+    register_plan(db, document)
+    return out / PLAN_FILE
 
 
 # What the hybrid release estimates without noise, from the truth: a person with a lawful basis somewhere is one

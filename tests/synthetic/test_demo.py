@@ -14,7 +14,7 @@ from aggregator.errors import UsageError
 
 SCALE = 0.2
 ROW_KEYS = {"key", "label", "truth", "consent_only", "estimate", "se", "lower", "upper", "covered", "release_target",
-            "target_covered"}
+            "target_covered", "joint"}
 RESULT_KEYS = {"out", "year", "seed", "scale", "epsilon", "workload", "lang", "organisations", "bundles_accepted", "bundles_refused",
                "individual_records", "linked_people", "rows", "files", "seconds", "notes"}
 
@@ -97,6 +97,9 @@ def test_cli_json_has_stable_keys(runs, monkeypatch, tmp_path):
     assert set(data) == RESULT_KEYS
     assert data["lang"] == "nl" and data["epsilon"] == "1"
     assert [set(r) for r in data["rows"]] == [ROW_KEYS] * 7
+    for row in data["rows"]:  # each row carries the joint release beside the per-organisation estimate
+        assert set(row["joint"]) == {"estimate", "lower", "upper", "covered"}
+        assert row["joint"]["lower"] <= row["joint"]["estimate"] <= row["joint"]["upper"]
     assert data["rows"][-1]["label"] == "Totaal"
     assert data["rows"][-1]["truth"] == result.row("total").truth
 

@@ -1,0 +1,229 @@
+"""Joint releases in the store: computation plans, running the three parties over the merged shares, and the
+co-signed result, each a ledger entry so that the audit replays them.
+
+The coordinator never decrypts a share: it hands each party the sealed shares of the current bundles that pinned the
+plan, and stores the result only when all three parties' signatures over the same opened counts verify with the
+keys the plan names. One computation per plan (a second is refused), so each organisation's joint epsilon is spent
+once; a bundle arriving after the result (or after the deadline) is refused at merge.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import AggregatorError, ConfigError, InputError
+
+COORDINATOR = "coordinator"  # the ledger's organisation column for the coordinator's own events
+
+
+class JointRefused(AggregatorError):
+    """A joint computation could not run or its result cannot be accepted; nothing was released or stored."""
+
+
+def register_plan(db_path: Path, document: dict[str, Any], *, now: dt.datetime | None = None):
+    """Record a computation plan (the signed file is published separately); returns the Plan."""
+    from ..contract.envelope import canonical_json, sha256_hex
+    from ..joint.plan import PLAN_VERSION, Plan
+    from ..util.clock import parse_iso, store_now
+    from .ledger import append_entry
+    from .store import atomic, open_store
+
+    if not isinstance(document, dict) or document.get("plan_version") != PLAN_VERSION:
+        raise InputError("not a computation plan this aggregator knows")
+    plan = Plan(document, sha256_hex(canonical_json(document)))
+    now = store_now(now)
+    with open_store(db_path) as con, atomic(con):
+        if con.execute("SELECT 1 FROM plans WHERE digest = ?", [plan.digest]).fetchone():
+            raise ConfigError(f"plan {plan.digest[:12]} is already registered")
+        index = append_entry(con, "plan", {"org": COORDINATOR, "period": plan.period, "digest": plan.digest,
+                                           "epsilon": document["epsilon"], "document": document}, now)
+        con.execute("INSERT INTO plans VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [plan.digest, plan.period, document["epsilon"], parse_iso(document["deadline"]),
+                     canonical_json(document).decode("utf-8"), now, index])
+    return plan
+
+
+def load_plans(con) -> dict[str, Any]:
+    """Every registered plan by digest, with whether its joint result is in (the merge rules need both)."""
+    from ..joint.plan import Plan
+
+    done = {row[0] for row in con.execute("SELECT plan FROM joint_results").fetchall()}
+    plans = {}
+    for digest, document in con.execute("SELECT digest, document FROM plans").fetchall():
+        plans[digest] = (Plan(json.loads(document), digest), digest in done)
+    return plans
+
+
+def _plan(con, digest: str):
+    plans = load_plans(con)
+    if digest not in plans:
+        raise JointRefused(f"plan {digest[:12]} is not registered in this store")
+    return plans[digest]
+
+
+def store_joint_result(db_path: Path, plan_digest: str, result: dict[str, Any], signatures: list[str],
+                       bundles: list[str], *, now: dt.datetime | None = None) -> None:
+    """Accept a joint result only with every party's valid signature, once per plan."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from ..contract.envelope import canonical_json
+    from ..joint.party import result_bytes
+    from ..util.clock import store_now
+    from .ledger import append_entry
+    from .store import atomic, open_store
+
+    now = store_now(now)
+    with open_store(db_path) as con, atomic(con):
+        plan, done = _plan(con, plan_digest)
+        if done:
+            raise JointRefused(f"plan {plan_digest[:12]} already has its joint result; a second computation "
+                               "would spend every organisation's joint epsilon again")
+        if len(signatures) != len(plan.parties):
+            raise JointRefused("a joint result needs the signature of every computing party")
+        signed = result_bytes(result, plan_digest)
+        for party, signature in zip(plan.parties, signatures):
+            try:
+                Ed25519PublicKey.from_public_bytes(base64.b64decode(party.signing_key)).verify(
+                    base64.b64decode(signature), signed)
+            except (InvalidSignature, ValueError):
+                raise JointRefused(f"the signature of computing party {party.name} does not verify; "
+                                   "the result was not stored") from None
+        index = append_entry(con, "joint", {"org": COORDINATOR, "period": plan.period, "plan": plan_digest,
+                                            "result": result, "signatures": signatures, "bundles": bundles}, now)
+        con.execute("INSERT INTO joint_results VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [plan_digest, plan.period, canonical_json(result).decode("utf-8"), json.dumps(signatures),
+                     json.dumps(bundles), now, index])
+
+
+@dataclass
+class JointRun:
+    """What `aggregator compute` did: the plan, who took part, who was excluded and why, how long it took."""
+
+    plan: str
+    period: int
+    organisations: list[str]
+    excluded: dict[str, str]
+    seconds: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, timeout: float = 600.0,
+                  tls: bool = True) -> JointRun:
+    """Run the plan's joint computation with the three parties as local processes (127.0.0.1) and store the result.
+
+    Each party process reads only its own home's private keys; the coordinator process passes sealed shares."""
+    import time
+
+    from ..contract.envelope import open_envelope, parse_payload, read_bundle_file
+    from ..joint.errors import JointError
+    from ..joint.party_home import load_party
+    from ..joint.runner import Job, make_tls, run_local
+    from .store import archive_dir, open_store
+    from ..contract.envelope import bundle_filename
+
+    homes = [load_party(Path(h)) for h in party_homes]
+    with open_store(db_path, write=False) as con:
+        plan, done = _plan(con, plan_digest)
+        rows = con.execute(
+            "SELECT digest, org_id FROM bundles WHERE joint_plan = ? AND superseded_by IS NULL ORDER BY org_id",
+            [plan_digest]).fetchall()
+    if done:
+        raise JointRefused(f"plan {plan_digest[:12]} already has its joint result")
+    if not rows:
+        raise JointRefused(f"no merged bundle carries shares for plan {plan_digest[:12]}; nothing to compute")
+    names = [p.name for p in plan.parties]
+    if [h.name for h in homes] != names:
+        raise JointRefused(f"the party homes must be those of the plan's parties, in order: {', '.join(names)}")
+    for home, party in zip(homes, plan.parties):
+        if json.loads(home.public_file.read_text(encoding="utf-8"))["encryption_key"] != party.encryption_key:
+            raise JointRefused(f"party home {home.home} does not hold the key the plan names for {party.name}")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="aggregator-joint-") as tmp:
+        share_dir = Path(tmp) / "shares"
+        share_dir.mkdir()
+        orgs = []
+        for digest, org_id in rows:
+            payload = parse_payload(open_envelope(read_bundle_file(archive_dir(Path(db_path)) / bundle_filename(digest))))
+            for i, blob in enumerate(payload.joint.shares):
+                (share_dir / f"{org_id}.{i}.share").write_bytes(base64.b64decode(blob))
+            orgs.append(org_id)
+        job = Job(plan.layout(), plan_digest, orgs, plan.group_scales(), str(share_dir),
+                  [str(h.encryption_key) for h in homes], tls=str(make_tls(Path(tmp) / "tls")) if tls else None,
+                  sign_keys=[str(h.signing_key) for h in homes])
+        try:
+            result = run_local(job, timeout=timeout, workdir=Path(tmp) / "run")
+        except JointError as exc:
+            raise JointRefused(f"the joint computation stopped: {exc}") from None
+    store_joint_result(db_path, plan_digest, result.to_json(), result.signatures, [d for d, _ in rows])
+    return JointRun(plan_digest, plan.period, result.included, result.excluded, time.monotonic() - started,
+                    dict(result.counts))
+
+
+# ---------------------------------------------------------------- estimates from the opened counts
+
+
+@dataclass(frozen=True)
+class JointCell:
+    """One cell of a joint release: distinct people, corrected for bucket collisions in public."""
+
+    name: str
+    group: str
+    noisy_buckets: int  # opened: non-empty buckets + noise
+    buckets: int
+    estimate: float
+    variance: float
+    lower: float
+    upper: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def linear_count(x: float, m: int) -> float:
+    """Distinct people from x non-empty buckets of m (linear counting): n = ln(1 - x/m) / ln(1 - 1/m)."""
+    x = min(max(x, 0.0), m - 0.5)  # noise can push x outside [0, m); the clamp keeps the logarithm finite
+    return math.log1p(-x / m) / math.log1p(-1.0 / m)
+
+
+def joint_cell(name: str, group: str, x: int, m: int, noise_variance: float) -> JointCell:
+    """Estimate and 95% interval: the interval is the image of the interval of the non-empty bucket count (noise
+    plus occupancy variance at the estimate), so it respects the non-linear correction."""
+    from ..privacy.intervals import interval
+
+    n = linear_count(x, m)
+    q = math.exp(-n / m)
+    occupancy = m * q * (1.0 - (1.0 + n / m) * q)  # variance of the non-empty count given n people
+    se_x, low_x, high_x = interval(float(x), noise_variance + max(occupancy, 0.0))
+    low, high = max(0.0, linear_count(low_x, m)), linear_count(high_x, m)
+    slope = 1.0 / ((m - min(max(x, 0), m - 1)) * -math.log1p(-1.0 / m))
+    return JointCell(name, group, int(x), m, n, (slope * se_x) ** 2, low, max(high, n))
+
+
+def joint_estimates(db_path: Path, period: int) -> dict[str, JointCell]:
+    """Every cell of the period's joint result by name ("total", "form=sexual", ...); empty without one."""
+    from ..privacy.mechanism import discrete_laplace_variance
+    from .store import open_store
+
+    with open_store(db_path, write=False) as con:
+        row = con.execute("SELECT plan, result FROM joint_results WHERE period = ?", [period]).fetchone()
+        if row is None:
+            return {}
+        plan, _ = _plan(con, row[0])
+    counts = json.loads(row[1])["counts"]
+    scales = plan.group_scales()
+    out = {}
+    for cell in plan.document["cells"]:
+        noise = 2 * discrete_laplace_variance(scales[cell["group"]])  # two parties' independent draws
+        out[cell["name"]] = joint_cell(cell["name"], cell["group"], int(counts[cell["name"]]), int(cell["m"]), noise)
+    return out

@@ -1,0 +1,65 @@
+"""The organisation's side of a joint release (no secure computation runs here).
+
+For every person of the period (statutory, consented and without a lawful basis) and every planned cell the person
+falls in, bucket j = keyed hash of the pseudonym mod m_cell, computed in DuckDB on the TEMP table `people`. The
+key is derived from the linkage key and the plan, so buckets agree across organisations (the same person lands in
+the same bucket everywhere) and nobody without the linkage key can compute them. The 0/1 vector over all cells is
+Shamir-shared and each share encrypted to one party; the exact vector and its counts never leave this function.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any
+
+from .plan import TOTAL, Plan
+
+
+def bucket_salt(linkage_key: bytes, plan: Plan) -> str:
+    return hmac.new(linkage_key, b"joint-buckets|" + plan.digest.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def bucket_vector(con, plan: Plan, linkage_key: bytes):
+    """The flat 0/1 vector (numpy uint8) in the plan's layout, from TEMP table `people`; set work in DuckDB."""
+    import numpy as np
+
+    layout = plan.layout()
+    offsets = layout.offsets()
+    vector = np.zeros(layout.size, dtype=np.uint8)
+    salt = bucket_salt(linkage_key, plan)
+    bucket = "CAST(('0x' || substr(sha256($salt || p.pseudonym), 1, 15)) AS UBIGINT) % c.m + c.start"
+    for dims in [(), *plan.marginals]:
+        group = ",".join(dims) if dims else TOTAL
+        cells = plan.cells_of(group)
+        starts = [offsets[c["name"]][0] for c in cells]
+        ms = [int(c["m"]) for c in cells]
+        params: dict[str, Any] = {"salt": salt, "start": starts, "m": ms}
+        keys = []
+        for i, dim in enumerate(dims):
+            params[f"k{i}"] = [c["name"].split(",")[i].split("=", 1)[1] for c in cells]
+            keys.append(f"UNNEST($k{i}::VARCHAR[]) AS k{i}")
+        join = " AND ".join(f"p.{dim} = c.k{i}" for i, dim in enumerate(dims)) or "TRUE"
+        sql = f"""
+            WITH c AS (SELECT UNNEST($start::UBIGINT[]) AS start, UNNEST($m::UBIGINT[]) AS m
+                       {''.join(', ' + k for k in keys)})
+            SELECT DISTINCT {bucket} AS j FROM people AS p JOIN c ON {join}
+        """
+        hits = con.execute(sql, params).fetchnumpy()["j"]
+        vector[np.asarray(hits, dtype=np.int64)] = 1
+    return vector
+
+
+def contribution(con, plan: Plan, linkage_key: bytes, org_id: str) -> dict[str, Any]:
+    """The bundle's `joint` section: plan digest, joint epsilon, one encrypted share per party (base64)."""
+    from ..privacy.epsilon import exact_text
+    from . import shares
+    from .field import prime_for
+
+    vector = bucket_vector(con, plan, linkage_key)
+    recipients = [base64.b64decode(p.encryption_key) for p in plan.parties]
+    contexts = [shares.share_context(plan.digest, org_id, i) for i in range(3)]
+    blobs = shares.seal_shares(vector, prime_for(plan.layout().bits), recipients, contexts)
+    return {"plan": plan.digest, "epsilon": exact_text(plan.epsilon),
+            "shares": [base64.b64encode(b).decode("ascii") for b in blobs]}

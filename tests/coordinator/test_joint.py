@@ -1,0 +1,137 @@
+"""coordinator/joint.py: plans, the co-signed joint result, one computation per plan, and the audit's replay."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from fractions import Fraction
+
+import pytest
+
+from aggregator.auditor.audit import audit_store
+from aggregator.coordinator.joint import (
+    JointRefused,
+    joint_cell,
+    joint_estimates,
+    linear_count,
+    register_plan,
+    store_joint_result,
+)
+from aggregator.coordinator.merge import merge_bundles
+from aggregator.coordinator.store import open_store
+from aggregator.synthetic.demo import DB_FILE, PLAN_FILE, run_demo
+
+SCALE = 0.1
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One small synthetic nation run with the joint path (three local parties)."""
+    out = tmp_path_factory.mktemp("joint-demo")
+    result = run_demo(out, year=2025, seed=7, epsilon=Fraction(1), scale=SCALE, workers=2)
+    return result, out
+
+
+def _copy(demo, tmp_path):
+    """A private copy of the demo's store and archive, for tests that change it."""
+    _, out = demo
+    for name in (DB_FILE, "national.archive"):
+        src = out / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    return tmp_path / DB_FILE
+
+
+def _stored(db):
+    with open_store(db, write=False) as con:
+        plan, result, signatures, bundles = con.execute(
+            "SELECT plan, result, signatures, bundles FROM joint_results").fetchone()
+    return plan, json.loads(result), json.loads(signatures), json.loads(bundles)
+
+
+def test_every_organisation_takes_part_and_the_joint_rows_cover_the_truth(demo):
+    result, out = demo
+    _, stored, signatures, bundles = _stored(out / DB_FILE)
+    assert len(signatures) == 3 and len(bundles) == result.organisations == len(stored["included"])
+    assert stored["excluded"] == {}
+    assert all(row.joint is not None for row in result.rows)
+    assert sum(row.joint["covered"] for row in result.rows) >= 5  # 95% intervals: most of 7 rows
+    total = result.row("total")
+    assert abs(total.joint["estimate"] - total.truth) <= 0.08 * total.truth
+    # the per-organisation release counts people at several organisations more than once; the joint one does not
+    assert total.joint["estimate"] < total.release_target
+
+
+def test_a_second_computation_for_the_same_plan_is_refused(demo, tmp_path):
+    db = _copy(demo, tmp_path)
+    plan, result, signatures, bundles = _stored(db)
+    with pytest.raises(JointRefused, match="already has its joint result"):
+        store_joint_result(db, plan, result, signatures, bundles)
+
+
+def test_a_result_needs_every_party_signature_over_these_numbers_and_this_plan(demo, tmp_path):
+    db = _copy(demo, tmp_path)
+    plan, result, signatures, bundles = _stored(db)
+    with open_store(db, write=False) as con:
+        document = json.loads(con.execute("SELECT document FROM plans").fetchone()[0])
+    other = copy.deepcopy(document)
+    other["deadline"] = other["deadline"].replace("Z", "0Z")[:-2] + "Z"  # same parties, another plan
+    other["epsilon_split"] = dict(other["epsilon_split"])
+    other["prior_total"] += 1
+    second = register_plan(db, other)
+    with pytest.raises(JointRefused, match="does not verify"):  # signatures are bound to the plan's digest
+        store_joint_result(db, second.digest, result, signatures, bundles)
+    changed = copy.deepcopy(result)
+    changed["counts"]["total"] += 1
+    with pytest.raises(JointRefused, match="does not verify"):
+        store_joint_result(db, second.digest, changed, signatures, bundles)
+    with pytest.raises(JointRefused, match="every computing party"):
+        store_joint_result(db, second.digest, result, signatures[:2], bundles)
+
+
+def test_bundles_for_a_closed_or_unknown_plan_are_refused(demo, tmp_path):
+    _, out = demo
+    db = _copy(demo, tmp_path)
+    bundle = sorted((out / "bundles").glob("*.bundle.json"))[0]
+    fresh = tmp_path / "fresh.duckdb"
+    from aggregator.coordinator.registry import register_org
+    from aggregator.contract.keys import read_public_key_file
+    from aggregator.contract.envelope import open_envelope, parse_payload
+
+    payload = parse_payload(open_envelope(bundle.read_bytes()))
+    org = payload.organisation
+    home = out / "orgs-home" / org.id
+    register_org(fresh, org.id, kind=org.kind.value, reporter_type=org.reporter_type.value,
+                 public_key=read_public_key_file(home / "org.pub"), cap="2")
+    refused = merge_bundles(fresh, [bundle]).bundles[0]
+    assert (refused.status, refused.reason) == ("refused", "unknown-plan")
+    # the demo's store has the plan's result already: a new bundle for it would spend joint epsilon for nothing
+    with open_store(db) as con:
+        con.execute("DELETE FROM bundles WHERE digest = ?", [open_envelope(bundle.read_bytes()).digest])
+    late = merge_bundles(db, [bundle]).bundles[0]
+    assert (late.status, late.reason) == ("refused", "plan-closed")
+
+
+def test_the_audit_replays_plans_and_joint_results(demo):
+    _, out = demo
+    report = audit_store(out / DB_FILE)
+    assert report.ok, [c.problems for c in report.checks if not c.ok]
+    assert (out / PLAN_FILE).exists()
+
+
+def test_joint_estimates_carry_intervals_around_the_linear_count(demo):
+    result, out = demo
+    cells = joint_estimates(out / DB_FILE, 2025)
+    assert set(cells) >= {"total", "form=sexual", "age_band=under_15"}
+    for cell in cells.values():
+        assert cell.lower <= cell.estimate <= cell.upper and cell.variance > 0
+
+
+def test_linear_counting_inverts_the_expected_occupancy():
+    m = 1000
+    for n in (1, 50, 400, 2000):
+        expected_nonempty = m * (1 - (1 - 1 / m) ** n)
+        assert linear_count(expected_nonempty, m) == pytest.approx(n, rel=1e-9)
+    assert linear_count(-5, m) == 0.0 and linear_count(m + 10, m) < float("inf")  # noise outside [0, m)
+    wide, narrow = joint_cell("c", "g", 300, m, 100.0), joint_cell("c", "g", 300, m, 1.0)
+    assert wide.upper - wide.lower > narrow.upper - narrow.lower
