@@ -137,12 +137,12 @@ def _render_demo(result, lang: str) -> None:
         yes, no = ("ja", "[red]nee[/]") if nl else ("yes", "[red]no[/]")
         short = row.label.replace(" exploitation", "").replace(" uitbuiting", "")
         cells = [
-            short[:16], f"{row.truth:,}", f"{row.consent_only:,}", f"{row.estimate:,}",
-            f"{row.lower:,.0f}-{row.upper:,.0f}", yes if row.covered else no,
+            short[:16], f"{row.truth}", f"{row.consent_only}", f"{row.estimate}",
+            f"{row.lower:.0f}-{row.upper:.0f}", yes if row.covered else no,
         ]
         if joint and row.joint:
             j = row.joint
-            cells += [f"{j['estimate']:,}", f"{j['lower']:,.0f}-{j['upper']:,.0f}", yes if j["covered"] else no]
+            cells += [f"{j['estimate']}", f"{j['lower']:.0f}-{j['upper']:.0f}", yes if j["covered"] else no]
         table.add_row(*(f"[bold]{c}[/]" if bold else c for c in cells))
     out_console = console()
     out_console.print(table)
@@ -155,7 +155,10 @@ def _render_demo(result, lang: str) -> None:
         f"{sum(r.target_covered for r in result.rows)} of {len(result.rows)} rows."
         + (" The joint estimate counts distinct people across all organisations (three computing parties, noise drawn "
            f"inside the computation); it covers the truth in {sum(bool(r.joint and r.joint['covered']) for r in result.rows)}"
-           f" of {len(result.rows)} rows." if joint else "")
+           f" of {len(result.rows)} rows, and what it counts in "
+           f"{sum(bool(r.joint and r.joint['target_covered']) for r in result.rows)}: people the help line knows "
+           "without a name or date of birth count again when another organisation knows them (a linkage error)."
+           if joint else "")
     )
     for name, path in result.files.items():
         out_console.print(f"  {name}: {path}")

@@ -243,21 +243,23 @@ def run_demo(
     truth_age = truth_counts(nation_dir, ["age_band"])
     consent_age = consent_only_counts(nation_dir, ["age_band"])
     targets = release_targets(nation_dir)
+    joint_targets = release_targets(nation_dir, _JOINT_TARGET_EXPR)
 
     rows: list[DemoRow] = []
     for cell in by_form.cells(year):
         form = cell.dims["form"]
         rows.append(_demo_row(form, label("form", form, lang), truth_form[(form,)], consent_form[(form,)],
-                              [cell], by_form.z, targets[form], _joint(joint_cells, [f"form={form}"], truth_form[(form,)])))
+                              [cell], by_form.z, targets[form], _joint(joint_cells, [f"form={form}"], truth_form[(form,)], joint_targets[form])))
     minors = [c for c in by_age.cells(year) if c.dims["age_band"] in MINOR_BANDS]
     rows.append(_demo_row(
         "minors", ROW_LABELS["minors"][lang], sum(truth_age[(b,)] for b in MINOR_BANDS),
         sum(consent_age[(b,)] for b in MINOR_BANDS), minors, by_age.z, targets["minors"],
-        _joint(joint_cells, [f"age_band={b}" for b in MINOR_BANDS], sum(truth_age[(b,)] for b in MINOR_BANDS)),
+        _joint(joint_cells, [f"age_band={b}" for b in MINOR_BANDS], sum(truth_age[(b,)] for b in MINOR_BANDS),
+               joint_targets["minors"]),
     ))
     rows.append(_demo_row("total", ROW_LABELS["total"][lang], nation.truth_total, nation.consent_only_total,
                           [by_form.total(year)], by_form.z, targets["total"],
-                          _joint(joint_cells, ["total"], nation.truth_total)))
+                          _joint(joint_cells, ["total"], nation.truth_total, joint_targets["total"])))
 
     files = {"nation": str(nation_dir), "linkage_key": str(out / LINKAGE_FILE), "homes": str(out / HOMES_DIR),
              "bundles": str(bundles), "database": str(db)}
@@ -289,7 +291,7 @@ def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: flo
                    lower <= truth <= upper, int(target), lower <= target <= upper, joint)
 
 
-def _joint(cells: dict[str, Any], names: list[str], truth: int) -> dict[str, Any] | None:
+def _joint(cells: dict[str, Any], names: list[str], truth: int, target: int) -> dict[str, Any] | None:
     """The joint estimate of a sum of cells: estimates add; one cell keeps its own (asymmetric) interval, a sum
     of cells takes the normal interval of the summed variances."""
     from ..privacy.intervals import interval
@@ -304,7 +306,7 @@ def _joint(cells: dict[str, Any], names: list[str], truth: int) -> dict[str, Any
         _, lower, upper = interval(estimate, sum(c.variance for c in parts))
         lower = max(lower, 0.0)
     return {"estimate": round(estimate), "lower": round(lower, 1), "upper": round(upper, 1),
-            "covered": lower <= truth <= upper}
+            "covered": lower <= truth <= upper, "target": int(target), "target_covered": lower <= target <= upper}
 
 
 def _joint_plan(out: Path, db: Path, year: int, epsilon: Fraction, scale: float) -> Path:
@@ -336,10 +338,14 @@ def _joint_plan(out: Path, db: Path, year: int, epsilon: Fraction, scale: float)
 # and the truth is that double counting, not noise.
 _TARGET_EXPR = """count(*) FILTER (WHERE len(lawful_orgs) > 0)
          + coalesce(sum(len(list_distinct(orgs)) - len(list_distinct(lawful_orgs))), 0)"""
+# What the joint release counts without noise: distinct pseudonyms. The help line records no names or dates of
+# birth, so its people get a pseudonym local to it and count twice when another organisation knows them too.
+_JOINT_TARGET_EXPR = "count(*) + count(*) FILTER (WHERE help_line AND len(list_distinct(orgs)) >= 2)"
 
 
-def release_target_counts(nation_dir: Path, by: list[str]) -> dict[tuple, int]:
-    """Release target per cell of `by` (every codelist cell, zeros too), like nation.truth_counts."""
+def release_target_counts(nation_dir: Path, by: list[str], expr: str = _TARGET_EXPR) -> dict[tuple, int]:
+    """Release target per cell of `by` (every codelist cell, zeros too), like nation.truth_counts; `expr` is the
+    per-organisation release's (default) or the joint release's (_JOINT_TARGET_EXPR)."""
     import itertools
 
     import duckdb
@@ -352,7 +358,7 @@ def release_target_counts(nation_dir: Path, by: list[str]) -> dict[tuple, int]:
     if unknown or len(set(by)) != len(by):
         raise UsageError(f"release targets are by distinct release dimensions ({', '.join(DIMENSIONS)})")
     select = ", ".join(quote_ident(d) for d in by)
-    sql = f"SELECT {select + ', ' if by else ''}{_TARGET_EXPR} FROM read_parquet($p)"
+    sql = f"SELECT {select + ', ' if by else ''}{expr} FROM read_parquet($p)"
     if by:
         sql += f" GROUP BY {select}"
     with duckdb.connect(":memory:") as con:
@@ -360,10 +366,10 @@ def release_target_counts(nation_dir: Path, by: list[str]) -> dict[tuple, int]:
     return {cell: found.get(cell, 0) for cell in itertools.product(*(codes(d) for d in by))}
 
 
-def release_targets(nation_dir: Path) -> dict[str, int]:
+def release_targets(nation_dir: Path, expr: str = _TARGET_EXPR) -> dict[str, int]:
     """Release target per form code, for "minors" (under_15 + 15_17) and for "total"."""
-    by_form = release_target_counts(nation_dir, ["form"])
-    by_age = release_target_counts(nation_dir, ["age_band"])
+    by_form = release_target_counts(nation_dir, ["form"], expr)
+    by_age = release_target_counts(nation_dir, ["age_band"], expr)
     targets = {form: n for (form,), n in by_form.items()}
     targets["minors"] = sum(by_age[(b,)] for b in MINOR_BANDS)
     targets["total"] = sum(by_form.values())

@@ -98,7 +98,7 @@ def test_cli_json_has_stable_keys(runs, monkeypatch, tmp_path):
     assert data["lang"] == "nl" and data["epsilon"] == "1"
     assert [set(r) for r in data["rows"]] == [ROW_KEYS] * 7
     for row in data["rows"]:  # each row carries the joint release beside the per-organisation estimate
-        assert set(row["joint"]) == {"estimate", "lower", "upper", "covered"}
+        assert set(row["joint"]) == {"estimate", "lower", "upper", "covered", "target", "target_covered"}
         assert row["joint"]["lower"] <= row["joint"]["estimate"] <= row["joint"]["upper"]
     assert data["rows"][-1]["label"] == "Totaal"
     assert data["rows"][-1]["truth"] == result.row("total").truth
