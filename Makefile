@@ -24,6 +24,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 	$(BIN)/python benchmarks/utility.py
 	$(BIN)/python benchmarks/dp_audit_long.py
+	$(BIN)/python benchmarks/joint.py
+	$(BIN)/python benchmarks/joint_engine.py
+	$(BIN)/python benchmarks/mse.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -92,7 +92,7 @@ def one_seed(seed: int, year: int, epsilon: str, scale: float, release: str) -> 
         out = Path(tmp) / "demo"
         started = time.perf_counter()
         workload, raw = RELEASES[release]
-        run_demo(out, year=year, seed=seed, epsilon=Fraction(epsilon), scale=scale, workers=1, workload=workload)
+        run_demo(out, year=year, seed=seed, epsilon=Fraction(epsilon), scale=scale, workers=1, workload=workload, joint=False)
         cells = _cells(out / DB_FILE, year, out / NATION_DIR, raw)
         return seed, time.perf_counter() - started, cells
 
