@@ -48,7 +48,7 @@ CHECKS = (
 MAX_PROBLEMS = 50  # per check; the count says how many there were
 
 # Tables compared between the live store and the rebuild (all columns, as multisets).
-STORE_TABLES = ("bundles", "records", "marginals", "noisy_cells", "withdrawals")
+STORE_TABLES = ("bundles", "records", "marginals", "noisy_cells", "withdrawals", "plans", "joint_results")
 REGISTRY_TABLES = ("organisations", "org_keys")
 
 # Breakdowns of the national table compared (each table has its total rows too): each dimension, the two-way
@@ -420,7 +420,7 @@ def audit_store(db_path: Path) -> AuditReport:
             ))
             checks.append(_result(
                 "rebuild-store", _compare_tables(db_path, rebuilt, STORE_TABLES),
-                "bundles, records, marginals, noisy cells and withdrawals equal the rebuild",
+                "bundles, records, marginals, noisy cells, withdrawals, plans and joint results equal the rebuild",
             ))
             checks.append(_result(
                 "rebuild-national", _compare_national(db_path, rebuilt),

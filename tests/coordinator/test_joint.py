@@ -135,3 +135,14 @@ def test_linear_counting_inverts_the_expected_occupancy():
     assert linear_count(-5, m) == 0.0 and linear_count(m + 10, m) < float("inf")  # noise outside [0, m)
     wide, narrow = joint_cell("c", "g", 300, m, 100.0), joint_cell("c", "g", 300, m, 1.0)
     assert wide.upper - wide.lower > narrow.upper - narrow.lower
+
+
+def test_the_audit_catches_an_edited_joint_result(demo, tmp_path):
+    db = _copy(demo, tmp_path)
+    with open_store(db) as con:
+        stored = json.loads(con.execute("SELECT result FROM joint_results").fetchone()[0])
+        stored["counts"]["total"] += 40
+        con.execute("UPDATE joint_results SET result = ?", [json.dumps(stored)])
+    report = audit_store(db)
+    assert not report.ok
+    assert [c.name for c in report.checks if not c.ok] == ["rebuild-store"]
