@@ -79,6 +79,7 @@ class NationalRow:
     raw_estimate: int | None = None  # individual + raw noisy sum, before the consistent post-processing
     raw_variance: float | None = None  # the raw sum's noise variance
     consistent: bool = False  # estimate and interval come from consistency.py (WLS, non-negative, margins add up)
+    joint: dict[str, Any] | None = None  # the period's joint release for this cell: distinct people, 95% interval
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -253,7 +254,27 @@ def national_table(db_path: Path, period: int | None = None, by: str | Sequence[
         if names:  # without a breakdown the single cell is the total row
             table_rows.extend(cells)
         table_rows.append(total)
+    table_rows = _with_joint(db_path, names, periods, table_rows)
     return NationalTable(names, period, periods, table_rows, uses, int(linked or 0), int(conflicting or 0), notes)
+
+
+def _with_joint(db_path: Path, names: list[str], periods: list[int], rows: list[NationalRow]) -> list[NationalRow]:
+    """Rows with the joint release beside them where a period has one and it planned this breakdown."""
+    import dataclasses
+
+    from ..joint.plan import TOTAL, cell_name
+    from .joint import joint_estimates
+
+    estimates = {per: joint_estimates(db_path, per) for per in periods}
+    out = []
+    for row in rows:
+        cells = estimates.get(row.period) or {}
+        name = TOTAL if row.total or not names else cell_name(tuple(names), tuple(row.dims[n] for n in names))
+        cell = cells.get(name)
+        joint = None if cell is None else {"estimate": round(cell.estimate), "lower": round(cell.lower, 1),
+                                           "upper": round(cell.upper, 1)}
+        out.append(dataclasses.replace(row, joint=joint) if joint else row)
+    return out
 
 
 def sum_rows(rows: Sequence[NationalRow], z: float = Z_95) -> tuple[int, float, float, float]:

@@ -15,6 +15,9 @@ HEADERS = {
     "lower": ("95% lower", "95% ondergrens"),
     "upper": ("95% upper", "95% bovengrens"),
     "total": ("Total", "Totaal"),
+    "joint": ("Joint estimate (distinct people)", "Gezamenlijke schatting (unieke personen)"),
+    "joint_lower": ("Joint 95% lower", "Gezamenlijk 95% ondergrens"),
+    "joint_upper": ("Joint 95% upper", "Gezamenlijk 95% bovengrens"),
 }
 
 
@@ -39,6 +42,10 @@ def display_rows(table: NationalTable, lang: str = "en") -> tuple[list[str], lis
             row.period, *dims, row.individual, row.noisy, row.estimate,
             round(row.se, 1), round(row.lower, 1), round(row.upper, 1),
         ])
+    if any(row.joint for row in table.rows):  # the joint release beside the per-organisation one
+        headers += [header_label(k, lang) for k in ("joint", "joint_lower", "joint_upper")]
+        for line, row in zip(out, table.rows):
+            line += [row.joint["estimate"], row.joint["lower"], row.joint["upper"]] if row.joint else ["", "", ""]
     if not table.by:  # a table with no breakdown still says which row is the total
         headers.insert(1, "")
         for line in out:
