@@ -50,15 +50,51 @@ def org_init(
     \b
         aggregator org init --org shelter-noord --kind non_investigative --reporter-type shelter
     """
-    from ..organisation.home import init_org
+    from ..organisation.home import init_org, inside_git_work_tree
 
     config = run(lambda: init_org(org, kind, reporter_type=reporter_type, cap=cap, home=home, force=force))
+    repo = inside_git_work_tree(Path(config.home))
+    if repo is not None:
+        console(stderr=True).print(
+            f"[yellow]warning:[/] the signing key {config.key_path} is inside the git work tree {repo}; "
+            "never commit it (.aggregator/ and *.key are in this project's .gitignore), or use --home outside the clone",
+            markup=True, highlight=False, soft_wrap=True,
+        )
     if json_out:
         print_json(config)
         return
     console().print(
         f"Initialised [bold]{config.id}[/] ({config.kind}, {config.reporter_type}) in {config.home}\n"
         f"Give {config.public_key_path} to the coordinator; keep {config.key_path} private."
+    )
+
+
+@org_app.command("linkage-key")
+def org_linkage_key(
+    out: Path = typer.Option(..., "--out", "-o", help="File to create (refused if it exists).", show_default=False),
+    json_out: bool = JsonOption,
+) -> None:
+    """Create the shared linkage key file: 32 random bytes as 64 hex digits, mode 0600.
+
+    The linkage key is shared by the organisations, never by the coordinator: one organisation creates it and hands
+    it to the others over a safe channel. Pass it to submit as --linkage-key FILE or as
+    AGGREGATOR_LINKAGE_KEY="$(cat FILE)" (the same key either way). An existing file is never overwritten.
+
+    Example:
+
+
+    \b
+        aggregator org linkage-key --out shared-linkage.key
+    """
+    from ..organisation.home import new_linkage_key
+
+    path = run(lambda: new_linkage_key(out))
+    if json_out:
+        print_json({"path": str(path), "bytes": 32, "mode": "0600"})
+        return
+    console().print(
+        f"Wrote a new linkage key to {path} (mode 0600). Share it with the other organisations only, never with "
+        "the coordinator."
     )
 
 

@@ -154,3 +154,26 @@ def test_missing_linkage_key_and_missing_org_are_clear(tmp_path):
     assert r.exit_code == 1 and "linkage key" in r.output
     r = invoke("submit", export, "-m", mapping, "--period", "2025", "--home", tmp_path / "h")
     assert r.exit_code == 1 and "org init" in r.output
+
+
+def test_org_init_warns_on_stderr_when_the_key_lands_in_a_git_work_tree(tmp_path):
+    (tmp_path / "clone" / ".git").mkdir(parents=True)
+    inside = CliRunner().invoke(app, ["org", "init", "--org", "shelter-a", "--kind", "non_investigative",
+                                      "--home", str(tmp_path / "clone" / ".aggregator")], env=ENV)
+    assert inside.exit_code == 0
+    assert "warning:" in inside.stderr and "git work tree" in inside.stderr and "warning" not in inside.stdout
+    outside = CliRunner().invoke(app, ["org", "init", "--org", "shelter-a", "--kind", "non_investigative",
+                                       "--home", str(tmp_path / "home")], env=ENV)
+    assert outside.exit_code == 0 and "warning" not in outside.output
+
+
+def test_org_linkage_key_command_creates_once_and_refuses_to_overwrite(tmp_path):
+    key = tmp_path / "shared-linkage.key"
+    made = invoke("org", "linkage-key", "--out", key)
+    assert made.exit_code == 0 and "never with the coordinator" in " ".join(made.output.split())
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text().strip()) == 64
+    before = key.read_text()
+    again = invoke("org", "linkage-key", "--out", key)
+    assert again.exit_code == 1 and "already exists" in again.stderr and key.read_text() == before
+    helped = invoke("org", "linkage-key", "--help")
+    assert "shared by the organisations, never by the coordinator" in " ".join(helped.output.split())
