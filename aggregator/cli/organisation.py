@@ -147,6 +147,8 @@ def render_validation(report) -> None:
     summary.add_row("valid", f"[green]{report.rows_valid}[/]")
     summary.add_row("invalid", f"[red]{report.rows_invalid}[/]" if report.rows_invalid else "0")
     out.print(summary)
+    for note in report.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
     if report.errors_by_rule:
         rules = Table(title="Broken rules", title_justify="left")
         rules.add_column("rule")
@@ -168,10 +170,16 @@ def render_validation(report) -> None:
             )
     for fname, entries in report.unknown_values.items():
         for entry in entries:
-            out.print(
-                f"unknown {fname} value in {entry['rows']} row(s); closest codes: {', '.join(entry['closest_codes'])}; "
-                f"add to the mapping: [bold]{escape(entry['mapping_line'])}[/]"
-            )
+            if entry["closest_codes"]:
+                out.print(
+                    f"unknown {fname} value in {entry['rows']} row(s); closest codes: {', '.join(entry['closest_codes'])}; "
+                    f"add to the mapping: [bold]{escape(entry['mapping_line'])}[/]"
+                )
+            else:
+                out.print(
+                    f"unknown {fname} value in {entry['rows']} row(s); no code suggested: {escape(entry['reason'])}; "
+                    f"for unknown: [bold]{escape(entry['mapping_line'])}[/]"
+                )
 
 
 @app.command("submit")
