@@ -23,13 +23,9 @@ ExportDateOption = typer.Option(
 def _export_date(value: Optional[str]) -> Optional[dt.date]:
     if value is None:
         return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        from . import fail
+    from ..util.clock import parse_day
 
-        fail("--export-date must look like 2025-12-31", 2)
-    return None
+    return run(lambda: parse_day(value, "export_date"))
 
 
 @org_app.command("init")

@@ -110,7 +110,8 @@ MODEL_RULES: list[tuple[str, str, str, str]] = [
 FIELD_RULE_MESSAGES = {
     "required": "a value is required",
     "too-long": "text is longer than {max_length} characters",
-    "not-a-date": "not a date in any of the mapping's date_formats ({formats})",
+    "not-a-date": "not a valid date in the format {human_formats}, or a day that does not exist "
+                  "(the mapping's date_formats: {formats})",
     "not-an-integer": "not a whole number",
     "out-of-range": "must be between {ge} and {le}",
     "not-yes-no": "not a yes/no value; map it under [values.{field}]",
@@ -312,7 +313,18 @@ def _rule_message(rule: str, fname: str, spec: FieldSpec | None, mapping) -> str
         ge=getattr(spec, "ge", None),
         le=getattr(spec, "le", None),
         formats=", ".join(mapping.date_formats),
+        human_formats=" or ".join(human_date_format(f) for f in mapping.date_formats),
     )
+
+
+HUMAN_DIRECTIVES = {"d": "DD", "e": "D", "m": "MM", "Y": "YYYY", "y": "YY", "B": "MONTH", "b": "MON", "j": "DDD"}
+
+
+def human_date_format(fmt: str) -> str:
+    """A strptime format as people write it: %d-%m-%Y -> DD-MM-YYYY."""
+    import re
+
+    return re.sub(r"%(.)", lambda m: "%" if m.group(1) == "%" else HUMAN_DIRECTIVES.get(m.group(1), m.group(0)), fmt)
 
 
 # -------------------------------------------------------------- the check
@@ -370,7 +382,8 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
             rule, fname = item.split("|", 1)
             # pydantic explains; codelist rules keep the message that says which mapping line to add.
             message = explained.get(fname)
-            if message is None or rule in ("unknown-code", "not-iso-3166", "not-yes-no"):
+            # not-a-date too: pydantic speaks ISO (YYYY-MM-DD), the mapping's own format is what the export uses.
+            if message is None or rule in ("unknown-code", "not-iso-3166", "not-yes-no", "not-a-date"):
                 message = _rule_message(rule, fname, by_name.get(fname), mapping)
             errors.append(RowError(int(row), fname, rule, message))
 

@@ -131,3 +131,33 @@ def test_consent_is_never_suggested_from_spelling(tmp_path):
     con.close()
     (entry,) = report.unknown_values["consent"]
     assert entry["closest_codes"] == [] and entry["mapping_line"] == '[values.consent] "jaa" = ""'
+
+
+def test_a_bad_date_is_explained_in_the_mappings_own_format(tmp_path):
+    export, mapping = write(tmp_path, ["Poolse", "Poolse"])
+    text = export.read_text(encoding="cp1252").replace("01-06-2025", "31-02-2025", 1)
+    export.write_text(text, encoding="cp1252")
+    report, con = validate_export(export, mapping, export_date=EXPORT_DATE)
+    con.close()
+    (error,) = [e for e in report.errors if e.rule == "not-a-date"]
+    assert "DD-MM-YYYY" in error.message and "does not exist" in error.message
+    assert "YYYY-MM-DD" not in error.message and "31-02-2025" not in error.message
+
+
+def test_an_export_date_that_does_not_exist_says_so(tmp_path):
+    from aggregator.errors import UsageError
+    from aggregator.util.clock import parse_day
+
+    import pytest
+
+    with pytest.raises(UsageError, match="2026-02-30 does not exist: February 2026 has 28 days"):
+        parse_day("2026-02-30")
+    with pytest.raises(UsageError, match="no month 13"):
+        parse_day("2026-13-01")
+    with pytest.raises(UsageError, match="YYYY-MM-DD"):
+        parse_day("30-02-2026")
+    assert parse_day("2024-02-29") == dt.date(2024, 2, 29)
+    export, mapping = write(tmp_path, ["Poolse"])
+    result = CliRunner().invoke(app, ["validate", str(export), "-m", str(mapping), "--export-date", "2026-02-30"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "--export-date: 2026-02-30 does not exist" in " ".join(result.stderr.split())
