@@ -208,7 +208,7 @@ def table(
     db: Path = DbOption,
     period: Optional[int] = typer.Option(None, "--period", help="Reporting period (default: every period in the store)."),
     by: str = typer.Option("form", "--by", help="Comma-separated breakdown: form, age_band, gender, nationality_group, province, kind, reporter_type."),
-    fmt: str = typer.Option("table", "--format", help="table, csv, json or md."),
+    fmt: str = typer.Option("table", "--format", help="table, csv, csv-nl (Dutch Excel: ';' and decimal commas) or md; for JSON use --json."),
     lang: Lang = typer.Option(Lang.en, "--lang", help="Labels in English or Dutch."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the csv/json/md output to this file instead of stdout."),
     json_out: bool = JsonOption,
@@ -226,10 +226,12 @@ def table(
     from ..coordinator.national import national_table
     from ..coordinator.render import to_csv, to_markdown
 
+    if fmt == "json":
+        fail("--format json: use --json for JSON output", 2)
+    if fmt not in ("table", "csv", "csv-nl", "md"):
+        fail("--format must be one of: table, csv, csv-nl, md (and --json for JSON)", 2)
     if json_out:
         fmt = "json"
-    if fmt not in ("table", "csv", "json", "md"):
-        fail("--format must be one of: table, csv, json, md", 2)
     result = run(lambda: national_table(db, period, by))
     err = console(stderr=True)
     for note in result.notes:
@@ -243,6 +245,8 @@ def table(
         data = (json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
     elif fmt == "csv":
         data = to_csv(result, lang.value)
+    elif fmt == "csv-nl":
+        data = to_csv(result, lang.value, dialect="excel-nl")
     else:
         data = to_markdown(result, lang.value).encode("utf-8")
     if out is not None:
