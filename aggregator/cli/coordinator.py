@@ -128,6 +128,7 @@ def merge(
     # str, not Path: typer builds a pydantic adapter per Path argument (0.2 ms each, 1,000s of bundles)
     bundles: List[str] = typer.Argument(..., help="Bundle files (.bundle.json) from organisations.", show_default=False),
     db: Path = DbOption,
+    create: bool = typer.Option(False, "--create", help="Create the store if it does not exist (normally `registry add` does)."),
     json_out: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -143,7 +144,10 @@ def merge(
         aggregator merge inbox/*.bundle.json --db national.duckdb
     """
     from ..coordinator.merge import merge_bundles
+    from ..coordinator.store import require_store
 
+    if not create:
+        run(lambda: require_store(db))
     if json_out or quiet or len(bundles) < PROGRESS_FROM:
         result = run(lambda: merge_bundles(db, bundles))
     else:

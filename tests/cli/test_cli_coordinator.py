@@ -402,3 +402,27 @@ def test_json_errors_are_an_object_on_stdout_with_the_exit_code(tmp_path):
     assert json.loads(unknown_option.stdout)["error"]["code"] == "usage-error"
     plain = cli("merge", "x.bundle.json", "--bogus", code=2)
     assert plain.stdout == "" and "error: No such option: --bogus" in plain.stderr and "Error:" not in plain.stderr
+
+
+def test_merge_into_a_missing_store_is_an_error_and_creates_nothing(setup, tmp_path):
+    db, shelter, _, _, folder = setup
+    bundle = bf.bundle_file(folder, shelter, records=[bf.record(1)])
+    typo = tmp_path / "natonal.duckdb"
+    refused = cli("merge", bundle, "--db", typo, code=1)
+    assert "no coordinator store at" in refused.stderr and "natonal.duckdb" in refused.stderr
+    assert not typo.exists() and refused.stdout == ""
+    created = cli_json("merge", bundle, "--db", typo, "--create", code=1)  # explicit: a new, empty store
+    assert typo.exists() and created["bundles"][0]["reason"] == "unknown-key"
+    assert cli_json("merge", bundle, "--db", db)["accepted"] == 1
+
+
+def test_a_bundle_of_an_unregistered_organisation_names_the_organisation(setup):
+    db, shelter, _, _, folder = setup
+    stranger = bf.new_org("shelter-z")
+    result = cli_json("merge", bf.bundle_file(folder, stranger, records=[bf.record(1)]), "--db", db, code=1)
+    (refusal,) = result["bundles"]
+    assert refusal["reason"] == "unknown-key"
+    assert "claims to be from shelter-z, which is not registered" in refusal["message"]
+    rotated = bf.new_org("shelter-a")  # a registered id, but a key the registry does not hold
+    result = cli_json("merge", bf.bundle_file(folder, rotated, records=[bf.record(2)]), "--db", db, code=1)
+    assert "shelter-a, which is registered, but is signed with key" in result["bundles"][0]["message"]
