@@ -245,11 +245,15 @@ def submit(
 
 
 def render_submit(result) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out = console()
-    table = Table(title=("Dry run: nothing written, nothing spent" if result.dry_run else "Bundle written"),
-                  show_header=False, title_justify="left")
+    if result.over_budget:
+        title = "[bold red]Dry run, OVER BUDGET[/]: nothing written, nothing spent; a real submit would be refused"
+    else:
+        title = "Dry run: nothing written, nothing spent" if result.dry_run else "Bundle written"
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_row("organisation", result.organisation)
     table.add_row("period / sequence", f"{result.period} / {result.sequence}")
     table.add_row("rows read / valid", f"{result.rows_read} / {result.rows_valid}")
@@ -262,7 +266,14 @@ def render_submit(result) -> None:
     table.add_row("epsilon this release", result.epsilon)
     table.add_row("epsilon spent / cap", f"{result.epsilon_spent} / {result.epsilon_cap}")
     table.add_row("bundle", result.path or f"(would be {result.digest}.bundle.json)")
+    if result.over_budget:
+        table.add_row("[bold red]over budget[/]", escape(result.over_budget))
     out.print(table)
+    if not result.marginals:
+        out.print("No noisy marginals: " + (
+            "investigative organisations release records only (everyone they report has a statutory basis), "
+            "so no privacy budget is spent." if result.kind == "investigative" else "nothing was counted noisily."))
+        return
     marg = Table(title="Noisy marginals (people without a lawful basis)", title_justify="left")
     for name in ("dimensions", "epsilon", "noise scale", "95% error per cell"):
         marg.add_column(name)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.codelists import codes, DIMENSIONS, EU_OTHER
-from ..errors import UsageError, ValidationFailed
+from ..errors import BudgetExceeded, UsageError, ValidationFailed
 from .home import OrgConfig
 from ..privacy.workload import DEFAULT_WORKLOAD, expected_query_errors, split_epsilon, workload_named
 from ..privacy.epsilon import exact_text, PRIVACY_UNIT
@@ -218,6 +218,9 @@ class SubmitResult:
     epsilon_spent: str
     epsilon_cap: str
     validation: dict[str, Any] = field(default_factory=dict)
+    kind: str = ""
+    # A dry run past the period's cap still shows what would leave; this says why a real submit would be refused.
+    over_budget: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -255,7 +258,13 @@ def submit(
         epsilon = Fraction(0)
     spending = SpendingFile(org.spending_path, org.cap_fraction)
     remove_orphans(org, spending)
-    spending.check(period, epsilon)
+    over_budget = None
+    try:
+        spending.check(period, epsilon)
+    except BudgetExceeded as exc:
+        if not dry_run:
+            raise
+        over_budget = exc.message  # a dry run writes and spends nothing: let it show what would leave
     private_key = load_private_key(org.key_path)
     export_date = export_date or dt.date.today()
 
@@ -324,6 +333,8 @@ def submit(
         epsilon=exact_text(epsilon),
         epsilon_spent=exact_text(spending.spent(period) + (0 if dry_run else epsilon)),
         epsilon_cap=exact_text(org.cap_fraction),
+        kind=org.kind,
+        over_budget=over_budget,
     )
     if dry_run:
         return result
