@@ -126,7 +126,9 @@ def registry_list(db: Path = DbOption, json_out: bool = JsonOption) -> None:
 @app.command("merge")
 def merge(
     # str, not Path: typer builds a pydantic adapter per Path argument (0.2 ms each, 1,000s of bundles)
-    bundles: List[str] = typer.Argument(..., help="Bundle files (.bundle.json) from organisations.", show_default=False),
+    bundles: List[str] = typer.Argument(
+        ..., help="Bundle files (.bundle.json) from organisations.", show_default=False, metavar="BUNDLE..."
+    ),
     db: Path = DbOption,
     create: bool = typer.Option(False, "--create", help="Create the store if it does not exist (normally `registry add` does)."),
     json_out: bool = JsonOption,
@@ -214,7 +216,7 @@ def table(
     by: str = typer.Option("form", "--by", help="Comma-separated breakdown: form, age_band, gender, nationality_group, province, kind, reporter_type."),
     fmt: str = typer.Option("table", "--format", help="table, csv, csv-nl (Dutch Excel: ';' and decimal commas) or md; for JSON use --json."),
     lang: Lang = typer.Option(Lang.en, "--lang", help="Labels in English or Dutch."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the csv/json/md output to this file instead of stdout."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the csv, csv-nl, md or --json output to this file instead of stdout."),
     json_out: bool = JsonOption,
 ) -> None:
     """The national table: deduplicated individual records plus noisy counts, estimate, standard error and 95% interval.

@@ -184,7 +184,7 @@ def submit(
     mapping: Path = MappingOption,
     period: int = typer.Option(..., "--period", help="Reporting period (calendar year)."),
     epsilon: str = typer.Option("1.0", "--epsilon", help="Privacy budget to spend on this release (exact, e.g. 1.0 or 1/2)."),
-    out: Path = typer.Option(Path("out"), "--out", help="Folder for the signed bundle."),
+    out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for the signed bundle."),
     linkage_key: Optional[Path] = typer.Option(
         None, "--linkage-key", help="File with the shared linkage key (default $AGGREGATOR_LINKAGE_KEY)."
     ),
@@ -194,7 +194,7 @@ def submit(
     workload: str = typer.Option("monitor", "--workload", help="monitor (split for the national tables), published (only their two tables) or equal."),
     preview: bool = typer.Option(False, "--preview", help="Show the expected error for this epsilon; read and spend nothing."),
     target_error: Optional[float] = typer.Option(
-        None, "--target-error", help="Pick the smallest epsilon whose expected 95%% error on the national total is at most this."
+        None, "--target-error", help="Pick the smallest epsilon whose expected 95% error on the national total is at most this."
     ),
     home: Optional[Path] = HomeOption,
     json_out: bool = JsonOption,
