@@ -236,6 +236,7 @@ def submit(
             lambda: do_submit(
                 export, mapping, period=period, epsilon=eps, out=out, home=home, linkage_key=key,
                 export_date=day, skip_invalid=skip_invalid, dry_run=dry_run, workload=workload, con=con,
+                show_over_budget=True,
             )
         )
     if json_out:

@@ -240,6 +240,7 @@ def submit(
     dry_run: bool = False,
     workload: str = "monitor",
     con=None,
+    show_over_budget: bool = False,
 ) -> SubmitResult:
     """Validate, release and sign; writes the bundle and the spending entry, or nothing at all."""
     from ..util.files import atomic_write
@@ -262,7 +263,7 @@ def submit(
     try:
         spending.check(period, epsilon)
     except BudgetExceeded as exc:
-        if not dry_run:
+        if not (dry_run and show_over_budget):
             raise
         over_budget = exc.message  # a dry run writes and spends nothing: let it show what would leave
     private_key = load_private_key(org.key_path)
