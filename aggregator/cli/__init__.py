@@ -15,8 +15,82 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import typer
+from typer.core import TyperGroup
+
+
+def _click_parts():
+    """(ClickException, UsageError, NoArgsIsHelpError, get_current_context) wherever this typer keeps click
+    (typer 0.29 vendors its own copy as typer._click)."""
+    try:
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore
+        from typer._click.globals import get_current_context  # type: ignore
+    except ImportError:  # pragma: no cover - typer versions that depend on click
+        from click import ClickException, UsageError, get_current_context
+
+        NoArgsIsHelpError = getattr(__import__("click.exceptions").exceptions, "NoArgsIsHelpError", ())
+    return ClickException, UsageError, NoArgsIsHelpError, get_current_context
+
+
+def error_code(exc: BaseException) -> str:
+    """Stable machine code of an error: the exception class in kebab case (MappingError -> mapping-error)."""
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", type(exc).__name__).lower()
+
+
+def wants_json(args: list[str] | None = None) -> bool:
+    """Was --json given? From the running command's own parameters, else from the raw arguments."""
+    ctx = _click_parts()[3](silent=True)
+    while ctx is not None:
+        if ctx.params.get("json_out"):
+            return True
+        ctx = ctx.parent
+    return args is not None and "--json" in args
+
+
+def report_error(message: str, exit_code: int, code: str, *, as_json: bool, **extra: Any) -> None:
+    """The one way an error is shown: a JSON object on stdout with --json, else one line on stderr."""
+    if as_json:
+        error = {"code": code, "message": message, "exit_code": exit_code, **extra}
+        sys.stdout.write(json.dumps({"error": error}, indent=2, sort_keys=True) + "\n")
+        sys.stdout.flush()
+        return
+    from rich.markup import escape
+
+    # The message can carry names from the user's files (headers, file names): never read them as rich markup.
+    console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, emoji=False)
+
+
+class AggregatorGroup(TyperGroup):
+    """The root group: command-line usage errors (unknown option, missing argument) are shown like every other
+    error, "error: ..." on stderr or a JSON error object on stdout with --json, with click's exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        ClickException, UsageError, NoArgsIsHelpError, _ = _click_parts()
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as exc:  # `aggregator registry`: the group's help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            as_json = "--json" in argv
+            if not as_json and isinstance(exc, UsageError) and exc.ctx is not None:
+                hint = f"Try '{exc.ctx.command_path} {exc.ctx.help_option_names[0]}' for help."
+                typer.echo(exc.ctx.get_usage() + "\n" + hint + "\n", err=True)
+            report_error(exc.format_message(), exc.exit_code, "usage-error" if exc.exit_code == 2 else "error",
+                         as_json=as_json)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            report_error("aborted", 1, "aborted", as_json="--json" in argv)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
+    cls=AggregatorGroup,
     name="aggregator",
     help="Privacy-preserving registration of presumed victims of human trafficking.",
     no_args_is_help=True,
@@ -59,12 +133,11 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
-def fail(message: str, exit_code: int = 1) -> None:
-    """One clear error line on stderr and the exit code; never a traceback."""
-    from rich.markup import escape
-
-    # The message can carry names from the user's files (headers, file names): never read them as rich markup.
-    console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, emoji=False)
+def fail(message: str, exit_code: int = 1, code: str | None = None, **extra: Any) -> None:
+    """One clear error (a line on stderr, or a JSON error object on stdout with --json) and the exit code."""
+    if code is None:
+        code = {2: "usage-error", 130: "interrupted"}.get(exit_code, "error")
+    report_error(message, exit_code, code, as_json=wants_json(), **extra)
     raise typer.Exit(exit_code)
 
 
@@ -109,7 +182,9 @@ def run(call: Callable[[], Any]) -> Any:
         return call()
     except AggregatorError as exc:
         option = getattr(exc, "option", None)
-        fail(f"--{option.replace('_', '-')}: {exc.message}" if option else exc.message, exc.exit_code)
+        extra = {"reason": exc.reason} if getattr(exc, "reason", None) else {}
+        fail(f"--{option.replace('_', '-')}: {exc.message}" if option else exc.message, exc.exit_code,
+             error_code(exc), **extra)
     except KeyboardInterrupt:
         fail("interrupted", 130)
 

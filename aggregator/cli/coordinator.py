@@ -126,8 +126,11 @@ def registry_list(db: Path = DbOption, json_out: bool = JsonOption) -> None:
 @app.command("merge")
 def merge(
     # str, not Path: typer builds a pydantic adapter per Path argument (0.2 ms each, 1,000s of bundles)
-    bundles: List[str] = typer.Argument(..., help="Bundle files (.bundle.json) from organisations.", show_default=False),
+    bundles: List[str] = typer.Argument(
+        ..., help="Bundle files (.bundle.json) from organisations.", show_default=False, metavar="BUNDLE..."
+    ),
     db: Path = DbOption,
+    create: bool = typer.Option(False, "--create", help="Create the store if it does not exist (normally `registry add` does)."),
     json_out: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -143,7 +146,10 @@ def merge(
         aggregator merge inbox/*.bundle.json --db national.duckdb
     """
     from ..coordinator.merge import merge_bundles
+    from ..coordinator.store import require_store
 
+    if not create:
+        run(lambda: require_store(db))
     if json_out or quiet or len(bundles) < PROGRESS_FROM:
         result = run(lambda: merge_bundles(db, bundles))
     else:
@@ -208,9 +214,9 @@ def table(
     db: Path = DbOption,
     period: Optional[int] = typer.Option(None, "--period", help="Reporting period (default: every period in the store)."),
     by: str = typer.Option("form", "--by", help="Comma-separated breakdown: form, age_band, gender, nationality_group, province, kind, reporter_type."),
-    fmt: str = typer.Option("table", "--format", help="table, csv, json or md."),
+    fmt: str = typer.Option("table", "--format", help="table, csv, csv-nl (Dutch Excel: ';' and decimal commas) or md; for JSON use --json."),
     lang: Lang = typer.Option(Lang.en, "--lang", help="Labels in English or Dutch."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the csv/json/md output to this file instead of stdout."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the csv, csv-nl, md or --json output to this file instead of stdout."),
     json_out: bool = JsonOption,
 ) -> None:
     """The national table: deduplicated individual records plus noisy counts, estimate, standard error and 95% interval.
@@ -226,10 +232,12 @@ def table(
     from ..coordinator.national import national_table
     from ..coordinator.render import to_csv, to_markdown
 
+    if fmt == "json":
+        fail("--format json: use --json for JSON output", 2)
+    if fmt not in ("table", "csv", "csv-nl", "md"):
+        fail("--format must be one of: table, csv, csv-nl, md (and --json for JSON)", 2)
     if json_out:
         fmt = "json"
-    if fmt not in ("table", "csv", "json", "md"):
-        fail("--format must be one of: table, csv, json, md", 2)
     result = run(lambda: national_table(db, period, by))
     err = console(stderr=True)
     for note in result.notes:
@@ -243,6 +251,8 @@ def table(
         data = (json.dumps(result.as_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
     elif fmt == "csv":
         data = to_csv(result, lang.value)
+    elif fmt == "csv-nl":
+        data = to_csv(result, lang.value, dialect="excel-nl")
     else:
         data = to_markdown(result, lang.value).encode("utf-8")
     if out is not None:

@@ -13,7 +13,7 @@ from . import JsonOption, Lang, QuietOption, app, console, print_json, run
 def synth(
     year: int = typer.Option(2025, "--year", help="Reporting period (calendar year) of the synthetic nation."),
     seed: int = typer.Option(7, "--seed", help="Random seed: the same seed writes the same bytes."),
-    out: Path = typer.Option(..., "--out", help="Folder to write (new, empty, or an earlier synthetic nation)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (new, empty, or an earlier synthetic nation)."),
     scale: float = typer.Option(1.0, "--scale", help="Population multiplier (1.0 = about 7,000 people)."),
     json_out: bool = JsonOption,
     quiet: bool = QuietOption,
@@ -59,7 +59,7 @@ def synth(
 
 @app.command("demo")
 def demo(
-    out: Path = typer.Option(Path("out/demo"), "--out", help="Folder to write (new, empty, or an earlier demo run)."),
+    out: Path = typer.Option(Path("out/demo"), "--out", "-o", help="Folder to write (new, empty, or an earlier demo run)."),
     year: int = typer.Option(2025, "--year", help="Reporting period (calendar year) of the synthetic nation."),
     seed: int = typer.Option(7, "--seed", help="Random seed of the synthetic nation."),
     epsilon: str = typer.Option("1.0", "--epsilon", help="Privacy budget each organisation spends (exact, e.g. 1.0 or 1/2)."),

@@ -23,13 +23,9 @@ ExportDateOption = typer.Option(
 def _export_date(value: Optional[str]) -> Optional[dt.date]:
     if value is None:
         return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        from . import fail
+    from ..util.clock import parse_day
 
-        fail("--export-date must look like 2025-12-31", 2)
-    return None
+    return run(lambda: parse_day(value, "export_date"))
 
 
 @org_app.command("init")
@@ -50,15 +46,51 @@ def org_init(
     \b
         aggregator org init --org shelter-noord --kind non_investigative --reporter-type shelter
     """
-    from ..organisation.home import init_org
+    from ..organisation.home import init_org, inside_git_work_tree
 
     config = run(lambda: init_org(org, kind, reporter_type=reporter_type, cap=cap, home=home, force=force))
+    repo = inside_git_work_tree(Path(config.home))
+    if repo is not None:
+        console(stderr=True).print(
+            f"[yellow]warning:[/] the signing key {config.key_path} is inside the git work tree {repo}; "
+            "never commit it (.aggregator/ and *.key are in this project's .gitignore), or use --home outside the clone",
+            markup=True, highlight=False, soft_wrap=True,
+        )
     if json_out:
         print_json(config)
         return
     console().print(
         f"Initialised [bold]{config.id}[/] ({config.kind}, {config.reporter_type}) in {config.home}\n"
         f"Give {config.public_key_path} to the coordinator; keep {config.key_path} private."
+    )
+
+
+@org_app.command("linkage-key")
+def org_linkage_key(
+    out: Path = typer.Option(..., "--out", "-o", help="File to create (refused if it exists).", show_default=False),
+    json_out: bool = JsonOption,
+) -> None:
+    """Create the shared linkage key file: 32 random bytes as 64 hex digits, mode 0600.
+
+    The linkage key is shared by the organisations, never by the coordinator: one organisation creates it and hands
+    it to the others over a safe channel. Pass it to submit as --linkage-key FILE or as
+    AGGREGATOR_LINKAGE_KEY="$(cat FILE)" (the same key either way). An existing file is never overwritten.
+
+    Example:
+
+
+    \b
+        aggregator org linkage-key --out shared-linkage.key
+    """
+    from ..organisation.home import new_linkage_key
+
+    path = run(lambda: new_linkage_key(out))
+    if json_out:
+        print_json({"path": str(path), "bytes": 32, "mode": "0600"})
+        return
+    console().print(
+        f"Wrote a new linkage key to {path} (mode 0600). Share it with the other organisations only, never with "
+        "the coordinator."
     )
 
 
@@ -111,6 +143,8 @@ def render_validation(report) -> None:
     summary.add_row("valid", f"[green]{report.rows_valid}[/]")
     summary.add_row("invalid", f"[red]{report.rows_invalid}[/]" if report.rows_invalid else "0")
     out.print(summary)
+    for note in report.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
     if report.errors_by_rule:
         rules = Table(title="Broken rules", title_justify="left")
         rules.add_column("rule")
@@ -132,10 +166,16 @@ def render_validation(report) -> None:
             )
     for fname, entries in report.unknown_values.items():
         for entry in entries:
-            out.print(
-                f"unknown {fname} value in {entry['rows']} row(s); closest codes: {', '.join(entry['closest_codes'])}; "
-                f"add to the mapping: [bold]{escape(entry['mapping_line'])}[/]"
-            )
+            if entry["closest_codes"]:
+                out.print(
+                    f"unknown {fname} value in {entry['rows']} row(s); closest codes: {', '.join(entry['closest_codes'])}; "
+                    f"add to the mapping: [bold]{escape(entry['mapping_line'])}[/]"
+                )
+            else:
+                out.print(
+                    f"unknown {fname} value in {entry['rows']} row(s); no code suggested: {escape(entry['reason'])}; "
+                    f"for unknown: [bold]{escape(entry['mapping_line'])}[/]"
+                )
 
 
 @app.command("submit")
@@ -150,7 +190,7 @@ def submit(
     plan: Optional[Path] = typer.Option(
         None, "--plan", help="Computation plan of a joint release: add encrypted bucket shares for it (spends its epsilon).",
     ),
-    out: Path = typer.Option(Path("out"), "--out", help="Folder for the signed bundle."),
+    out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for the signed bundle."),
     linkage_key: Optional[Path] = typer.Option(
         None, "--linkage-key", help="File with the shared linkage key (default $AGGREGATOR_LINKAGE_KEY)."
     ),
@@ -160,7 +200,7 @@ def submit(
     workload: str = typer.Option("monitor", "--workload", help="monitor (split for the national tables), published (only their two tables) or equal."),
     preview: bool = typer.Option(False, "--preview", help="Show the expected error for this epsilon; read and spend nothing."),
     target_error: Optional[float] = typer.Option(
-        None, "--target-error", help="Pick the smallest epsilon whose expected 95%% error on the national total is at most this."
+        None, "--target-error", help="Pick the smallest epsilon whose expected 95% error on the national total is at most this."
     ),
     home: Optional[Path] = HomeOption,
     json_out: bool = JsonOption,
@@ -209,7 +249,7 @@ def submit(
             lambda: do_submit(
                 export, mapping, period=period, epsilon=eps, out=out, home=home, linkage_key=key,
                 export_date=day, skip_invalid=skip_invalid, dry_run=dry_run, workload=workload, plan=joint_plan,
-                con=con,
+                con=con, show_over_budget=True,
             )
         )
     if json_out:
@@ -219,11 +259,15 @@ def submit(
 
 
 def render_submit(result) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out = console()
-    table = Table(title=("Dry run: nothing written, nothing spent" if result.dry_run else "Bundle written"),
-                  show_header=False, title_justify="left")
+    if result.over_budget:
+        title = "[bold red]Dry run, OVER BUDGET[/]: nothing written, nothing spent; a real submit would be refused"
+    else:
+        title = "Dry run: nothing written, nothing spent" if result.dry_run else "Bundle written"
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_row("organisation", result.organisation)
     table.add_row("period / sequence", f"{result.period} / {result.sequence}")
     table.add_row("rows read / valid", f"{result.rows_read} / {result.rows_valid}")
@@ -238,7 +282,14 @@ def render_submit(result) -> None:
         table.add_row("joint release plan", result.joint_plan)
     table.add_row("epsilon spent / cap", f"{result.epsilon_spent} / {result.epsilon_cap}")
     table.add_row("bundle", result.path or f"(would be {result.digest}.bundle.json)")
+    if result.over_budget:
+        table.add_row("[bold red]over budget[/]", escape(result.over_budget))
     out.print(table)
+    if not result.marginals:
+        out.print("No noisy marginals: " + (
+            "investigative organisations release records only (everyone they report has a statutory basis), "
+            "so no privacy budget is spent." if result.kind == "investigative" else "nothing was counted noisily."))
+        return
     marg = Table(title="Noisy marginals (people without a lawful basis)", title_justify="left")
     for name in ("dimensions", "epsilon", "noise scale", "95% error per cell"):
         marg.add_column(name)

@@ -101,6 +101,11 @@ class FileOptions(BaseModel):
     sheet: str | None = None
 
 
+# Required fields a mapping may leave out: many exports have no record id, and then the row number stands in for it
+# locally (it is identifying like a record id, and never leaves).
+ROW_NUMBER_STANDS_IN = ("record_id",)
+
+
 class Mapping(BaseModel):
     """An organisation's own column names and values mapped onto the Registration schema (a TOML file)."""
 
@@ -121,7 +126,8 @@ class Mapping(BaseModel):
         if unknown:
             raise ValueError(f"unknown schema field(s) in [columns]: {', '.join(unknown)}")
         missing = sorted(
-            n for n, f in Registration.model_fields.items() if f.is_required() and n not in columns
+            n for n, f in Registration.model_fields.items()
+            if f.is_required() and n not in columns and n not in ROW_NUMBER_STANDS_IN
         )
         if missing:
             raise ValueError(f"[columns] has no entry for required field(s): {', '.join(missing)}")

@@ -245,6 +245,24 @@ def load_state(con: duckdb.DuckDBPyConnection) -> MergeState:
     return state
 
 
+def _unknown_key_message(state: MergeState, opened) -> str:
+    """Name the organisation the (unverified) bundle claims, when it claims a well-formed id, and what is missing."""
+    import json
+    import re
+
+    try:
+        claimed = json.loads(opened.payload_bytes)["organisation"]["id"]
+    except (ValueError, KeyError, TypeError):
+        claimed = None
+    if not isinstance(claimed, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", claimed):
+        return f"bundle is signed with key {opened.keyid}, which is not in the registry (unknown organisation or key)"
+    if claimed in {k.org_id for k in state.keys.values()}:
+        return (f"bundle claims to be from {claimed}, which is registered, but is signed with key {opened.keyid}, "
+                f"which is not one of its keys (register a new key with `aggregator registry rotate {claimed}`)")
+    return (f"bundle claims to be from {claimed}, which is not registered in this store (key {opened.keyid}); "
+            f"register it with `aggregator registry add {claimed} ...`, or check that this is the right store")
+
+
 def stage(state: MergeState, position: int, path: Path, now: dt.datetime) -> Staged | BundleOutcome:
     """Read, open, verify and parse one bundle; nothing is written."""
     name = Path(path).name
@@ -257,10 +275,7 @@ def stage(state: MergeState, position: int, path: Path, now: dt.datetime) -> Sta
         return BundleOutcome(name, "duplicate", message="already merged; nothing changed", digest=opened.digest)
     key = state.keys.get(opened.keyid)
     if key is None:
-        raise BundleRejected(
-            f"bundle is signed with key {opened.keyid}, which is not in the registry (unknown organisation or key)",
-            "unknown-key",
-        )
+        raise BundleRejected(_unknown_key_message(state, opened), "unknown-key")
     verify_envelope(opened, key.raw)
     if key.revoked_at is not None or key.status == "revoked":
         raise BundleRejected(f"the key {key.keyid} of {key.org_id} is revoked", "revoked")

@@ -53,11 +53,15 @@ def display_rows(table: NationalTable, lang: str = "en") -> tuple[list[str], lis
     return headers, out
 
 
-def to_csv(table: NationalTable, lang: str = "en") -> bytes:
-    """UTF-8 CSV (with BOM) safe to open in Excel: text cells that look like formulas get a leading quote."""
+def to_csv(table: NationalTable, lang: str = "en", dialect: str = "excel") -> bytes:
+    """UTF-8 CSV (with BOM) safe to open in Excel: text cells that look like formulas get a leading quote.
+
+    dialect "excel": ',' and decimal points; "excel-nl": ';' and decimal commas, as Dutch Excel reads them."""
     from ..util.csvsafe import excel_safe_csv
 
     headers, rows = display_rows(table, lang)
+    if dialect == "excel-nl":
+        return excel_safe_csv(headers, rows, delimiter=";", decimal_comma=True)
     return excel_safe_csv(headers, rows)
 
 

@@ -122,6 +122,16 @@ def atomic(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection
     con.execute("COMMIT")
 
 
+def require_store(db_path: Path) -> None:
+    """Refuse to work on a store that does not exist yet: only `registry add` (or an explicit --create) makes one,
+    so a mistyped --db is an error instead of a new, empty store that refuses every bundle."""
+    if not Path(db_path).exists():
+        raise ConfigError(
+            f"no coordinator store at {db_path}; check the path, or start one with `aggregator registry add` "
+            "(merge --create makes an empty one)"
+        )
+
+
 @contextmanager
 def open_store(db_path: Path, *, write: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to the coordinator store, migrated to the current schema.

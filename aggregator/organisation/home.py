@@ -130,6 +130,49 @@ def load_org(home: Path | None = None) -> OrgConfig:
         raise ConfigError(f"{path} lacks the entry {exc.args[0]!r}") from None
 
 
+LINKAGE_KEY_BYTES = 32
+
+
+def new_linkage_key(out: Path) -> Path:
+    """Write a fresh linkage key: 32 random bytes as 64 lower-case hex digits and a newline, mode 0600.
+
+    The 64 characters are the key exactly as `load_linkage_key` reads it, from this file (--linkage-key) or from
+    $AGGREGATOR_LINKAGE_KEY (`export AGGREGATOR_LINKAGE_KEY="$(cat FILE)"`): both give the same pseudonyms. One
+    organisation makes it and shares it with the other organisations; the coordinator never gets it. Refuses to
+    overwrite an existing file: a new key would stop every pseudonym from linking to the earlier ones."""
+    import secrets
+
+    text = (secrets.token_hex(LINKAGE_KEY_BYTES) + "\n").encode("ascii")
+    out = Path(out)
+    try:
+        if out.parent != Path(""):
+            out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(
+            f"{out} already exists; a new linkage key would stop pseudonyms from linking with the old one, "
+            "so remove the file yourself if you really mean to replace it"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create linkage key file {out}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return out
+
+
+def inside_git_work_tree(path: Path) -> Path | None:
+    """The root of the git work tree holding `path` (a folder that may not exist yet), or None."""
+    here = Path(os.path.abspath(path))
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
 def load_linkage_key(path: Path | None) -> bytes:
     """The linkage key from a file or $AGGREGATOR_LINKAGE_KEY; it is never written into a bundle."""
     if path is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.codelists import codes, DIMENSIONS, EU_OTHER
-from ..errors import UsageError, ValidationFailed
+from ..errors import BudgetExceeded, UsageError, ValidationFailed
 from .home import OrgConfig
 from ..privacy.workload import DEFAULT_WORKLOAD, expected_query_errors, split_epsilon, workload_named
 from ..privacy.epsilon import exact_text, PRIVACY_UNIT
@@ -223,6 +223,9 @@ class SubmitResult:
     epsilon_spent: str
     epsilon_cap: str
     validation: dict[str, Any] = field(default_factory=dict)
+    kind: str = ""
+    # A dry run past the period's cap still shows what would leave; this says why a real submit would be refused.
+    over_budget: str | None = None
     joint_plan: str | None = None  # digest of the computation plan whose shares the bundle carries
 
     def as_dict(self) -> dict[str, Any]:
@@ -244,6 +247,7 @@ def submit(
     workload: str = "monitor",
     plan=None,
     con=None,
+    show_over_budget: bool = False,
 ) -> SubmitResult:
     """Validate, release and sign; writes the bundle and the spending entry, or nothing at all.
 
@@ -275,7 +279,13 @@ def submit(
         joint_epsilon = plan.epsilon
     spending = SpendingFile(org.spending_path, org.cap_fraction)
     remove_orphans(org, spending)
-    spending.check(period, epsilon + joint_epsilon)
+    over_budget = None
+    try:
+        spending.check(period, epsilon + joint_epsilon)
+    except BudgetExceeded as exc:
+        if not (dry_run and show_over_budget):
+            raise
+        over_budget = exc.message  # a dry run writes and spends nothing: let it show what would leave
     private_key = load_private_key(org.key_path)
     export_date = export_date or dt.date.today()
 
@@ -354,6 +364,8 @@ def submit(
         epsilon_spent=exact_text(spending.spent(period) + (0 if dry_run else epsilon + joint_epsilon)),
         epsilon_cap=exact_text(org.cap_fraction),
         joint_plan=plan.digest if plan is not None else None,
+        kind=org.kind,
+        over_budget=over_budget,
     )
     if dry_run:
         return result

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.codelists import DEFAULT_VALUE_ALIASES, ISO_3166_ALPHA2
+from ..contract.nationalities import nationality_aliases
 from ..util.engine import quote_ident
 from ..errors import MappingError
 
@@ -109,7 +110,8 @@ MODEL_RULES: list[tuple[str, str, str, str]] = [
 FIELD_RULE_MESSAGES = {
     "required": "a value is required",
     "too-long": "text is longer than {max_length} characters",
-    "not-a-date": "not a date in any of the mapping's date_formats ({formats})",
+    "not-a-date": "not a valid date in the format {human_formats}, or a day that does not exist "
+                  "(the mapping's date_formats: {formats})",
     "not-an-integer": "not a whole number",
     "out-of-range": "must be between {ge} and {le}",
     "not-yes-no": "not a yes/no value; map it under [values.{field}]",
@@ -143,6 +145,7 @@ class ValidationReport:
     errors: list[RowError]
     errors_shown_limit: int
     unknown_values: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -195,6 +198,8 @@ def _value_map_rows(mapping) -> list[tuple[str, str, str]]:
         if spec.kind == "code":
             for code in spec.codes:
                 rows.setdefault((spec.name, code.lower()), code)
+    for source, code in nationality_aliases().items():  # the BRP's Tabel 32: "poolse", "0072", ...
+        rows[("nationality", source)] = code
     for fname, aliases in DEFAULT_VALUE_ALIASES.items():
         for source, code in aliases.items():
             rows[(fname, source.lower())] = code
@@ -222,6 +227,8 @@ def _check_columns(con, mapping, source_columns: list[str]) -> None:
 def _typed_view_sql(mapping, specs: list[FieldSpec]) -> str:
     """SQL of `typed`: each field after value mapping (`<f>`); dates, integers and yes/no also keep their text
     beside the typed value (`<f>__raw`), so a value that does not parse can be told from one that is missing."""
+    from ..contract.schema import ROW_NUMBER_STANDS_IN
+
     selects = ["r.__row AS __row"]
     joins = []
     # ISO dates are always understood too: spreadsheet date cells arrive as YYYY-MM-DD whatever their display format.
@@ -230,6 +237,8 @@ def _typed_view_sql(mapping, specs: list[FieldSpec]) -> str:
     for spec in specs:
         source = mapping.columns.get(spec.name)
         raw = f"NULLIF(TRIM(r.{quote_ident(source)}), '')" if source else "CAST(NULL AS VARCHAR)"
+        if source is None and spec.name in ROW_NUMBER_STANDS_IN:
+            raw = "CAST(r.__row AS VARCHAR)"  # no record id column: the row number stands in, locally
         if spec.kind in ("code", "bool") or spec.name == "nationality":
             alias = f"vm_{spec.name}"
             joins.append(
@@ -304,7 +313,18 @@ def _rule_message(rule: str, fname: str, spec: FieldSpec | None, mapping) -> str
         ge=getattr(spec, "ge", None),
         le=getattr(spec, "le", None),
         formats=", ".join(mapping.date_formats),
+        human_formats=" or ".join(human_date_format(f) for f in mapping.date_formats),
     )
+
+
+HUMAN_DIRECTIVES = {"d": "DD", "e": "D", "m": "MM", "Y": "YYYY", "y": "YY", "B": "MONTH", "b": "MON", "j": "DDD"}
+
+
+def human_date_format(fmt: str) -> str:
+    """A strptime format as people write it: %d-%m-%Y -> DD-MM-YYYY."""
+    import re
+
+    return re.sub(r"%(.)", lambda m: "%" if m.group(1) == "%" else HUMAN_DIRECTIVES.get(m.group(1), m.group(0)), fmt)
 
 
 # -------------------------------------------------------------- the check
@@ -362,7 +382,8 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
             rule, fname = item.split("|", 1)
             # pydantic explains; codelist rules keep the message that says which mapping line to add.
             message = explained.get(fname)
-            if message is None or rule in ("unknown-code", "not-iso-3166", "not-yes-no"):
+            # not-a-date too: pydantic speaks ISO (YYYY-MM-DD), the mapping's own format is what the export uses.
+            if message is None or rule in ("unknown-code", "not-iso-3166", "not-yes-no", "not-a-date"):
                 message = _rule_message(rule, fname, by_name.get(fname), mapping)
             errors.append(RowError(int(row), fname, rule, message))
 
@@ -377,42 +398,100 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
         errors=errors,
         errors_shown_limit=max_explained,
         unknown_values=_unknown_values(con, specs, mapping),
+        notes=mapping_notes(mapping),
     )
 
 
+NO_RECORD_ID_NOTE = (
+    "the mapping names no record_id column: rows are identified by their row number as this report shows it "
+    "(a spreadsheet's row number for CSV and XLSX), which stays on this machine and never leaves in a bundle"
+)
+
+
+def mapping_notes(mapping) -> list[str]:
+    """What the report should tell the data steward about the mapping itself."""
+    return [] if "record_id" in mapping.columns else [NO_RECORD_ID_NOTE]
+
+
+# A suggestion names a code only for a near spelling of a known label (a typo, a missing space): closeness of
+# spelling says nothing about meaning ("mensensmokkel", smuggling, is spelt like "seksueel" but is no form of
+# exploitation), and a wrong code misclassifies people. Anything else is offered the field's unknown code.
+SUGGEST_CUTOFF = 0.8
+FALLBACK_CODES = {"form": "other_unknown", "gender": "unknown", "province": "unknown", "consent": "", "nationality": ""}
+FALLBACK_REASON = {
+    "form": "no known label is spelt like this value and codes are never guessed from spelling; map it to "
+            "other_unknown only if it is exploitation of another or an unknown form; if it is not exploitation at "
+            "all (smuggling, for instance), leave the row out of the export instead",
+    "consent": "consent is never guessed from spelling: an empty code means "
+               "unknown (no lawful basis, counted only as noisy counts); map it to \"true\" only if it records consent",
+    "nationality": "no word or code of the BRP nationality table (Tabel 32) is spelt like this value; map it to the "
+                   "country's ISO 3166-1 alpha-2 code, or to an empty code for unknown",
+}
+
+
+def _suggest(fname: str, value: str, pool: dict[str, str]) -> tuple[list[str], str | None]:
+    """(closest codes, reason when none is close): codes only for near spellings of a known label or code."""
+    # Consent is never suggested from spelling: "true" would release a person's record.
+    near = [] if fname == "consent" else difflib.get_close_matches(value.lower(), list(pool), n=3, cutoff=SUGGEST_CUTOFF)
+    codes = list(dict.fromkeys(pool[x] for x in near))
+    if codes:
+        return codes, None
+    fallback = FALLBACK_CODES.get(fname, "")
+    reason = FALLBACK_REASON.get(fname) or (
+        f"no known label is spelt like this value; {fallback or 'an empty code'} means unknown"
+    )
+    return [fallback], reason
+
+
 def _unknown_values(con, specs: list[FieldSpec], mapping) -> dict[str, list[dict[str, Any]]]:
-    """Distinct unmapped values of codelist fields (not identifying), with a suggestion of the nearest codes."""
+    """Distinct unmapped values of codelist fields and nationality (not identifying), with a suggestion."""
     result: dict[str, list[dict[str, Any]]] = {}
     for spec in specs:
-        if spec.kind not in ("code", "bool") or spec.identifying or spec.name not in mapping.columns:
+        if spec.identifying or spec.name not in mapping.columns:
             continue
-        allowed = list(spec.codes) if spec.kind == "code" else ["true", "false"]
-        raw = raw_column(spec)
-        rows = con.execute(
-            f"""
-            SELECT {raw} AS value, count(*) AS n FROM typed
-            WHERE NOT __valid AND {raw} IS NOT NULL AND {raw} NOT IN (SELECT unnest($allowed))
-            GROUP BY value ORDER BY n DESC, value LIMIT {UNKNOWN_VALUES_SHOWN}
-            """,
-            {"allowed": allowed},
-        ).fetchall()
+        if spec.name == "nationality":
+            # The typed value is upper-cased; show the export's own spelling, as the mapping line must match it.
+            source = f"r.{quote_ident(mapping.columns[spec.name])}"
+            iso = sorted(ISO_3166_ALPHA2)
+            rows = con.execute(
+                f"""
+                SELECT TRIM({source}) AS value, count(*) AS n FROM typed AS t JOIN export_raw AS r USING (__row)
+                WHERE NOT t.__valid AND t.nationality IS NOT NULL AND t.nationality NOT IN (SELECT unnest($allowed))
+                GROUP BY value ORDER BY n DESC, value LIMIT {UNKNOWN_VALUES_SHOWN}
+                """,
+                {"allowed": iso},
+            ).fetchall()
+            pool = {**{c.lower(): c for c in iso}, **{k: v for k, v in nationality_aliases().items() if v},
+                    **{k: v for k, v in DEFAULT_VALUE_ALIASES["nationality"].items() if v}}
+        elif spec.kind in ("code", "bool"):
+            allowed = list(spec.codes) if spec.kind == "code" else ["true", "false"]
+            raw = raw_column(spec)
+            rows = con.execute(
+                f"""
+                SELECT {raw} AS value, count(*) AS n FROM typed
+                WHERE NOT __valid AND {raw} IS NOT NULL AND {raw} NOT IN (SELECT unnest($allowed))
+                GROUP BY value ORDER BY n DESC, value LIMIT {UNKNOWN_VALUES_SHOWN}
+                """,
+                {"allowed": allowed},
+            ).fetchall()
+            pool = {**{c.lower(): c for c in allowed}, **DEFAULT_VALUE_ALIASES.get(spec.name, {})}
+        else:
+            continue
         if not rows:
             continue
-        aliases = {k: v for k, v in DEFAULT_VALUE_ALIASES.get(spec.name, {}).items()}
         entries = []
         for value, n in rows:
             shown = value[:40]
-            pool = allowed + list(aliases)
-            near = difflib.get_close_matches(value.lower(), pool, n=3, cutoff=0.3)
-            suggestions = list(dict.fromkeys(aliases.get(x, x) for x in near)) or allowed[:3]
-            entries.append(
-                {
-                    "value": shown,
-                    "rows": int(n),
-                    "closest_codes": suggestions,
-                    "mapping_line": f'[values.{spec.name}] "{shown}" = "{suggestions[0]}"',
-                }
-            )
+            suggestions, reason = _suggest(spec.name, value, pool)
+            entry = {
+                "value": shown,
+                "rows": int(n),
+                "closest_codes": suggestions if reason is None else [],
+                "mapping_line": f'[values.{spec.name}] "{shown}" = "{suggestions[0]}"',
+            }
+            if reason is not None:
+                entry["reason"] = reason
+            entries.append(entry)
         result[spec.name] = entries
     return result
 

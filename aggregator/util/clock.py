@@ -35,3 +35,24 @@ def iso(value: dt.datetime | None) -> str | None:
 def parse_iso(text: object) -> dt.datetime:
     """The inverse of `iso`: 'YYYY-MM-DDTHH:MM:SS.ffffffZ' -> naive UTC; ValueError when it is not such a time."""
     return dt.datetime.strptime(str(text), ISO_FORMAT)
+
+
+def parse_day(text: str, option: str | None = None) -> dt.date:
+    """A day written YYYY-MM-DD; a well-formed day that does not exist (2026-02-30) is told apart from bad text."""
+    import calendar
+    import re
+
+    from ..errors import UsageError
+
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text.strip())
+    if m is None:
+        raise UsageError(f"{text!r} is not a day written YYYY-MM-DD, e.g. 2025-12-31", option)
+    year, month, day = (int(g) for g in m.groups())
+    if not 1 <= month <= 12:
+        raise UsageError(f"{text} does not exist: there is no month {month:02d} (months are 01-12)", option)
+    days = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= days:
+        raise UsageError(
+            f"{text} does not exist: {calendar.month_name[month]} {year} has {days} days", option
+        )
+    return dt.date(year, month, day)

@@ -7,6 +7,8 @@ every refusal.
 
 from __future__ import annotations
 
+import json
+
 import datetime as dt
 from fractions import Fraction
 from pathlib import Path
@@ -275,6 +277,11 @@ def test_refused_submit_through_cli_is_one_line(tmp_path: Path, export: tuple[Pa
     refused = CliRunner().invoke(app, [*args, "--epsilon", "0.01"], env={"COLUMNS": "2000"})
     assert refused.exit_code == 1
     assert "Traceback" not in refused.output
-    lines = [line for line in refused.output.splitlines() if line.strip()]
+    # With --json the error is one JSON object on stdout (issue 16); without it, one line on stderr.
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "budget-exceeded" and error["exit_code"] == 1 and "cap" in error["message"]
+    plain = CliRunner().invoke(app, [a for a in args if a != "--json"] + ["--epsilon", "0.01"], env={"COLUMNS": "2000"})
+    assert plain.exit_code == 1 and "Traceback" not in plain.output
+    lines = [line for line in plain.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "cap" in lines[0]
     assert snapshot(home, out) == before

@@ -27,6 +27,12 @@ CLI = ROOT / ".venv" / "bin" / "aggregator"
 BY = "form,age_band"
 BUSY = "error: store is busy: another aggregator process is using national.duckdb"
 
+
+def busy_json(stdout: str, stderr: str) -> bool:
+    """With --json the same refusal is one JSON error object on stdout and nothing on stderr (issue 16)."""
+    error = json.loads(stdout)["error"]
+    return stderr == "" and error == {"code": "store-busy", "exit_code": 1, "message": BUSY.removeprefix("error: ")}
+
 # A real merge that stops while it holds the store, inside its one transaction: the rows are inserted, the
 # archive thread waits for a line on stdin, COMMIT has not happened.
 HOLDER = textwrap.dedent("""
@@ -100,7 +106,7 @@ def test_second_merge_during_a_merge_is_busy_then_retry_merges_everything_once(s
         assert loser.returncode == 1
         assert loser.stderr.strip() == BUSY and loser.stdout == ""
         loser_json = cli("merge", *second, "--db", db, "--json")
-        assert loser_json.returncode == 1 and loser_json.stderr.strip() == BUSY and loser_json.stdout == ""
+        assert loser_json.returncode == 1 and busy_json(loser_json.stdout, loser_json.stderr)
     finally:
         out = release(holder)
     assert out.split() == ["done", "5"]
@@ -134,7 +140,7 @@ def test_merges_started_together_one_wins_losers_retry_each_bundle_once(setup):
                 data = json.loads(out)
                 assert data["refused"] == 0 and data["accepted"] + data["duplicate"] == len(groups[i])
             else:
-                assert proc.returncode == 1 and err.strip() == BUSY and out == "", err
+                assert proc.returncode == 1 and busy_json(out, err), err
                 busy_seen += 1
                 pending.append(i)
     assert not pending
@@ -153,9 +159,12 @@ def test_table_during_a_merge_is_busy_never_half_merged(setup):
         for args in (("--json",), ("--format", "csv"), ()):
             # (a reader that got in would have to show `before`; DuckDB gives the busy refusal instead)
             result = cli("table", "--db", db, "--period", 2025, "--by", BY, *args)
-            assert result.returncode == 1 and result.stderr.strip() == BUSY and result.stdout == ""
+            if "--json" in args:
+                assert result.returncode == 1 and busy_json(result.stdout, result.stderr)
+            else:
+                assert result.returncode == 1 and result.stderr.strip() == BUSY and result.stdout == ""
         budget = cli("budget", "--db", db, "--json")
-        assert budget.returncode == 1 and budget.stderr.strip() == BUSY
+        assert budget.returncode == 1 and busy_json(budget.stdout, budget.stderr)
     finally:
         release(holder)
     after = cli("table", "--db", db, "--period", 2025, "--by", BY, "--json")

@@ -238,7 +238,7 @@ def test_table_formats_csv_md_and_dutch_labels(setup, tmp_path):
     assert "Nationale tabel" in rich_out and "Totaal" in rich_out
     assert cli("table", "--db", db, "--format", "xml", code=2).stderr.startswith("error: --format")
     assert "--by: unknown breakdown dimension" in cli("table", "--db", db, "--by", "shoe", code=2).stderr
-    note = cli("table", "--db", db, "--by", "form", "--format", "json")
+    note = cli("table", "--db", db, "--by", "form", "--json")
     assert "has no marginal covering form" in note.stderr
     assert json.loads(note.stdout)["uncovered"][0]["org"] == "shelter-a"
 
@@ -362,3 +362,67 @@ def test_unwritable_outputs_are_error_lines(setup, tmp_path):
     folder.mkdir()
     assert cli("table", "--db", db, "--format", "csv", "--out", folder, code=1).stderr.startswith("error: cannot write")
     assert cli("budget", "--db", db, "--export-ledger", folder, code=1).stderr.startswith("error: cannot write")
+
+
+def test_table_has_one_way_to_json_and_a_dutch_excel_csv(setup, tmp_path):
+    db, shelter, _, _, folder = setup
+    cli("merge", bf.bundle_file(folder, shelter, records=[bf.record(1, gender="male")],
+                                marginals=[bf.marginal(["gender"], "1/2", fill=-3)]), "--db", db)
+    refused = cli("table", "--db", db, "--format", "json", code=2)
+    assert refused.stdout == "" and "use --json" in refused.stderr
+    assert json.loads(cli("table", "--db", db, "--format", "json", "--json", code=2).stdout)["error"]["code"] == "usage-error"
+    text = cli("table", "--db", db, "--by", "gender", "--format", "csv-nl", "--lang", "nl").stdout_bytes
+    assert text.startswith(b"\xef\xbb\xbf")  # a BOM: Excel reads UTF-8
+    rows = list(csv.reader(io.StringIO(text.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0][:3] == ["Periode", "Geslacht", "Individuele registraties"]
+    assert all(len(r) == len(rows[0]) for r in rows)
+    se = [r[6] for r in rows[1:]]
+    assert any("," in v for v in se) and not any("." in v for v in se)  # decimal commas, no decimal points
+    plain = list(csv.reader(io.StringIO(cli("table", "--db", db, "--by", "gender", "--format", "csv").stdout)))
+    assert [r[6] for r in plain[1:]] == [v.replace(",", ".") for v in se]
+
+
+def test_excel_nl_csv_stays_formula_safe():
+    from aggregator.util.csvsafe import excel_safe_csv
+
+    data = excel_safe_csv(["a", "b"], [["=1+1", -2.5], ["-x", 3]], delimiter=";", decimal_comma=True)
+    assert data.decode("utf-8-sig").splitlines() == ["a;b", "'=1+1;-2,5", "'-x;3"]
+
+
+def test_json_errors_are_an_object_on_stdout_with_the_exit_code(tmp_path):
+    missing = cli("table", "--db", tmp_path / "none.duckdb", "--json", code=1)
+    error = json.loads(missing.stdout)["error"]
+    assert error["exit_code"] == 1 and error["code"] == "config-error" and "no coordinator store" in error["message"]
+    assert missing.stderr == ""
+    usage = cli("table", "--db", tmp_path / "none.duckdb", "--by", "shoe", "--json", code=2)
+    assert json.loads(usage.stdout)["error"] == {
+        "code": "usage-error", "exit_code": 2, "message": json.loads(usage.stdout)["error"]["message"]}
+    assert json.loads(usage.stdout)["error"]["message"].startswith("--by: ")
+    unknown_option = cli("merge", "x.bundle.json", "--bogus", "--json", code=2)
+    assert json.loads(unknown_option.stdout)["error"]["code"] == "usage-error"
+    plain = cli("merge", "x.bundle.json", "--bogus", code=2)
+    assert plain.stdout == "" and "error: No such option: --bogus" in plain.stderr and "Error:" not in plain.stderr
+
+
+def test_merge_into_a_missing_store_is_an_error_and_creates_nothing(setup, tmp_path):
+    db, shelter, _, _, folder = setup
+    bundle = bf.bundle_file(folder, shelter, records=[bf.record(1)])
+    typo = tmp_path / "natonal.duckdb"
+    refused = cli("merge", bundle, "--db", typo, code=1)
+    assert "no coordinator store at" in refused.stderr and "natonal.duckdb" in refused.stderr
+    assert not typo.exists() and refused.stdout == ""
+    created = cli_json("merge", bundle, "--db", typo, "--create", code=1)  # explicit: a new, empty store
+    assert typo.exists() and created["bundles"][0]["reason"] == "unknown-key"
+    assert cli_json("merge", bundle, "--db", db)["accepted"] == 1
+
+
+def test_a_bundle_of_an_unregistered_organisation_names_the_organisation(setup):
+    db, shelter, _, _, folder = setup
+    stranger = bf.new_org("shelter-z")
+    result = cli_json("merge", bf.bundle_file(folder, stranger, records=[bf.record(1)]), "--db", db, code=1)
+    (refusal,) = result["bundles"]
+    assert refusal["reason"] == "unknown-key"
+    assert "claims to be from shelter-z, which is not registered" in refusal["message"]
+    rotated = bf.new_org("shelter-a")  # a registered id, but a key the registry does not hold
+    result = cli_json("merge", bf.bundle_file(folder, rotated, records=[bf.record(2)]), "--db", db, code=1)
+    assert "shelter-a, which is registered, but is signed with key" in result["bundles"][0]["message"]

@@ -154,3 +154,57 @@ def test_missing_linkage_key_and_missing_org_are_clear(tmp_path):
     assert r.exit_code == 1 and "linkage key" in r.output
     r = invoke("submit", export, "-m", mapping, "--period", "2025", "--home", tmp_path / "h")
     assert r.exit_code == 1 and "org init" in r.output
+
+
+def test_org_init_warns_on_stderr_when_the_key_lands_in_a_git_work_tree(tmp_path):
+    (tmp_path / "clone" / ".git").mkdir(parents=True)
+    inside = CliRunner().invoke(app, ["org", "init", "--org", "shelter-a", "--kind", "non_investigative",
+                                      "--home", str(tmp_path / "clone" / ".aggregator")], env=ENV)
+    assert inside.exit_code == 0
+    assert "warning:" in inside.stderr and "git work tree" in inside.stderr and "warning" not in inside.stdout
+    outside = CliRunner().invoke(app, ["org", "init", "--org", "shelter-a", "--kind", "non_investigative",
+                                       "--home", str(tmp_path / "home")], env=ENV)
+    assert outside.exit_code == 0 and "warning" not in outside.output
+
+
+def test_org_linkage_key_command_creates_once_and_refuses_to_overwrite(tmp_path):
+    key = tmp_path / "shared-linkage.key"
+    made = invoke("org", "linkage-key", "--out", key)
+    assert made.exit_code == 0 and "never with the coordinator" in " ".join(made.output.split())
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text().strip()) == 64
+    before = key.read_text()
+    again = invoke("org", "linkage-key", "--out", key)
+    assert again.exit_code == 1 and "already exists" in again.stderr and key.read_text() == before
+    helped = invoke("org", "linkage-key", "--help")
+    assert "shared by the organisations, never by the coordinator" in " ".join(helped.output.split())
+
+
+def _spend_the_year(tmp_path, org: str):
+    kind, reporter, export = EXAMPLES[org]
+    home, out, folder = tmp_path / "home", tmp_path / "out", ROOT / "examples" / org
+    assert invoke("org", "init", "--org", org, "--kind", kind, "--reporter-type", reporter, "--home", home).exit_code == 0
+    args = ["submit", folder / export, "-m", folder / "mapping.toml", "--period", "2025", "--export-date",
+            "2026-01-15", "--out", out, "--home", home]
+    assert invoke(*args, "--epsilon", "1.0").exit_code == 0
+    return args, out
+
+
+def test_dry_run_past_the_cap_still_shows_what_would_leave_marked_over_budget(tmp_path):
+    args, out = _spend_the_year(tmp_path, "shelter-noord")
+    assert invoke(*args, "--epsilon", "0.5").exit_code == 1  # the real submit is refused
+    shown = invoke(*args, "--epsilon", "0.5", "--dry-run")
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())
+    assert "OVER BUDGET" in text and "a real submit would be refused" in text and "exceed the cap" in text
+    assert "records (consent)" in text and "Noisy marginals" in text
+    data = json.loads(invoke(*args, "--epsilon", "0.5", "--dry-run", "--json").stdout)
+    assert data["dry_run"] and "exceed the cap" in data["over_budget"] and data["marginals"]
+    assert len(list(out.iterdir())) == 1  # nothing written
+
+
+def test_investigative_submit_says_it_releases_records_only(tmp_path):
+    args, _ = _spend_the_year(tmp_path, "police-oost")
+    shown = invoke(*args, "--dry-run")
+    text = " ".join(shown.stdout.split())
+    assert shown.exit_code == 0 and "investigative organisations release records only" in text
+    assert "Noisy marginals (people" not in text and "OVER BUDGET" not in text
