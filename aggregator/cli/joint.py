@@ -46,7 +46,7 @@ def plan_create(
     epsilon: str = typer.Option("1.0", "--epsilon", help="Joint epsilon each organisation spends (exact)."),
     key: Path = typer.Option(..., "--key", help="The coordinator's Ed25519 signing key (PEM); made if missing."),
     days: int = typer.Option(30, "--days", help="Days until the deadline after which bundles no longer enter."),
-    out: Path = typer.Option(Path("plan.json"), "--out", help="The signed plan file to publish to organisations."),
+    out: Path = typer.Option(Path("plan.json"), "--out", "-o", help="The signed plan file to publish to organisations."),
     db: Path = DbOption,
     json_out: bool = JsonOption,
 ) -> None:
