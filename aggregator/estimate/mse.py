@@ -74,16 +74,16 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
-from scipy.special import gammaln
 
 from .noise import discrete_laplace_noise, discrete_laplace_variance
+from .glm import _deviance, _loglik, _newton_poisson, _statsmodels_fit
+from .tables import EstimationError, GoodnessOfFit, ModelFit, PatternTable, StratumEstimate
 
 __all__ = [
     "EstimationError",
@@ -96,166 +96,13 @@ __all__ = [
     "estimate_strata",
 ]
 
-Criterion = Literal["bic", "aic"]
-Pair = tuple[str, str]
+from .tables import Criterion  # noqa: E402
+from .tables import Pair  # noqa: E402
 
 ALL_SUBSETS_MAX_PAIRS = 6
-MAX_ABS_COEF = 25.0
+from .glm import MAX_ABS_COEF  # noqa: E402
 SMALL_OBSERVED = 50.0
 TINY_OVERLAP = 5.0
-
-
-class EstimationError(Exception):
-    """The data cannot support an estimate; the message says why, in words for people."""
-
-
-# --------------------------------------------------------------------------------------------- the input
-
-
-@dataclass(frozen=True)
-class PatternTable:
-    """Counts for every non-empty capture pattern of ``lists``.
-
-    ``counts[mask - 1]`` is the count of the pattern whose bit i (value 2**i) means "on lists[i]".
-    ``extra_variance`` (same indexing, optional) is a known extra variance per cell, e.g. from a collision
-    correction. Counts may be negative or non-integer (noisy, corrected); they are clamped to 0 when fitted.
-    """
-
-    lists: tuple[str, ...]
-    counts: tuple[float, ...]
-    extra_variance: tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        lists = tuple(self.lists)
-        if not 2 <= len(lists) <= 6:
-            raise EstimationError(f"multiple-systems estimation needs 2 to 6 lists, got {len(lists)}")
-        if len(set(lists)) != len(lists):
-            raise EstimationError(f"list names must be distinct: {lists}")
-        n = 2 ** len(lists) - 1
-        counts = tuple(float(c) for c in self.counts)
-        if len(counts) != n:
-            raise EstimationError(f"{len(lists)} lists need {n} pattern counts, got {len(counts)}")
-        if not all(math.isfinite(c) for c in counts):
-            raise EstimationError("pattern counts must be finite numbers")
-        object.__setattr__(self, "lists", lists)
-        object.__setattr__(self, "counts", counts)
-        if self.extra_variance is not None:
-            ev = tuple(float(v) for v in self.extra_variance)
-            if len(ev) != n or any(not math.isfinite(v) or v < 0 for v in ev):
-                raise EstimationError(f"extra_variance needs {n} finite values >= 0")
-            object.__setattr__(self, "extra_variance", ev)
-
-    @classmethod
-    def from_patterns(
-        cls,
-        lists: Iterable[str],
-        patterns: Mapping[Any, float],
-        extra_variance: Mapping[Any, float] | None = None,
-    ) -> PatternTable:
-        """Build from ``{pattern: count}``; a pattern is an iterable of list names (e.g. ``("police",
-        "shelters")``) or a 0/1 tuple in list order. Missing patterns count 0."""
-        lists = tuple(lists)
-
-        def mask_of(key: Any) -> int:
-            if isinstance(key, str):
-                key = (key,)
-            key = tuple(key)
-            if len(key) == len(lists) and all(k in (0, 1) and not isinstance(k, str) for k in key):
-                m = sum(1 << i for i, k in enumerate(key) if k)
-            else:
-                unknown = [k for k in key if k not in lists]
-                if unknown:
-                    raise EstimationError(f"pattern {key!r} names unknown lists {unknown}")
-                m = sum(1 << lists.index(k) for k in set(key))
-            if m == 0:
-                raise EstimationError("the all-zero pattern is the unknown; it cannot be given")
-            return m
-
-        n = 2 ** len(lists) - 1
-        counts = [0.0] * n
-        for key, value in patterns.items():
-            counts[mask_of(key) - 1] += float(value)
-        ev = None
-        if extra_variance is not None:
-            ev = [0.0] * n
-            for key, value in extra_variance.items():
-                ev[mask_of(key) - 1] += float(value)
-        return cls(lists, tuple(counts), None if ev is None else tuple(ev))
-
-    def pattern_names(self) -> list[str]:
-        return ["+".join(name for i, name in enumerate(self.lists) if m >> i & 1) for m in range(1, len(self.counts) + 1)]
-
-
-# --------------------------------------------------------------------------------------------- the results
-
-
-@dataclass(frozen=True)
-class ModelFit:
-    """One fitted log-linear model: its interaction terms and fit statistics."""
-
-    terms: tuple[Pair, ...]
-    n_parameters: int
-    deviance: float
-    df: int
-    aic: float
-    bic: float
-    unseen: float
-    pearson_chi2: float
-
-    def criterion(self, name: Criterion) -> float:
-        return self.aic if name == "aic" else self.bic
-
-
-@dataclass(frozen=True)
-class GoodnessOfFit:
-    """Goodness of fit of the chosen model (p-values are None when df = 0: the model is saturated)."""
-
-    deviance: float
-    pearson_chi2: float
-    df: int
-    p_deviance: float | None
-    p_pearson: float | None
-
-
-@dataclass
-class StratumEstimate:
-    """The estimate for one stratum. ``estimate`` is the total (observed + unseen); ``lower``/``upper`` the
-    bootstrap percentile interval of the total (None when no bootstrap was run)."""
-
-    stratum: str
-    lists: tuple[str, ...]
-    observed: float
-    unseen: float
-    estimate: float
-    lower: float | None
-    upper: float | None
-    chosen_terms: tuple[Pair, ...]
-    models: list[ModelFit]
-    fit: GoodnessOfFit
-    warnings: list[str] = field(default_factory=list)
-    criterion: str = "bic"
-    search: str = ""
-    noise_scale: float = 0.0
-    confidence: float = 0.95
-    n_bootstrap: int = 0
-    bootstrap_failures: int = 0
-    excluded_pairs: tuple[Pair, ...] = ()
-    dropped_lists: tuple[str, ...] = ()
-    clamped_cells: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (tuples become lists, non-finite floats become None)."""
-
-        def clean(value: Any) -> Any:
-            if isinstance(value, float):
-                return value if math.isfinite(value) else None
-            if isinstance(value, dict):
-                return {k: clean(v) for k, v in value.items()}
-            if isinstance(value, (list, tuple)):
-                return [clean(v) for v in value]
-            return value
-
-        return clean(asdict(self))
 
 
 # --------------------------------------------------------------------------------------------- the machinery
@@ -331,97 +178,9 @@ def _full_rank(n_lists: int, pairs: tuple[tuple[int, int], ...]) -> bool:
     return X.shape[1] <= X.shape[0] and int(np.linalg.matrix_rank(X)) == X.shape[1]
 
 
-def _loglik(y: np.ndarray, mu: np.ndarray) -> float:
-    return float(np.sum(y * np.log(np.where(mu > 0, mu, 1.0)) - mu - gammaln(y + 1.0)))
-
-
-def _deviance(y: np.ndarray, mu: np.ndarray) -> float:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        term = np.where(y > 0, y * np.log(y / mu), 0.0)
-    return float(2.0 * np.sum(term - (y - mu)))
-
-
 def _info(y: np.ndarray, mu: np.ndarray, k: int, criterion: Criterion) -> float:
     penalty = 2.0 * k if criterion == "aic" else k * math.log(max(float(y.sum()), 2.0))
     return -2.0 * _loglik(y, mu) + penalty
-
-
-def _newton_poisson(X: np.ndarray, y: np.ndarray, beta0: np.ndarray, maxiter: int = 60, tol: float = 1e-9):
-    """Poisson log-link MLE by Newton's method with step halving. Returns (beta, mu) or None when the MLE
-    does not exist numerically (no convergence, overflow, diverging parameters)."""
-    beta = beta0.astype(float).copy()
-    eta = X @ beta
-    if eta.max() > 700:
-        return None
-    mu = np.exp(eta)
-    ll = float(np.sum(y * eta - mu))
-    for _ in range(maxiter):
-        grad = X.T @ (y - mu)
-        hess = (X.T * mu) @ X
-        try:
-            step = np.linalg.solve(hess, grad)
-        except np.linalg.LinAlgError:
-            return None
-        if not np.all(np.isfinite(step)):
-            return None
-        t = 1.0
-        for _ in range(30):
-            cand = beta + t * step
-            eta_c = X @ cand
-            if eta_c.max() <= 700:
-                mu_c = np.exp(eta_c)
-                ll_c = float(np.sum(y * eta_c - mu_c))
-                if ll_c >= ll - 1e-10 * (1 + abs(ll)):
-                    break
-            t *= 0.5
-        else:
-            return None
-        beta, mu, ll_old, ll = cand, mu_c, ll, ll_c
-        if np.max(np.abs(t * step)) < tol or abs(ll - ll_old) < tol * (1 + abs(ll)) * 1e-3:
-            break
-        if np.max(np.abs(beta)) > 4 * MAX_ABS_COEF:
-            return None
-    else:
-        return None
-    return beta, mu
-
-
-def _statsmodels_fit(X: np.ndarray, y: np.ndarray):
-    """statsmodels GLM Poisson fit, or None when the MLE does not exist numerically.
-
-    Warnings are handled one by one, not silenced: a ConvergenceWarning, a PerfectSeparationWarning on a
-    model with residual df > 0 (fitted = observed exactly: parameters on the boundary) or a numerical
-    RuntimeWarning (overflow, invalid values) make the model "not estimable". A saturated model (as many
-    parameters as cells, e.g. independence on two lists) interpolates the data by construction: there
-    statsmodels' perfect-prediction warning and its division by the zero residual df when it estimates a
-    scale are expected and carry no information, so they are dropped. Any other warning is passed on."""
-    from statsmodels.genmod import families
-    from statsmodels.genmod.generalized_linear_model import GLM
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
-
-    saturated = X.shape[1] >= X.shape[0]
-    start = np.zeros(X.shape[1])
-    start[0] = math.log(max(float(y.mean()), 1e-3))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result = GLM(y, X, family=families.Poisson()).fit(start_params=start, maxiter=200, tol=1e-10, scale=1.0)
-        except (np.linalg.LinAlgError, ValueError, OverflowError):
-            return None
-    failed = False
-    for w in caught:
-        if saturated and (
-            issubclass(w.category, PerfectSeparationWarning)
-            or (issubclass(w.category, RuntimeWarning) and "divide by zero" in str(w.message))
-        ):
-            continue
-        if issubclass(w.category, (ConvergenceWarning, PerfectSeparationWarning, RuntimeWarning)):
-            failed = True
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if failed or not getattr(result, "converged", True):
-        return None
-    return result
 
 
 class _Searcher:

@@ -1,6 +1,6 @@
 """Noise helpers for the estimator: the discrete Laplace variance and OpenDP's exact sampler.
 
-Self-contained on purpose (no import of other ``aggregator`` modules). The bootstrap re-adds privacy noise
+The bootstrap re-adds privacy noise
 with OpenDP's exact discrete Laplace sampler, never numpy's floating-point Laplace, so the simulated noise
 has exactly the distribution of the released noise (P(k) proportional to exp(-|k|/b) on the integers).
 """
@@ -15,11 +15,10 @@ __all__ = ["discrete_laplace_variance", "discrete_laplace_noise"]
 
 
 def discrete_laplace_variance(scale: float) -> float:
-    """Variance of the discrete Laplace with scale b: 2q/(1-q)^2 with q = exp(-1/b); 0 when b = 0."""
-    if scale <= 0:
-        return 0.0
-    q = math.exp(-1.0 / scale)
-    return 2.0 * q / (1.0 - q) ** 2
+    """Variance of the discrete Laplace with scale b (privacy/mechanism.py); 0 when b = 0 (no noise)."""
+    from ..privacy.mechanism import discrete_laplace_variance as variance
+
+    return 0.0 if scale <= 0 else variance(scale)
 
 
 _MEASUREMENTS: dict[float, object] = {}
