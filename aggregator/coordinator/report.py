@@ -419,7 +419,7 @@ def render_report(db_path: Path, out: Path, lang: str = "en", period: int | None
     html = render_html(context).encode("utf-8")
     out = Path(out)
     if out.is_dir():
-        raise InputError(f"--out {out} is a folder; name the HTML file to write, e.g. {out / 'report.html'}")
+        raise InputError(f"the report path {out} is a folder; name the HTML file to write, e.g. {out / 'report.html'}")
     try:
         atomic_write(out, html)
     except OSError as exc:

@@ -415,7 +415,7 @@ def ensure_writable_folder(folder: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
             pass
     except OSError as exc:
-        raise UsageError(f"--out {folder.name or folder} is not a writable folder: {exc.strerror or type(exc).__name__}") from None
+        raise UsageError(f"{folder.name or folder} is not a writable folder: {exc.strerror or type(exc).__name__}", "out") from None
 
 
 @dataclass

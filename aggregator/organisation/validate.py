@@ -585,4 +585,4 @@ def write_errors_csv(report: ValidationReport, path: Path) -> None:
     try:
         atomic_write(path, excel_safe_csv(["row", "field", "rule", "message"], rows))
     except OSError as exc:
-        raise UsageError(f"cannot write --errors-out {path.name}: {exc.strerror or type(exc).__name__}") from None
+        raise UsageError(f"cannot write {path.name}: {exc.strerror or type(exc).__name__}", "errors_out") from None
