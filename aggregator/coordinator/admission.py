@@ -16,10 +16,11 @@ import duckdb
 
 from ..contract.codelists import DIMENSIONS, codes
 from ..contract.envelope import open_envelope, parse_payload, read_bundle_file, verify_envelope
+from ..contract.validity import check_times
 from ..errors import BundleRejected
 from ..privacy.epsilon import exact_text, parse_epsilon
 from ..privacy.mechanism import discrete_laplace_variance
-from ..util.clock import iso, utc_naive
+from ..util.clock import iso, utc_naive  # noqa: F401
 from .ledger import GENESIS_HASH, chain_entry
 
 if TYPE_CHECKING:
@@ -155,22 +156,12 @@ def _check_payload(payload: Any, opened: Any, key: KeyInfo, now: dt.datetime) ->
             f"bundle says {org.id} is a {org.reporter_type.value}; the registry says {key.reporter_type}",
             "reporter-type-mismatch",
         )
-    created = utc_naive(payload.created_at)
-    expires = utc_naive(payload.expires_at)
-    if key.retired_at is not None and created >= key.retired_at:
-        raise BundleRejected(
-            f"bundle was signed with key {key.keyid}, which {org.id} replaced before the bundle was created",
-            "retired-key",
-        )
+    check_times(payload.created_at, payload.expires_at, now, key_retired_at=key.retired_at, keyid=key.keyid)
     if key.kind != "investigative" and any(r.basis == "statutory" for r in payload.records):
         raise BundleRejected(
             f"{org.id} is not an investigative organisation and cannot send records on a statutory basis",
             "statutory-from-non-investigative",
         )
-    if expires < created:
-        raise BundleRejected("bundle expires before it was created", "malformed-payload")
-    if expires < now:
-        raise BundleRejected(f"bundle expired at {iso(expires)}", "expired")
     pseudonyms = [r.pseudonym for r in payload.records]
     if len(set(pseudonyms)) != len(pseudonyms):
         raise BundleRejected("bundle carries more than one record for the same pseudonym", "duplicate-record")

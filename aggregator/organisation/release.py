@@ -22,7 +22,7 @@ from .spending import Spend, SpendingFile
 from ..privacy.mechanism import discrete_laplace_quantile, discrete_laplace_variance, release_counts
 from ..util.clock import utc_now
 
-BUNDLE_LIFETIME = dt.timedelta(days=90)
+from ..contract.validity import BUNDLE_LIFETIME  # noqa: E402  (one rule for both sides)
 RECORD_DIMENSIONS = tuple(DIMENSIONS)
 
 # ------------------------------------------------------------ people

@@ -263,6 +263,13 @@ def _refusal_cases():
     def duplicate_record(db, shelter, police, folder):
         return bf.bundle_file(folder, shelter, sequence=3, records=[bf.record(5), bf.record(5, form="labour")])
 
+    def created_in_future(db, shelter, police, folder):
+        created = bf.NOW + dt.timedelta(days=365 * 30)
+        return bf.bundle_file(folder, shelter, sequence=3, created_at=created, expires_at=created + dt.timedelta(days=30))
+
+    def lifetime_too_long(db, shelter, police, folder):
+        return bf.bundle_file(folder, shelter, sequence=3, expires_at=dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc))
+
     def retired_key(db, shelter, police, folder):
         rotate_key(db, "shelter-a", shelter.rotated().raw_public, now=bf.NOW - dt.timedelta(days=1))
         return bf.bundle_file(folder, shelter, sequence=3, records=[bf.record(5)])
@@ -285,6 +292,8 @@ def _refusal_cases():
         "scale too small": (scale_too_small, "scale-too-small"),
         "duplicate record": (duplicate_record, "duplicate-record"),
         "retired key": (retired_key, "retired-key"),
+        "created in future": (created_in_future, "created-in-future"),
+        "lifetime too long": (lifetime_too_long, "lifetime-too-long"),
     }
 
 
@@ -346,12 +355,12 @@ def test_rotation_keeps_old_bundles_verifiable_and_accepts_the_new_key(world):
     new_shelter = shelter.rotated()
     entry = rotate_key(db, "shelter-a", new_shelter.raw_public)
     assert [k.status for k in entry.keys] == ["retired", "active"]
-    # a bundle signed with the old key but created before the rotation still merges
+    # a bundle signed with the old key and received after the rotation is refused, even if it claims to be older
     late = bf.bundle_file(folder, shelter, sequence=2, records=[bf.record(2)], created_at=bf.NOW - dt.timedelta(hours=1))
     fresh = bf.bundle_file(
         folder, new_shelter, sequence=3, records=[bf.record(3)], created_at=store_now(None) + dt.timedelta(seconds=1)
     )
-    assert [b.status for b in merge(db, late, fresh).bundles] == ["accepted", "accepted"]
+    assert [(b.status, b.reason) for b in merge(db, late, fresh).bundles] == [("refused", "retired-key"), ("accepted", None)]
     # every archived bundle verifies with the registry key named by its envelope
     with open_store(db, write=False) as con:
         for path in archive_dir(db).glob("*.bundle.json"):
@@ -590,3 +599,72 @@ def test_merge_turns_off_duckdb_progress_bars(world):
     db = world[0]
     with open_store(db) as con:
         assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False
+
+
+# ------------------------------------------------------------------ times are judged at receipt (issue 15, item 1)
+
+def test_retired_key_refused_even_when_created_at_is_backdated(world):
+    """A key retired by a rotation merges nothing received after the rotation, whatever created_at claims."""
+    db, shelter, _, folder = world
+    rotate_key(db, "shelter-a", shelter.rotated().raw_public)
+    for backdate in (dt.timedelta(hours=1), dt.timedelta(days=60), dt.timedelta(days=365 * 20)):
+        created = bf.NOW - backdate
+        path = bf.bundle_file(folder, shelter, sequence=5, records=[bf.record(1)], created_at=created,
+                              expires_at=created + dt.timedelta(days=90))
+        result = merge(db, path, now=store_now(None) + dt.timedelta(seconds=1))
+        assert [(b.status, b.reason) for b in result.bundles] == [("refused", "retired-key")], backdate
+
+
+def test_retired_key_bundles_received_before_the_rotation_stay_merged(world):
+    db, shelter, _, folder = world
+    assert merge(db, bf.bundle_file(folder, shelter, sequence=1, records=[bf.record(1)])).accepted == 1
+    rotate_key(db, "shelter-a", shelter.rotated().raw_public)
+    with open_store(db, write=False) as con:
+        assert con.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+
+
+def test_created_at_in_the_future_is_refused_beyond_the_clock_skew(world):
+    from aggregator.contract.validity import CLOCK_SKEW
+
+    db, shelter, _, folder = world
+    now = store_now(None)
+    for ahead, expected in (
+        (dt.timedelta(days=365 * 30), ("refused", "created-in-future")),
+        (dt.timedelta(days=1), ("refused", "created-in-future")),
+        (CLOCK_SKEW + dt.timedelta(seconds=1), ("refused", "created-in-future")),
+    ):
+        created = (now + ahead).replace(tzinfo=dt.timezone.utc)
+        path = bf.bundle_file(folder, shelter, sequence=4, records=[bf.record(1)], created_at=created,
+                              expires_at=created + dt.timedelta(days=30))
+        assert [(b.status, b.reason) for b in merge(db, path, now=now).bundles] == [expected], ahead
+    created = (now + CLOCK_SKEW - dt.timedelta(seconds=1)).replace(tzinfo=dt.timezone.utc)
+    within = bf.bundle_file(folder, shelter, sequence=4, records=[bf.record(1)], created_at=created)
+    assert merge(db, within, now=now).accepted == 1
+
+
+def test_bundle_lifetime_is_capped_at_ninety_days(world):
+    db, shelter, _, folder = world
+    now = store_now(None)
+    created = bf.NOW - dt.timedelta(minutes=1)
+    far = bf.bundle_file(folder, shelter, sequence=2, records=[bf.record(1)], created_at=created,
+                         expires_at=dt.datetime(2099, 12, 31, tzinfo=dt.timezone.utc))
+    backdated = bf.bundle_file(folder, shelter, sequence=3, records=[bf.record(1)],
+                               created_at=dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc),
+                               expires_at=dt.datetime(2099, 12, 31, tzinfo=dt.timezone.utc))
+    one_day_more = bf.bundle_file(folder, shelter, sequence=4, records=[bf.record(1)], created_at=created,
+                                  expires_at=created + dt.timedelta(days=90, seconds=1))
+    result = merge(db, far, backdated, one_day_more, now=now)
+    assert [(b.status, b.reason) for b in result.bundles] == [("refused", "lifetime-too-long")] * 3
+    exact = bf.bundle_file(folder, shelter, sequence=5, records=[bf.record(1)], created_at=created,
+                           expires_at=created + dt.timedelta(days=90))
+    assert merge(db, exact, now=now).accepted == 1
+
+
+def test_expiry_is_judged_at_the_receipt_time(world):
+    db, shelter, _, folder = world
+    created = bf.NOW - dt.timedelta(minutes=1)
+    path = bf.bundle_file(folder, shelter, sequence=2, records=[bf.record(1)], created_at=created,
+                          expires_at=created + dt.timedelta(days=90))
+    late = store_now(created + dt.timedelta(days=91))
+    assert [(b.status, b.reason) for b in merge(db, path, now=late).bundles] == [("refused", "expired")]
+    assert merge(db, path, now=store_now(created + dt.timedelta(days=89))).accepted == 1
