@@ -46,6 +46,8 @@ REFUSALS: dict[str, Refusal] = {
         Refusal("duplicate-record", "payload", "the bundle carries two records for one pseudonym"),
         Refusal("malformed-release", "payload", "the noisy release is incomplete or inconsistent (cells, epsilons, scale)"),
         Refusal("scale-too-small", "payload", "a marginal's noise scale is too small for the epsilon it claims"),
+        Refusal("check-failed", "payload",
+                "checking the bundle failed unexpectedly (a number or value outside what the checks handle)"),
         Refusal("equivocation", "replay", "the organisation signed another bundle for the same period and sequence"),
         Refusal("stale-sequence", "replay", "the sequence is lower than the latest accepted one (rollback)"),
         Refusal("over-budget", "budget", "the bundle would take the organisation past its epsilon cap for the period"),
