@@ -43,7 +43,6 @@ REFUSALS: dict[str, Refusal] = {
                 "the bundle claims a creation time later than its receipt (beyond the allowed clock skew)"),
         Refusal("lifetime-too-long", "payload", "the bundle's expiry is more than 90 days after its creation"),
         Refusal("expired", "payload", "the bundle's expiry time has passed at its receipt"),
-        Refusal("duplicate-record", "payload", "the bundle carries two records for one pseudonym"),
         Refusal("malformed-release", "payload", "the noisy release is incomplete or inconsistent (cells, epsilons, scale)"),
         Refusal("scale-too-small", "payload", "a marginal's noise scale is too small for the epsilon it claims"),
         Refusal("check-failed", "payload",

@@ -366,6 +366,7 @@ def _commit_batch(
     for item in batch.accepted:
         flagged = flags.get(item.digest)
         if flagged:
-            outcomes[item.position].flagged = flagged
+            earlier = outcomes[item.position].flagged  # e.g. records linked by a shared pseudonym
+            outcomes[item.position].flagged = f"{earlier}; {flagged}" if earlier else flagged
 
 

@@ -99,15 +99,27 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
 
 
 def lawful_records(con) -> list[dict[str, str]]:
-    """The minimised, pseudonymised records with a lawful basis, sorted by pseudonym."""
+    """The minimised, pseudonymised records with a lawful basis, sorted by pseudonym: one per pseudonym.
+
+    Two local people with the same names and date of birth get one pseudonym and are one person nationally; the
+    bundle carries one record for them (`linked_people` counts the others)."""
     cursor = con.execute(
         f"""
         SELECT pseudonym, basis, {', '.join(RECORD_DIMENSIONS)}
-        FROM people WHERE basis IS NOT NULL ORDER BY pseudonym
+        FROM people WHERE basis IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY pseudonym ORDER BY basis DESC, {', '.join(RECORD_DIMENSIONS)}) = 1
+        ORDER BY pseudonym
         """
     )
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def linked_people(con) -> int:
+    """Local people with a lawful basis whose pseudonym another local person of the period shares (one record sent)."""
+    return con.execute(
+        "SELECT count(*) - count(DISTINCT pseudonym) FROM people WHERE basis IS NOT NULL"
+    ).fetchone()[0]
 
 
 def withdrawals(con, org: OrgConfig, spending: SpendingFile, period: int, export_date: dt.date, linkage_key: bytes) -> list[dict]:
@@ -218,6 +230,7 @@ class SubmitResult:
     epsilon_spent: str
     epsilon_cap: str
     validation: dict[str, Any] = field(default_factory=dict)
+    records_linked: int = 0  # local people folded into another one's record: same names and date of birth
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -269,6 +282,7 @@ def submit(
         ensure_writable_folder(out)
     build_people(con, org, period, export_date, linkage_key)
     records = lawful_records(con)
+    linked = linked_people(con)
     withdrawn = withdrawals(con, org, spending, period, export_date, linkage_key)
     if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):
         raise RuntimeError("statutory record from a non-investigative organisation")  # a bug, never input
@@ -324,6 +338,7 @@ def submit(
         epsilon=exact_text(epsilon),
         epsilon_spent=exact_text(spending.spent(period) + (0 if dry_run else epsilon)),
         epsilon_cap=exact_text(org.cap_fraction),
+        records_linked=linked,
     )
     if dry_run:
         return result

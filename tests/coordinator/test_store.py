@@ -21,6 +21,7 @@ from aggregator.coordinator.registry import list_orgs, register_org, revoke_org,
 from aggregator.coordinator.merge import merge_bundles
 from aggregator.contract.keys import read_public_key_file
 from aggregator.errors import ConfigError, InputError, StoreBusy, UsageError
+from aggregator.auditor import audit
 from tests import bundlefactory as bf
 
 TABLES = ("organisations", "org_keys", "bundles", "records", "marginals", "noisy_cells", "withdrawals", "ledger")
@@ -260,9 +261,6 @@ def _refusal_cases():
         m.scale, m.variance = 1.0, bf.dlap_variance(1.0)  # noise for epsilon 1 while claiming 1/4
         return bf.bundle_file(folder, shelter, sequence=3, marginals=[m])
 
-    def duplicate_record(db, shelter, police, folder):
-        return bf.bundle_file(folder, shelter, sequence=3, records=[bf.record(5), bf.record(5, form="labour")])
-
     def created_in_future(db, shelter, police, folder):
         created = bf.NOW + dt.timedelta(days=365 * 30)
         return bf.bundle_file(folder, shelter, sequence=3, created_at=created, expires_at=created + dt.timedelta(days=30))
@@ -290,7 +288,6 @@ def _refusal_cases():
         "kind mismatch": (kind_mismatch, "kind-mismatch"),
         "missing cells": (missing_cells, "malformed-release"),
         "scale too small": (scale_too_small, "scale-too-small"),
-        "duplicate record": (duplicate_record, "duplicate-record"),
         "retired key": (retired_key, "retired-key"),
         "created in future": (created_in_future, "created-in-future"),
         "lifetime too long": (lifetime_too_long, "lifetime-too-long"),
@@ -668,3 +665,23 @@ def test_expiry_is_judged_at_the_receipt_time(world):
     late = store_now(created + dt.timedelta(days=91))
     assert [(b.status, b.reason) for b in merge(db, path, now=late).bundles] == [("refused", "expired")]
     assert merge(db, path, now=store_now(created + dt.timedelta(days=89))).accepted == 1
+
+
+# ------------------------------------------------------------------ pseudonym collisions (issue 15, item 3)
+
+def test_records_sharing_a_pseudonym_merge_as_one_linked_person_with_a_note(world):
+    """Two consented people with the same names and date of birth share a pseudonym: the bundle is never refused for
+    it; they count as one person (the national dedupe rule) and the outcome says how many were linked."""
+    db, shelter, _, folder = world
+    path = bf.bundle_file(folder, shelter, sequence=2, records=[
+        bf.record(5), bf.record(5, form="labour"), bf.record(6), bf.record(5, gender="male"),
+    ])
+    result = merge(db, path)
+    (b,) = result.bundles
+    assert (b.status, b.records, b.linked) == ("accepted", 2, 2)
+    assert "2 record(s) share a pseudonym" in b.message and b.flagged and "2 record(s)" in b.flagged
+    assert b.as_dict()["linked"] == 2
+    with open_store(db, write=False) as con:
+        rows = con.execute("SELECT pseudonym, form, gender FROM records ORDER BY pseudonym").fetchall()
+    assert sorted(rows) == sorted([(bf.pseudonym(5), "sexual", "female"), (bf.pseudonym(6), "sexual", "female")])
+    assert audit.audit_store(db).ok  # the rebuild links them the same way

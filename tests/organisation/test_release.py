@@ -235,3 +235,16 @@ def test_consent_withdrawn_later_is_withdrawn_from_the_earlier_period_at_the_coo
     assert national_table(db, 2025, []).total(2025).individual == 2
     merge_bundles(db, [second.path])
     assert national_table(db, 2025, []).total(2025).individual == 1
+
+
+def test_people_sharing_names_and_birth_date_are_sent_as_one_record_with_a_warning(tmp_path):
+    """Two local people (other person ids) with the same names and date of birth, both consented, get one
+    pseudonym: the bundle carries one record for them and submit counts the linked person."""
+    same = {"family_name": "Jansen", "given_names": "Eva", "date_of_birth": "01-01-1990",
+            "consent": "ja", "consent_date": "01-03-2025"}
+    rows = [row(1, **same), row(2, **same, form="arbeidsuitbuiting"), row(3, consent="ja", consent_date="01-03-2025")]
+    result = _submit(tmp_path, rows)
+    _, _, payload = _payload(result.path)
+    pseudonyms = [r.pseudonym for r in payload.records]
+    assert len(pseudonyms) == len(set(pseudonyms)) == 2
+    assert result.records_linked == 1 and result.records_by_basis["consent"] == 2
