@@ -17,7 +17,7 @@ from ..errors import UsageError, ValidationFailed
 from .home import OrgConfig
 from ..privacy.workload import DEFAULT_WORKLOAD, expected_query_errors, split_epsilon, workload_named
 from ..privacy.epsilon import exact_text, PRIVACY_UNIT
-from .pseudonyms import HMAC_SQL, hmac_pads
+from .pseudonyms import HMAC_SQL, hmac_pads, install_normalisation
 from .spending import Spend, SpendingFile
 from ..privacy.mechanism import discrete_laplace_quantile, discrete_laplace_variance, release_counts
 from ..util.clock import utc_now
@@ -32,6 +32,7 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
     """TEMP table `people`: one row per person of the period with release dimensions, basis and pseudonym."""
     eu = sorted(EU_OTHER)
     ipad, opad = hmac_pads(linkage_key)
+    install_normalisation(con)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE people AS
@@ -133,6 +134,7 @@ def withdrawals(con, org: OrgConfig, spending: SpendingFile, period: int, export
     if not sent:
         return []
     ipad, opad = hmac_pads(linkage_key)
+    install_normalisation(con)
     withdrawn = {
         p for (p,) in con.execute(
             f"""
