@@ -238,7 +238,17 @@ class SubmitResult:
         return asdict(self)
 
 
-def submit(
+def submit(export: Path, mapping_path: Path, *, home: Path | None = None, **options: Any) -> SubmitResult:
+    """Validate, release and sign (`_submit`), holding the spending file's lock from the budget check to the
+    spending entry, so two submits at once can neither lose an entry, pass the cap together nor share a sequence."""
+    from .home import load_org
+
+    org = load_org(home)
+    with SpendingFile(org.spending_path, org.cap_fraction).locked():
+        return _submit(export, mapping_path, home=home, **options)
+
+
+def _submit(
     export: Path,
     mapping_path: Path,
     *,
