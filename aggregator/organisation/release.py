@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.codelists import codes, DIMENSIONS, EU_OTHER
-from ..errors import UsageError, ValidationFailed
+from ..errors import InputError, UsageError, ValidationFailed
 from .home import OrgConfig
 from ..privacy.workload import DEFAULT_WORKLOAD, expected_query_errors, split_epsilon, workload_named
 from ..privacy.epsilon import exact_text, PRIVACY_UNIT
@@ -283,12 +283,23 @@ def _submit(
     spending.check(period, epsilon)
     private_key = load_private_key(org.key_path)
     export_date = export_date or dt.date.today()
+    if period > export_date.year:
+        raise UsageError(
+            f"the period {period} is after the export date ({export_date.year}); nothing was released or spent",
+            "period",
+        )
 
     report, con = validate_export(export, mapping_path, export_date=export_date, con=con)
     if not report.valid and not skip_invalid:
         raise ValidationFailed(
             f"{report.rows_invalid} of {report.rows_read} rows break the schema; run `aggregator validate` to see them, "
             "fix the export, or pass --skip-invalid to release only the valid rows"
+        )
+    if not con.execute("SELECT count(*) FROM valid_rows WHERE year(report_date) = $period", {"period": period}).fetchone()[0]:
+        con.close()
+        raise InputError(
+            f"the export has no valid rows with a report date in {period}; nothing was released or spent "
+            "(a release over no rows would spend the period's budget on nothing)"
         )
     if not dry_run:
         ensure_writable_folder(out)
