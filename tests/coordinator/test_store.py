@@ -685,3 +685,14 @@ def test_records_sharing_a_pseudonym_merge_as_one_linked_person_with_a_note(worl
         rows = con.execute("SELECT pseudonym, form, gender FROM records ORDER BY pseudonym").fetchall()
     assert sorted(rows) == sorted([(bf.pseudonym(5), "sexual", "female"), (bf.pseudonym(6), "sexual", "female")])
     assert audit.audit_store(db).ok  # the rebuild links them the same way
+
+
+def test_a_key_is_retired_from_the_instant_of_its_rotation(world):
+    """Received at the very instant of the rotation: refused; one microsecond before: accepted."""
+    db, shelter, _, folder = world
+    at = store_now(None) - dt.timedelta(minutes=1)
+    rotate_key(db, "shelter-a", shelter.rotated().raw_public, now=at)
+    created = bf.NOW - dt.timedelta(minutes=10)
+    same = bf.bundle_file(folder, shelter, sequence=2, records=[bf.record(1)], created_at=created)
+    assert [(b.status, b.reason) for b in merge(db, same, now=at).bundles] == [("refused", "retired-key")]
+    assert merge(db, same, now=at - dt.timedelta(microseconds=1)).accepted == 1
