@@ -362,3 +362,18 @@ def test_unwritable_outputs_are_error_lines(setup, tmp_path):
     folder.mkdir()
     assert cli("table", "--db", db, "--format", "csv", "--out", folder, code=1).stderr.startswith("error: cannot write")
     assert cli("budget", "--db", db, "--export-ledger", folder, code=1).stderr.startswith("error: cannot write")
+
+
+def test_table_of_a_period_without_bundles_says_there_is_nothing(tmp_path):
+    """No table of zeros with 0.0-0.0 intervals for a period nobody reported: one line and exit code 1."""
+    db = tmp_path / "national.duckdb"
+    shelter = bf.new_org("shelter-a")
+    register(tmp_path, db, shelter)
+    empty = cli("table", "--db", db, "--period", 2025, code=1)
+    assert empty.stderr.startswith("error: nothing to show: no bundles for period 2025") and not empty.stdout
+    cli("merge", bf.bundle_file(tmp_path / "in", shelter, records=[bf.record(1)]), "--db", db)
+    for fmt in ("table", "csv", "json", "md"):
+        result = cli("table", "--db", db, "--period", 2030, "--format", fmt, code=1)
+        assert result.stderr.startswith("error: nothing to show: no bundles for period 2030"), fmt
+        assert "0.0" not in result.stdout and not result.stdout
+    assert cli_json("table", "--db", db, "--period", 2025)["rows"]  # a period with bundles still shows
