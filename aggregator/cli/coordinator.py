@@ -239,6 +239,8 @@ def table(
     if json_out:
         fmt = "json"
     result = run(lambda: national_table(db, period, by))
+    if result.empty and period is not None:  # zeros with 0-0 intervals would read as "nobody": say there is nothing
+        fail(f"nothing to show: no bundles for period {period}", 1)
     err = console(stderr=True)
     for note in result.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)

@@ -277,6 +277,9 @@ def render_submit(result) -> None:
     table.add_row("records (consent)", str(result.records_by_basis["consent"]))
     if result.withdrawals:
         table.add_row("withdrawals of earlier periods", str(result.withdrawals))
+    if result.records_linked:
+        table.add_row("warning: people sharing a pseudonym",
+                      f"{result.records_linked} (same names and date of birth as another person; sent as one)")
     table.add_row("epsilon this release", result.epsilon)
     if result.joint_plan:
         table.add_row("joint release plan", result.joint_plan)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .. import SCHEMA_VERSION
 from .codelists import AgeBand, CODELIST_VERSION, Form, Gender, ISO_3166_ALPHA2, NationalityGroup, OrgKind, Province, ReporterType
@@ -22,6 +23,26 @@ OrgId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 # Exact rational number as text: "1", "3/10", "0.25". Never a float.
 ExactNumber = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(/[0-9]+)?$", max_length=80)]
+
+# Bounds on every number a bundle carries, so a signed bundle cannot break the coordinator's arithmetic or its
+# DuckDB columns (INTEGER sequence and period, BIGINT counts, DOUBLE scale): it is refused with the bound it breaks.
+MAX_SEQUENCE = 2**31 - 1
+MAX_ABS_COUNT = 10**12  # a noisy count; far beyond any real number of people
+MIN_BUNDLE_EPSILON = Fraction(1, 10**9)  # a marginal's share of a release may be below the CLI's MIN_EPSILON
+MAX_SCALE = 1e9  # noise scale of epsilon MIN_BUNDLE_EPSILON
+MAX_VARIANCE = 1e19  # the discrete Laplace variance at MAX_SCALE is about 2 * MAX_SCALE**2
+MAX_EXPECTED_ERROR = 1e12
+
+
+def _bundle_epsilon(text: str) -> str:
+    """Epsilon text of a bundle, through the one parser: exact, positive, between MIN_BUNDLE_EPSILON and MAX_EPSILON."""
+    from ..privacy.epsilon import parse_epsilon
+
+    parse_epsilon(text, error=ValueError, minimum=MIN_BUNDLE_EPSILON)
+    return text
+
+
+BundleEpsilon = Annotated[ExactNumber, AfterValidator(_bundle_epsilon)]
 
 EARLIEST_DATE = dt.date(1900, 1, 1)
 # strptime directives that DuckDB and Python both understand for dates.
@@ -193,7 +214,7 @@ class Cell(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: list[str] = Field(min_length=1, max_length=5)
-    count: int
+    count: Annotated[int, Field(ge=-MAX_ABS_COUNT, le=MAX_ABS_COUNT)]
 
 
 class Marginal(BaseModel):
@@ -202,11 +223,11 @@ class Marginal(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dimensions: list[str] = Field(min_length=1, max_length=5)
-    epsilon: ExactNumber
+    epsilon: BundleEpsilon
     sensitivity: Literal[1] = 1
-    scale: float = Field(gt=0)
-    variance: float = Field(gt=0)
-    expected_error_95: float = Field(ge=0)
+    scale: float = Field(gt=0, le=MAX_SCALE)
+    variance: float = Field(gt=0, le=MAX_VARIANCE)
+    expected_error_95: float = Field(ge=0, le=MAX_EXPECTED_ERROR)
     cells: list[Cell]
 
 
@@ -218,7 +239,7 @@ class Release(BaseModel):
     privacy_unit: str
     mechanism: Literal["discrete_laplace"] = "discrete_laplace"
     library: str
-    epsilon: ExactNumber
+    epsilon: BundleEpsilon
     marginals: list[Marginal]
 
 
@@ -243,7 +264,7 @@ class Payload(BaseModel):
     organisation: OrgRef
     key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
     period: Annotated[int, Field(ge=2000, le=2100)]
-    sequence: Annotated[int, Field(ge=1)]
+    sequence: Annotated[int, Field(ge=1, le=MAX_SEQUENCE)]
     created_at: dt.datetime
     expires_at: dt.datetime
     records: list[Record]

@@ -16,10 +16,11 @@ import duckdb
 
 from ..contract.codelists import DIMENSIONS, codes
 from ..contract.envelope import open_envelope, parse_payload, read_bundle_file, verify_envelope
+from ..contract.validity import check_times
 from ..errors import BundleRejected
 from ..privacy.epsilon import exact_text, parse_epsilon
 from ..privacy.mechanism import discrete_laplace_variance
-from ..util.clock import iso, utc_naive
+from ..util.clock import iso, utc_naive  # noqa: F401
 from .ledger import GENESIS_HASH, chain_entry
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class BundleOutcome:
     marginals: int = 0
     supersedes: list[str] = field(default_factory=list)
     flagged: str | None = None
+    linked: int = 0  # records folded into another record of the bundle with the same pseudonym
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +73,7 @@ class Staged:
     payload: Any  # schema.Payload
     key: KeyInfo
     epsilon: Fraction
+    linked: int = 0  # records that shared a pseudonym with an earlier record of the bundle (kept as one person)
 
 
 def _key_info(con: duckdb.DuckDBPyConnection, keyid: str) -> KeyInfo | None:
@@ -179,26 +182,32 @@ def _check_payload(payload: Any, opened: Any, key: KeyInfo, now: dt.datetime) ->
             f"bundle says {org.id} is a {org.reporter_type.value}; the registry says {key.reporter_type}",
             "reporter-type-mismatch",
         )
-    created = utc_naive(payload.created_at)
-    expires = utc_naive(payload.expires_at)
-    if key.retired_at is not None and created >= key.retired_at:
-        raise BundleRejected(
-            f"bundle was signed with key {key.keyid}, which {org.id} replaced before the bundle was created",
-            "retired-key",
-        )
+    check_times(payload.created_at, payload.expires_at, now, key_retired_at=key.retired_at, keyid=key.keyid)
     if key.kind != "investigative" and any(r.basis == "statutory" for r in payload.records):
         raise BundleRejected(
             f"{org.id} is not an investigative organisation and cannot send records on a statutory basis",
             "statutory-from-non-investigative",
         )
-    if expires < created:
-        raise BundleRejected("bundle expires before it was created", "malformed-payload")
-    if expires < now:
-        raise BundleRejected(f"bundle expired at {iso(expires)}", "expired")
-    pseudonyms = [r.pseudonym for r in payload.records]
-    if len(set(pseudonyms)) != len(pseudonyms):
-        raise BundleRejected("bundle carries more than one record for the same pseudonym", "duplicate-record")
     return _release_epsilon(payload)
+
+
+def link_shared_pseudonyms(payload: Any) -> int:
+    """One pseudonym is one person nationally: keep the first record of each pseudonym (two people with the same
+    names and date of birth cannot be told apart); returns how many records were folded into an earlier one."""
+    seen: set[str] = set()
+    kept = []
+    for r in payload.records:
+        if r.pseudonym not in seen:
+            seen.add(r.pseudonym)
+            kept.append(r)
+    linked = len(payload.records) - len(kept)
+    if linked:
+        payload.records = kept
+    return linked
+
+
+def linked_note(linked: int) -> str:
+    return f"{linked} record(s) share a pseudonym with another record of this bundle; each kept as one person"
 
 
 @dataclass
@@ -281,7 +290,8 @@ def stage(state: MergeState, position: int, path: Path, now: dt.datetime) -> Sta
         raise BundleRejected(f"the key {key.keyid} of {key.org_id} is revoked", "revoked")
     payload = parse_payload(opened)
     epsilon = _check_payload(payload, opened, key, now) + _joint_epsilon(payload, state, now)
-    return Staged(position, name, data, opened.digest, opened.keyid, payload, key, epsilon)
+    linked = link_shared_pseudonyms(payload)
+    return Staged(position, name, data, opened.digest, opened.keyid, payload, key, epsilon, linked)
 
 
 def outcome(staged: Staged, status: str, **extra: Any) -> BundleOutcome:
@@ -367,6 +377,10 @@ def check_rules(state: MergeState, staged: Staged, batch: Batch, now: dt.datetim
     message = "accepted"
     if superseded:
         message = f"accepted; replaces {len(superseded)} earlier bundle(s) of {org_id} {period} in the table"
-    return outcome(staged, "accepted", message=message, supersedes=superseded)
+    note = linked_note(staged.linked) if staged.linked else None
+    if note:
+        message = f"{message}; {note}"
+    return outcome(staged, "accepted", message=message, supersedes=superseded, flagged=note,
+                   linked=staged.linked)
 
 

@@ -304,6 +304,8 @@ def merge_bundles(
                 result = stage(state, position, Path(path), now)
             except BundleRejected as exc:
                 outcomes[position] = BundleOutcome(Path(path).name, "refused", exc.reason, exc.message)
+            except Exception as exc:  # one bundle never stops a run: whatever else breaks, it is refused
+                outcomes[position] = _unexpected(Path(path).name, exc)
             else:
                 if isinstance(result, BundleOutcome):
                     outcomes[position] = result
@@ -320,11 +322,21 @@ def merge_bundles(
                 outcomes[item.position] = outcome(item, "refused", reason=exc.reason, message=exc.message)
                 if exc.reason == "equivocation":
                     keep_evidence(db_path, item)
+            except Exception as exc:  # pragma: no cover - the rules raise BundleRejected; a bug refuses one bundle
+                outcomes[item.position] = _unexpected(item.file, exc)
             if progress:
                 progress("ingest", done, len(staged))
         if batch.accepted:
             _commit_batch(con, batch, db_path, now, outcomes)
     return MergeResult(str(db_path), [outcomes[i] for i in range(len(paths))])
+
+
+def _unexpected(name: str, exc: Exception) -> BundleOutcome:
+    """A refusal for a bundle whose checks failed in a way no rule foresaw (the exception type only, no values)."""
+    return BundleOutcome(
+        name, "refused", "check-failed",
+        f"bundle {name} could not be checked ({type(exc).__name__}); refused, the rest of the run goes on",
+    )
 
 
 def _commit_batch(
@@ -356,6 +368,7 @@ def _commit_batch(
     for item in batch.accepted:
         flagged = flags.get(item.digest)
         if flagged:
-            outcomes[item.position].flagged = flagged
+            earlier = outcomes[item.position].flagged  # e.g. records linked by a shared pseudonym
+            outcomes[item.position].flagged = f"{earlier}; {flagged}" if earlier else flagged
 
 

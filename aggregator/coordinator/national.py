@@ -113,6 +113,7 @@ class NationalTable:
     conflicting_people: int = 0  # ... of whom the organisations disagree on a dimension
     notes: list[str] = field(default_factory=list)
     z: float = Z_95
+    empty: bool = False  # no bundle counts for the period asked (or the store has none): the rows are only zeros
 
     @property
     def uncovered(self) -> list[ReleaseUse]:
@@ -206,6 +207,7 @@ def national_table(db_path: Path, period: int | None = None, by: str | Sequence[
             ).fetchall()
         ]
         notes: list[str] = []
+        empty = not periods or (period is not None and period not in periods)
         if period is not None and period not in periods:
             periods = [period]
             notes.append(f"no bundles for period {period}")
@@ -255,7 +257,9 @@ def national_table(db_path: Path, period: int | None = None, by: str | Sequence[
             table_rows.extend(cells)
         table_rows.append(total)
     table_rows = _with_joint(db_path, names, periods, table_rows)
-    return NationalTable(names, period, periods, table_rows, uses, int(linked or 0), int(conflicting or 0), notes)
+    result = NationalTable(names, period, periods, table_rows, uses, int(linked or 0), int(conflicting or 0), notes)
+    result.empty = empty
+    return result
 
 
 def _with_joint(db_path: Path, names: list[str], periods: list[int], rows: list[NationalRow]) -> list[NationalRow]:

@@ -10,10 +10,11 @@ Merge rules, per bundle, in this order (a refusal names its reason and changes n
   same digest as accepted     duplicate: changes nothing, spends nothing
   key lookup by keyid         unknown-key (organisation or key not registered)
   signature                   bad-signature
-  key / organisation state    revoked; retired-key (rotated-out key, bundle created after the rotation)
+  key / organisation state    revoked; retired-key (rotated-out key, bundle received after the rotation)
   payload                     unknown-schema-version, malformed-payload, key-mismatch, org-mismatch,
                               kind-mismatch, reporter-type-mismatch, statutory-from-non-investigative,
-                              duplicate-record, malformed-release, scale-too-small, expired
+                              created-in-future, lifetime-too-long, expired, malformed-release,
+                              scale-too-small; records sharing a pseudonym are kept as one person (a note)
   replay / rollback           equivocation (same org, period, sequence, other digest), stale-sequence
                               (lower than the latest accepted sequence)
   budget                      over-budget (exact fractions: spent + this bundle <= cap)

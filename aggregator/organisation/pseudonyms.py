@@ -1,11 +1,28 @@
 """Pseudonyms: HMAC-SHA256 over normalised identifying fields with the organisations' shared linkage key,
-computed in DuckDB (two sha256 calls over the RFC 2104 pads), with a Python twin for tests and by-hand checks."""
+computed in DuckDB (two sha256 calls over the RFC 2104 pads), with a Python twin for tests and by-hand checks.
+
+One normalisation of names (pseudonym version 2, `PSEUDONYM_VERSION`), the same in SQL and Python:
+NFC; then per character: compatibility decomposition (NFKD), full Unicode case folding (Python `casefold`),
+NFKD again, format characters (category Cf, e.g. zero-width) dropped, whitespace and dashes (category Pd, e.g. a
+hyphen) made a space; then NFC; runs of spaces collapsed to one; trimmed. So "Jansen", " JANSEN ", "Ｊａｎｓｅｎ",
+"jan\u200bsen" are one name and "de  Vries", "de\tVries", "de-Vries" are another.
+
+DuckDB has no NFKC or case folding, so the per-character step is a table (`pseudonym_fold`: every character whose
+step changes it, built from Python's `unicodedata`) that the SQL applies with a join; `nfc_normalize`, the
+collapsing and the trimming are DuckDB's own. `install_normalisation(con)` puts the table and its macro on a
+connection before HMAC_SQL is used.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import unicodedata
+from functools import lru_cache
+
+PSEUDONYM_VERSION = 2  # 1: trimmed, NFC, lower-cased; 2: the normalisation above
+_SKIP_CATEGORIES = frozenset({"Cs", "Cn", "Co"})  # surrogates, unassigned, private use: left as they are
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
@@ -16,9 +33,82 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
+def fold_char(char: str) -> str:
+    """The per-character step: NFKD, case folding, NFKD (to a fixed point); Cf dropped; whitespace and dashes a space."""
+    text = char
+    for _ in range(4):
+        folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+        if folded == text:
+            break
+        text = folded
+    out = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cf":
+            continue
+        out.append(" " if ch.isspace() or category in ("Zs", "Pd") else ch)
+    return "".join(out)
+
+
+def normalise_name(value: object) -> str:
+    """Python twin of the SQL normalisation of one field (see the module docstring)."""
+    text = unicodedata.normalize("NFC", str(value))
+    text = unicodedata.normalize("NFC", "".join(fold_char(ch) for ch in text))
+    return re.sub(" +", " ", text).strip(" ")
+
+
+@lru_cache(maxsize=1)
+def fold_table() -> tuple[list[str], list[str]]:
+    """(characters, replacements) for the SQL table: every character whose per-character step changes it after NFC.
+
+    A character whose step gives a canonically equivalent text (NFC brings it back) is left out: the final NFC gives
+    the same result either way."""
+    chars, replacements = [], []
+    for code in range(0x110000):
+        ch = chr(code)
+        if unicodedata.category(ch) in _SKIP_CATEGORIES:
+            continue
+        folded = fold_char(ch)
+        if unicodedata.normalize("NFC", folded) != ch:
+            chars.append(ch)
+            replacements.append(folded)
+    return chars, replacements
+
+
+# The per-character step as a macro over the table: split into characters, replace through the table, join in order.
+FOLD_MACRO_SQL = """
+CREATE OR REPLACE TEMP MACRO pseudonym_fold(x) AS coalesce((
+    SELECT string_agg(coalesce(f.replacement, s.ch), '' ORDER BY s.i)
+    FROM (SELECT unnest(string_split(x, '')) AS ch, generate_subscripts(string_split(x, ''), 1) AS i) AS s
+    LEFT JOIN pseudonym_fold AS f ON f.ch = s.ch
+), '')
+"""
+
+
+def install_normalisation(con) -> None:
+    """Create the TEMP table `pseudonym_fold` and its macro on this DuckDB connection (once per connection)."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'pseudonym_fold'"
+    ).fetchone()[0]
+    if not exists:
+        chars, replacements = fold_table()
+        con.execute(
+            "CREATE TEMP TABLE pseudonym_fold AS SELECT unnest($c) AS ch, unnest($r) AS replacement",
+            {"c": chars, "r": replacements},
+        )
+    con.execute(FOLD_MACRO_SQL)
+
+
+def normalised_sql(expression: str) -> str:
+    """The normalisation of one text expression, as SQL (needs install_normalisation on the connection)."""
+    return (
+        f"trim(regexp_replace(nfc_normalize(pseudonym_fold(nfc_normalize({expression}))), ' +', ' ', 'g'), ' ')"
+    )
+
+
 def _normalised_sql(column: str) -> str:
-    """Length-prefixed NFC, lower-cased, trimmed text (or '-' when missing), as SQL."""
-    norm = f"lower(nfc_normalize(trim(CAST({column} AS VARCHAR))))"
+    """Length-prefixed normalised text (or '-' when missing), as SQL."""
+    norm = normalised_sql(f"CAST({column} AS VARCHAR)")
     return f"CASE WHEN {column} IS NULL THEN '-' ELSE CAST(octet_length(encode({norm})) AS VARCHAR) || ':' || {norm} END"
 
 
@@ -28,7 +118,7 @@ CASE
   WHEN family_name IS NULL OR date_of_birth IS NULL
   THEN 'local|' || CAST(octet_length(encode($org_id)) AS VARCHAR) || ':' || $org_id
        || '|' || CAST(octet_length(encode(person_id)) AS VARCHAR) || ':' || person_id
-  ELSE 'person|' || {_normalised_sql('family_name')} || '|' || {_normalised_sql('given_names')}
+  ELSE 'person{PSEUDONYM_VERSION}|' || {_normalised_sql('family_name')} || '|' || {_normalised_sql('given_names')}
        || '|' || {_normalised_sql('date_of_birth')}
 END
 """
@@ -42,11 +132,11 @@ def pseudonym(key: bytes, org_id: str, person_id: str, family_name: str | None, 
     def norm(value: object) -> str:
         if value is None:
             return "-"
-        text = unicodedata.normalize("NFC", str(value).strip()).lower()
+        text = normalise_name(value)
         return f"{len(text.encode('utf-8'))}:{text}"
 
     if family_name is None or date_of_birth is None:
         message = f"local|{len(org_id.encode())}:{org_id}|{len(person_id.encode())}:{person_id}"
     else:
-        message = f"person|{norm(family_name)}|{norm(given_names)}|{norm(date_of_birth)}"
+        message = f"person{PSEUDONYM_VERSION}|{norm(family_name)}|{norm(given_names)}|{norm(date_of_birth)}"
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.codelists import codes, DIMENSIONS, EU_OTHER
-from ..errors import BudgetExceeded, UsageError, ValidationFailed
+from ..errors import BudgetExceeded, InputError, UsageError, ValidationFailed
 from .home import OrgConfig
 from ..privacy.workload import DEFAULT_WORKLOAD, expected_query_errors, split_epsilon, workload_named
 from ..privacy.epsilon import exact_text, PRIVACY_UNIT
-from .pseudonyms import HMAC_SQL, hmac_pads
+from .pseudonyms import HMAC_SQL, hmac_pads, install_normalisation
 from .spending import Spend, SpendingFile
 from ..privacy.mechanism import discrete_laplace_quantile, discrete_laplace_variance, release_counts
 from ..util.clock import utc_now
 
-BUNDLE_LIFETIME = dt.timedelta(days=90)
+from ..contract.validity import BUNDLE_LIFETIME  # noqa: E402  (one rule for both sides)
 RECORD_DIMENSIONS = tuple(DIMENSIONS)
 
 # ------------------------------------------------------------ people
@@ -36,6 +36,7 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
     them into buckets; the pseudonyms of people without a lawful basis never leave this DuckDB)."""
     eu = sorted(EU_OTHER)
     ipad, opad = hmac_pads(linkage_key)
+    install_normalisation(con)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE people AS
@@ -104,15 +105,27 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
 
 
 def lawful_records(con) -> list[dict[str, str]]:
-    """The minimised, pseudonymised records with a lawful basis, sorted by pseudonym."""
+    """The minimised, pseudonymised records with a lawful basis, sorted by pseudonym: one per pseudonym.
+
+    Two local people with the same names and date of birth get one pseudonym and are one person nationally; the
+    bundle carries one record for them (`linked_people` counts the others)."""
     cursor = con.execute(
         f"""
         SELECT pseudonym, basis, {', '.join(RECORD_DIMENSIONS)}
-        FROM people WHERE basis IS NOT NULL ORDER BY pseudonym
+        FROM people WHERE basis IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY pseudonym ORDER BY basis DESC, {', '.join(RECORD_DIMENSIONS)}) = 1
+        ORDER BY pseudonym
         """
     )
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def linked_people(con) -> int:
+    """Local people with a lawful basis whose pseudonym another local person of the period shares (one record sent)."""
+    return con.execute(
+        "SELECT count(*) - count(DISTINCT pseudonym) FROM people WHERE basis IS NOT NULL"
+    ).fetchone()[0]
 
 
 def withdrawals(con, org: OrgConfig, spending: SpendingFile, period: int, export_date: dt.date, linkage_key: bytes) -> list[dict]:
@@ -126,6 +139,7 @@ def withdrawals(con, org: OrgConfig, spending: SpendingFile, period: int, export
     if not sent:
         return []
     ipad, opad = hmac_pads(linkage_key)
+    install_normalisation(con)
     withdrawn = {
         p for (p,) in con.execute(
             f"""
@@ -227,12 +241,23 @@ class SubmitResult:
     # A dry run past the period's cap still shows what would leave; this says why a real submit would be refused.
     over_budget: str | None = None
     joint_plan: str | None = None  # digest of the computation plan whose shares the bundle carries
+    records_linked: int = 0  # local people folded into another one's record: same names and date of birth
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def submit(
+def submit(export: Path, mapping_path: Path, *, home: Path | None = None, **options: Any) -> SubmitResult:
+    """Validate, release and sign (`_submit`), holding the spending file's lock from the budget check to the
+    spending entry, so two submits at once can neither lose an entry, pass the cap together nor share a sequence."""
+    from .home import load_org
+
+    org = load_org(home)
+    with SpendingFile(org.spending_path, org.cap_fraction).locked():
+        return _submit(export, mapping_path, home=home, **options)
+
+
+def _submit(
     export: Path,
     mapping_path: Path,
     *,
@@ -288,6 +313,11 @@ def submit(
         over_budget = exc.message  # a dry run writes and spends nothing: let it show what would leave
     private_key = load_private_key(org.key_path)
     export_date = export_date or dt.date.today()
+    if period > export_date.year:
+        raise UsageError(
+            f"the period {period} is after the export date ({export_date.year}); nothing was released or spent",
+            "period",
+        )
 
     report, con = validate_export(export, mapping_path, export_date=export_date, con=con)
     if not report.valid and not skip_invalid:
@@ -295,10 +325,17 @@ def submit(
             f"{report.rows_invalid} of {report.rows_read} rows break the schema; run `aggregator validate` to see them, "
             "fix the export, or pass --skip-invalid to release only the valid rows"
         )
+    if not con.execute("SELECT count(*) FROM valid_rows WHERE year(report_date) = $period", {"period": period}).fetchone()[0]:
+        con.close()
+        raise InputError(
+            f"the export has no valid rows with a report date in {period}; nothing was released or spent "
+            "(a release over no rows would spend the period's budget on nothing)"
+        )
     if not dry_run:
         ensure_writable_folder(out)
     build_people(con, org, period, export_date, linkage_key, everyone=plan is not None)
     records = lawful_records(con)
+    linked = linked_people(con)
     withdrawn = withdrawals(con, org, spending, period, export_date, linkage_key)
     if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):
         raise RuntimeError("statutory record from a non-investigative organisation")  # a bug, never input
@@ -366,6 +403,7 @@ def submit(
         joint_plan=plan.digest if plan is not None else None,
         kind=org.kind,
         over_budget=over_budget,
+        records_linked=linked,
     )
     if dry_run:
         return result

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import BudgetExceeded, ConfigError
 from ..privacy.epsilon import DEFAULT_CAP, decimal_text
@@ -25,12 +29,59 @@ class Spend:
         return asdict(self)
 
 
+# Held locks of this process, by lock file: flock locks belong to an open file, so a second open of the same lock
+# file in one process would wait for itself. A nested `locked()` (submit holds it, append takes it) only counts.
+_HELD: dict[str, list] = {}
+_HELD_GUARD = threading.Lock()
+
+
 class SpendingFile:
-    """The organisation's own record of what it released: a JSON-lines file rewritten atomically."""
+    """The organisation's own record of what it released: a JSON-lines file rewritten atomically.
+
+    Read-modify-write under an exclusive `fcntl.flock` on `<file>.lock` next to it: `append` takes it, and `submit`
+    holds it from its budget check to its append (`locked()`), so two releases at once can neither lose an entry,
+    pass the cap together nor take the same sequence."""
 
     def __init__(self, path: Path, cap: Fraction = DEFAULT_CAP) -> None:
         self.path = path
         self.cap = cap
+
+    @property
+    def lock_path(self) -> Path:
+        return Path(self.path).with_name(Path(self.path).name + ".lock")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the spending file's exclusive lock (waits for another process that holds it)."""
+        import fcntl
+
+        key = str(self.lock_path.resolve())
+        with _HELD_GUARD:
+            held = _HELD.get(key)
+            if held is not None:
+                held[1] += 1
+        if held is None:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot open the lock file of the spending file in {self.lock_path.parent} "
+                    f"({exc.strerror or type(exc).__name__})"
+                ) from None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with _HELD_GUARD:
+                _HELD[key] = held = [fd, 1]
+        try:
+            yield
+        finally:
+            with _HELD_GUARD:
+                held[1] -= 1
+                last = held[1] == 0
+                if last:
+                    del _HELD[key]
+            if last:
+                fcntl.flock(held[0], fcntl.LOCK_UN)
+                os.close(held[0])
 
     def entries(self) -> list[Spend]:
         try:
@@ -64,7 +115,8 @@ class SpendingFile:
     def append(self, entry: Spend) -> None:
         from ..util.files import atomic_write
 
-        self.check(entry.period, Fraction(entry.epsilon))
-        lines = [json.dumps(e.as_dict(), sort_keys=True) for e in self.entries()]
-        lines.append(json.dumps(entry.as_dict(), sort_keys=True))
-        atomic_write(self.path, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o600)
+        with self.locked():
+            self.check(entry.period, Fraction(entry.epsilon))
+            lines = [json.dumps(e.as_dict(), sort_keys=True) for e in self.entries()]
+            lines.append(json.dumps(entry.as_dict(), sort_keys=True))
+            atomic_write(self.path, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o600)

@@ -20,11 +20,13 @@ def parse_epsilon(
     what: str = "epsilon",
     error: Callable[[str], Exception] = UsageError,
     bounded: bool = True,
+    minimum: Fraction = MIN_EPSILON,
+    maximum: Fraction = MAX_EPSILON,
 ) -> Fraction:
     """The one epsilon parser: exact from text ("1", "0.5", "1/7"), never through a float.
 
-    NaN, infinity, zero and negatives are refused; `bounded` also refuses values below MIN_EPSILON (useless noise)
-    and above MAX_EPSILON (no protection), as a new release must be. `error` builds the exception to raise, so the
+    NaN, infinity, zero and negatives are refused; `bounded` also refuses values below `minimum` (default
+    MIN_EPSILON: useless noise) and above `maximum` (default MAX_EPSILON: no protection), as a new release must be. `error` builds the exception to raise, so the
     same rules give a usage error on the command line and a refusal inside a bundle."""
     if isinstance(value, float):
         raise error(f"{what} must be given as text or an exact number, not a float")
@@ -44,10 +46,10 @@ def parse_epsilon(
             raise error(f"{what} must be a positive number such as 1.0 or 1/2, not {text[:40]!r}") from None
     if number <= 0:
         raise error(f"{what} must be greater than zero")
-    if bounded and number < MIN_EPSILON:
-        raise error(f"{what} below {MIN_EPSILON} adds so much noise that the release is useless; refused")
-    if bounded and number > MAX_EPSILON:
-        raise error(f"{what} above {MAX_EPSILON} gives no meaningful protection; refused")
+    if bounded and number < minimum:
+        raise error(f"{what} below {minimum} adds so much noise that the release is useless; refused")
+    if bounded and number > maximum:
+        raise error(f"{what} above {maximum} gives no meaningful protection; refused")
     return number
 
 

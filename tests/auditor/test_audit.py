@@ -287,3 +287,23 @@ def test_runs_at_the_same_instant_replay_in_ledger_order(tmp_path):
     assert audit.rebuild_store(db, tmp_path / "rebuilt.duckdb") == []
     report = audit.audit_store(db)
     assert report.ok, report.failed
+
+
+def test_rebuild_flags_history_that_breaks_the_receipt_time_rules(tmp_path, monkeypatch):
+    """A store merged by a coordinator that judged times by the signer's claims (a retired key with a backdated
+    created_at, a lifetime to 2099) fails the audit: the rebuild replays at the recorded receipt times."""
+    from aggregator.coordinator import admission
+
+    db = tmp_path / "national.duckdb"
+    folder = tmp_path / "in"
+    shelter = bf.new_org("shelter-a")
+    bf.register(db, shelter)
+    rotate_key(db, "shelter-a", shelter.rotated().raw_public, now=bf.NOW - dt.timedelta(hours=2))
+    created = bf.NOW - dt.timedelta(days=1)
+    backdated = bf.bundle_file(folder, shelter, records=[bf.record(1)], created_at=created)
+    monkeypatch.setattr(admission, "check_times", lambda *a, **k: None)  # the lax rule of earlier versions
+    assert merge_bundles(db, [backdated]).accepted == 1
+    monkeypatch.undo()
+    problems = audit.rebuild_store(db, tmp_path / "rebuilt.duckdb")
+    assert any("replays as refused (retired-key)" in p for p in problems), problems
+    assert not audit.audit_store(db).ok

@@ -426,3 +426,20 @@ def test_a_bundle_of_an_unregistered_organisation_names_the_organisation(setup):
     rotated = bf.new_org("shelter-a")  # a registered id, but a key the registry does not hold
     result = cli_json("merge", bf.bundle_file(folder, rotated, records=[bf.record(2)]), "--db", db, code=1)
     assert "shelter-a, which is registered, but is signed with key" in result["bundles"][0]["message"]
+
+
+def test_table_of_a_period_without_bundles_says_there_is_nothing(tmp_path):
+    """No table of zeros with 0.0-0.0 intervals for a period nobody reported: one line and exit code 1."""
+    db = tmp_path / "national.duckdb"
+    shelter = bf.new_org("shelter-a")
+    register(tmp_path, db, shelter)
+    empty = cli("table", "--db", db, "--period", 2025, code=1)
+    assert empty.stderr.startswith("error: nothing to show: no bundles for period 2025") and not empty.stdout
+    cli("merge", bf.bundle_file(tmp_path / "in", shelter, records=[bf.record(1)]), "--db", db)
+    for fmt in ("table", "csv", "md"):
+        result = cli("table", "--db", db, "--period", 2030, "--format", fmt, code=1)
+        assert result.stderr.startswith("error: nothing to show: no bundles for period 2030"), fmt
+        assert "0.0" not in result.stdout and not result.stdout
+    as_json = json.loads(cli("table", "--db", db, "--period", 2030, "--json", code=1).stdout)
+    assert as_json["error"]["message"].startswith("nothing to show: no bundles for period 2030")
+    assert cli_json("table", "--db", db, "--period", 2025)["rows"]  # a period with bundles still shows

@@ -271,3 +271,10 @@ def test_markdown_and_json_shapes(db, orgs, tmp_path):
     data = table.as_dict()
     assert data["by"] == ["gender"] and data["rows"][0]["dims"] == {"gender": "female"}
     assert data["rows"][-1]["total"] is True
+
+
+def test_a_period_without_bundles_is_marked_empty(db, orgs, tmp_path):
+    assert national_table(db, 2030, ["gender"]).empty
+    shelter = orgs[0]
+    merge(db, bf.bundle_file(tmp_path, shelter, records=[bf.record("p1")]))
+    assert not national_table(db, 2025, ["gender"]).empty and not national_table(db, None, ["gender"]).empty

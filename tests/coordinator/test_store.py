@@ -21,6 +21,7 @@ from aggregator.coordinator.registry import list_orgs, register_org, revoke_org,
 from aggregator.coordinator.merge import merge_bundles
 from aggregator.contract.keys import read_public_key_file
 from aggregator.errors import ConfigError, InputError, StoreBusy, UsageError
+from aggregator.auditor import audit
 from tests import bundlefactory as bf
 
 TABLES = ("organisations", "org_keys", "bundles", "records", "marginals", "noisy_cells", "withdrawals", "ledger")
@@ -260,8 +261,12 @@ def _refusal_cases():
         m.scale, m.variance = 1.0, bf.dlap_variance(1.0)  # noise for epsilon 1 while claiming 1/4
         return bf.bundle_file(folder, shelter, sequence=3, marginals=[m])
 
-    def duplicate_record(db, shelter, police, folder):
-        return bf.bundle_file(folder, shelter, sequence=3, records=[bf.record(5), bf.record(5, form="labour")])
+    def created_in_future(db, shelter, police, folder):
+        created = bf.NOW + dt.timedelta(days=365 * 30)
+        return bf.bundle_file(folder, shelter, sequence=3, created_at=created, expires_at=created + dt.timedelta(days=30))
+
+    def lifetime_too_long(db, shelter, police, folder):
+        return bf.bundle_file(folder, shelter, sequence=3, expires_at=dt.datetime(2099, 1, 1, tzinfo=dt.timezone.utc))
 
     def retired_key(db, shelter, police, folder):
         rotate_key(db, "shelter-a", shelter.rotated().raw_public, now=bf.NOW - dt.timedelta(days=1))
@@ -283,8 +288,9 @@ def _refusal_cases():
         "kind mismatch": (kind_mismatch, "kind-mismatch"),
         "missing cells": (missing_cells, "malformed-release"),
         "scale too small": (scale_too_small, "scale-too-small"),
-        "duplicate record": (duplicate_record, "duplicate-record"),
         "retired key": (retired_key, "retired-key"),
+        "created in future": (created_in_future, "created-in-future"),
+        "lifetime too long": (lifetime_too_long, "lifetime-too-long"),
     }
 
 
@@ -346,12 +352,12 @@ def test_rotation_keeps_old_bundles_verifiable_and_accepts_the_new_key(world):
     new_shelter = shelter.rotated()
     entry = rotate_key(db, "shelter-a", new_shelter.raw_public)
     assert [k.status for k in entry.keys] == ["retired", "active"]
-    # a bundle signed with the old key but created before the rotation still merges
+    # a bundle signed with the old key and received after the rotation is refused, even if it claims to be older
     late = bf.bundle_file(folder, shelter, sequence=2, records=[bf.record(2)], created_at=bf.NOW - dt.timedelta(hours=1))
     fresh = bf.bundle_file(
         folder, new_shelter, sequence=3, records=[bf.record(3)], created_at=store_now(None) + dt.timedelta(seconds=1)
     )
-    assert [b.status for b in merge(db, late, fresh).bundles] == ["accepted", "accepted"]
+    assert [(b.status, b.reason) for b in merge(db, late, fresh).bundles] == [("refused", "retired-key"), ("accepted", None)]
     # every archived bundle verifies with the registry key named by its envelope
     with open_store(db, write=False) as con:
         for path in archive_dir(db).glob("*.bundle.json"):
@@ -590,3 +596,103 @@ def test_merge_turns_off_duckdb_progress_bars(world):
     db = world[0]
     with open_store(db) as con:
         assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False
+
+
+# ------------------------------------------------------------------ times are judged at receipt (issue 15, item 1)
+
+def test_retired_key_refused_even_when_created_at_is_backdated(world):
+    """A key retired by a rotation merges nothing received after the rotation, whatever created_at claims."""
+    db, shelter, _, folder = world
+    rotate_key(db, "shelter-a", shelter.rotated().raw_public)
+    for backdate in (dt.timedelta(hours=1), dt.timedelta(days=60), dt.timedelta(days=365 * 20)):
+        created = bf.NOW - backdate
+        path = bf.bundle_file(folder, shelter, sequence=5, records=[bf.record(1)], created_at=created,
+                              expires_at=created + dt.timedelta(days=90))
+        result = merge(db, path, now=store_now(None) + dt.timedelta(seconds=1))
+        assert [(b.status, b.reason) for b in result.bundles] == [("refused", "retired-key")], backdate
+
+
+def test_retired_key_bundles_received_before_the_rotation_stay_merged(world):
+    db, shelter, _, folder = world
+    assert merge(db, bf.bundle_file(folder, shelter, sequence=1, records=[bf.record(1)])).accepted == 1
+    rotate_key(db, "shelter-a", shelter.rotated().raw_public)
+    with open_store(db, write=False) as con:
+        assert con.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+
+
+def test_created_at_in_the_future_is_refused_beyond_the_clock_skew(world):
+    from aggregator.contract.validity import CLOCK_SKEW
+
+    db, shelter, _, folder = world
+    now = store_now(None)
+    for ahead, expected in (
+        (dt.timedelta(days=365 * 30), ("refused", "created-in-future")),
+        (dt.timedelta(days=1), ("refused", "created-in-future")),
+        (CLOCK_SKEW + dt.timedelta(seconds=1), ("refused", "created-in-future")),
+    ):
+        created = (now + ahead).replace(tzinfo=dt.timezone.utc)
+        path = bf.bundle_file(folder, shelter, sequence=4, records=[bf.record(1)], created_at=created,
+                              expires_at=created + dt.timedelta(days=30))
+        assert [(b.status, b.reason) for b in merge(db, path, now=now).bundles] == [expected], ahead
+    created = (now + CLOCK_SKEW - dt.timedelta(seconds=1)).replace(tzinfo=dt.timezone.utc)
+    within = bf.bundle_file(folder, shelter, sequence=4, records=[bf.record(1)], created_at=created)
+    assert merge(db, within, now=now).accepted == 1
+
+
+def test_bundle_lifetime_is_capped_at_ninety_days(world):
+    db, shelter, _, folder = world
+    now = store_now(None)
+    created = bf.NOW - dt.timedelta(minutes=1)
+    far = bf.bundle_file(folder, shelter, sequence=2, records=[bf.record(1)], created_at=created,
+                         expires_at=dt.datetime(2099, 12, 31, tzinfo=dt.timezone.utc))
+    backdated = bf.bundle_file(folder, shelter, sequence=3, records=[bf.record(1)],
+                               created_at=dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc),
+                               expires_at=dt.datetime(2099, 12, 31, tzinfo=dt.timezone.utc))
+    one_day_more = bf.bundle_file(folder, shelter, sequence=4, records=[bf.record(1)], created_at=created,
+                                  expires_at=created + dt.timedelta(days=90, seconds=1))
+    result = merge(db, far, backdated, one_day_more, now=now)
+    assert [(b.status, b.reason) for b in result.bundles] == [("refused", "lifetime-too-long")] * 3
+    exact = bf.bundle_file(folder, shelter, sequence=5, records=[bf.record(1)], created_at=created,
+                           expires_at=created + dt.timedelta(days=90))
+    assert merge(db, exact, now=now).accepted == 1
+
+
+def test_expiry_is_judged_at_the_receipt_time(world):
+    db, shelter, _, folder = world
+    created = bf.NOW - dt.timedelta(minutes=1)
+    path = bf.bundle_file(folder, shelter, sequence=2, records=[bf.record(1)], created_at=created,
+                          expires_at=created + dt.timedelta(days=90))
+    late = store_now(created + dt.timedelta(days=91))
+    assert [(b.status, b.reason) for b in merge(db, path, now=late).bundles] == [("refused", "expired")]
+    assert merge(db, path, now=store_now(created + dt.timedelta(days=89))).accepted == 1
+
+
+# ------------------------------------------------------------------ pseudonym collisions (issue 15, item 3)
+
+def test_records_sharing_a_pseudonym_merge_as_one_linked_person_with_a_note(world):
+    """Two consented people with the same names and date of birth share a pseudonym: the bundle is never refused for
+    it; they count as one person (the national dedupe rule) and the outcome says how many were linked."""
+    db, shelter, _, folder = world
+    path = bf.bundle_file(folder, shelter, sequence=2, records=[
+        bf.record(5), bf.record(5, form="labour"), bf.record(6), bf.record(5, gender="male"),
+    ])
+    result = merge(db, path)
+    (b,) = result.bundles
+    assert (b.status, b.records, b.linked) == ("accepted", 2, 2)
+    assert "2 record(s) share a pseudonym" in b.message and b.flagged and "2 record(s)" in b.flagged
+    assert b.as_dict()["linked"] == 2
+    with open_store(db, write=False) as con:
+        rows = con.execute("SELECT pseudonym, form, gender FROM records ORDER BY pseudonym").fetchall()
+    assert sorted(rows) == sorted([(bf.pseudonym(5), "sexual", "female"), (bf.pseudonym(6), "sexual", "female")])
+    assert audit.audit_store(db).ok  # the rebuild links them the same way
+
+
+def test_a_key_is_retired_from_the_instant_of_its_rotation(world):
+    """Received at the very instant of the rotation: refused; one microsecond before: accepted."""
+    db, shelter, _, folder = world
+    at = store_now(None) - dt.timedelta(minutes=1)
+    rotate_key(db, "shelter-a", shelter.rotated().raw_public, now=at)
+    created = bf.NOW - dt.timedelta(minutes=10)
+    same = bf.bundle_file(folder, shelter, sequence=2, records=[bf.record(1)], created_at=created)
+    assert [(b.status, b.reason) for b in merge(db, same, now=at).bundles] == [("refused", "retired-key")]
+    assert merge(db, same, now=at - dt.timedelta(microseconds=1)).accepted == 1

@@ -235,3 +235,49 @@ def test_consent_withdrawn_later_is_withdrawn_from_the_earlier_period_at_the_coo
     assert national_table(db, 2025, []).total(2025).individual == 2
     merge_bundles(db, [second.path])
     assert national_table(db, 2025, []).total(2025).individual == 1
+
+
+def test_people_sharing_names_and_birth_date_are_sent_as_one_record_with_a_warning(tmp_path):
+    """Two local people (other person ids) with the same names and date of birth, both consented, get one
+    pseudonym: the bundle carries one record for them and submit counts the linked person."""
+    same = {"family_name": "Jansen", "given_names": "Eva", "date_of_birth": "01-01-1990",
+            "consent": "ja", "consent_date": "01-03-2025"}
+    rows = [row(1, **same), row(2, **same, form="arbeidsuitbuiting"), row(3, consent="ja", consent_date="01-03-2025")]
+    result = _submit(tmp_path, rows)
+    _, _, payload = _payload(result.path)
+    pseudonyms = [r.pseudonym for r in payload.records]
+    assert len(pseudonyms) == len(set(pseudonyms)) == 2
+    assert result.records_linked == 1 and result.records_by_basis["consent"] == 2
+
+
+def _home_state(tmp_path):
+    home = tmp_path / "home"
+    return sorted((p.name, p.read_bytes()) for p in home.rglob("*") if p.is_file() and p.suffix != ".lock")
+
+
+def test_a_period_after_the_export_date_is_refused_and_nothing_is_spent(tmp_path):
+    from aggregator.errors import UsageError
+
+    rows = [row(i) for i in range(5)]
+    _submit(tmp_path, rows, epsilon="1/2")  # a real 2025 release first
+    before = _home_state(tmp_path)
+    export, mapping = write_export(tmp_path / "in", rows)
+    with pytest.raises(UsageError, match="after the export date") as caught:
+        submit(export, mapping, period=2030, epsilon=Fraction(1), out=tmp_path / "out2", home=tmp_path / "home",
+               linkage_key=KEY, export_date=EXPORT_DATE)
+    assert caught.value.option == "period"
+    assert _home_state(tmp_path) == before and not (tmp_path / "out2").exists()
+
+
+def test_a_period_without_rows_in_the_export_is_refused_and_nothing_is_spent(tmp_path):
+    from aggregator.errors import InputError
+    from aggregator.organisation.spending import SpendingFile
+
+    init_org("shelter-a", "non_investigative", reporter_type="shelter", home=tmp_path / "home")
+    export, mapping = write_export(tmp_path / "in", [row(i) for i in range(5)])  # every row reported in 2025
+    for dry_run in (True, False):
+        with pytest.raises(InputError, match="no valid rows with a report date in 2024"):
+            submit(export, mapping, period=2024, epsilon=Fraction(1), out=tmp_path / "out", home=tmp_path / "home",
+                   linkage_key=KEY, export_date=EXPORT_DATE, dry_run=dry_run)
+    assert SpendingFile(load_org(tmp_path / "home").spending_path).entries() == []
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
