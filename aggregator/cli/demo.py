@@ -156,8 +156,8 @@ def _render_demo(result, lang: str) -> None:
         + (" The joint estimate counts distinct people across all organisations (three computing parties, noise drawn "
            f"inside the computation); it covers the truth in {sum(bool(r.joint and r.joint['covered']) for r in result.rows)}"
            f" of {len(result.rows)} rows, and what it counts in "
-           f"{sum(bool(r.joint and r.joint['target_covered']) for r in result.rows)}: people the help line knows "
-           "without a name or date of birth count again when another organisation knows them (a linkage error)."
+           f"{sum(bool(r.joint and r.joint['target_covered']) for r in result.rows)} (distinct pseudonyms: a person whose "
+           "record lacks a name or date of birth somewhere, as at the help line, counts again there: a linkage error)."
            if joint else "")
     )
     for name, path in result.files.items():
