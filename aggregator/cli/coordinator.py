@@ -267,20 +267,57 @@ def table(
 
 
 def _render_table(result, lang: str) -> None:
+    """The terminal view: short headers and one interval column, so it fits 80 columns without cutting a value
+    (CSV, Markdown and --json carry every column, the standard error included)."""
+    from rich import box
     from rich.table import Table
 
-    from ..coordinator.render import display_rows
+    from ..contract.codelists import label
 
-    headers, rows = display_rows(result, lang)
-    title = "Nationale tabel" if lang == "nl" else "National table"
-    table = Table(title=title, title_justify="left")
-    numeric_from = len(headers) - 6
-    for i, h in enumerate(headers):
-        table.add_column(h, justify="right" if i >= numeric_from or i == 0 else "left")
-    totals = [r.total for r in result.rows]
-    for row, is_total in zip(rows, totals):
-        table.add_row(*(str(v) for v in row), style="bold" if is_total else None, end_section=is_total)
+    nl = lang == "nl"
+    joint = any(r.joint for r in result.rows)
+    table = Table(title="Nationale tabel" if nl else "National table", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False, padding=(0, 0, 0, 1))
+    table.add_column("Jaar" if nl else "Year", justify="right", no_wrap=True)
+    for name in result.by:
+        table.add_column(label_header(name, lang), overflow="fold")
+    heads = (["Regis-\ntraties", "Ruis", "Schat-\nting", "95%-\ninterval"] if nl
+             else ["Records", "Noisy", "Esti-\nmate", "95%\ninterval"])
+    if joint:
+        heads += ["Geza-\nmenlijk", "95%-\ninterval"] if nl else ["Joint", "95%\ninterval"]
+    for head in heads:
+        table.add_column(head, justify="right", no_wrap=True)
+    for row in result.rows:
+        if row.total:
+            dims = ["Totaal" if nl else "Total"] + [""] * (len(result.by) - 1) if result.by else []
+        else:
+            dims = [_short_label(label(n, row.dims[n], lang)) for n in result.by]
+        cells = [str(row.period), *dims, str(row.individual), str(row.noisy), str(row.estimate),
+                 f"{row.lower:.0f}-{row.upper:.0f}"]
+        if joint:
+            cells += [str(row.joint["estimate"]), f"{row.joint['lower']:.0f}-{row.joint['upper']:.0f}"] if row.joint \
+                else ["", ""]
+        table.add_row(*cells, style="bold" if row.total else None, end_section=row.total)
     console().print(table)
+
+
+SHORT_HEADERS = {
+    "form": ("Form", "Vorm"), "age_band": ("Age", "Leeftijd"), "gender": ("Gender", "Geslacht"),
+    "nationality_group": ("Nationality", "Nationaliteit"), "province": ("Province", "Provincie"),
+    "kind": ("Kind", "Soort"), "reporter_type": ("Reporter", "Melder"),
+}
+
+
+def label_header(name: str, lang: str) -> str:
+    en, nl = SHORT_HEADERS[name]
+    return nl if lang == "nl" else en
+
+
+def _short_label(text: str) -> str:
+    """Labels without the words every row repeats ("Sexual exploitation" -> "Sexual")."""
+    for word in (" exploitation", " uitbuiting"):
+        text = text.replace(word, "")
+    return text[:1].upper() + text[1:]
 
 
 @app.command("budget")

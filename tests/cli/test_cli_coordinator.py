@@ -443,3 +443,17 @@ def test_table_of_a_period_without_bundles_says_there_is_nothing(tmp_path):
     as_json = json.loads(cli("table", "--db", db, "--period", 2030, "--json", code=1).stdout)
     assert as_json["error"]["message"].startswith("nothing to show: no bundles for period 2030")
     assert cli_json("table", "--db", db, "--period", 2025)["rows"]  # a period with bundles still shows
+
+
+def test_table_fits_80_columns_without_cutting_a_value(setup, monkeypatch):
+    """The terminal view never shows '...' in place of a number, a label or a header at 80 columns."""
+    db, shelter, helpline, police, folder = setup
+    cli("merge", bf.bundle_file(folder, shelter, records=[bf.record(1)],
+                                marginals=[bf.marginal(["form", "age_band"], "1/2", fill=1234)]), "--db", db)
+    monkeypatch.setenv("COLUMNS", "80")
+    for by in ("form", "form,age_band", "reporter_type"):
+        for lang in ("en", "nl"):
+            out = cli("table", "--db", db, "--period", 2025, "--by", by, "--lang", lang).stdout
+            assert "…" not in out and "..." not in out, (by, lang, out)
+            assert max(len(line) for line in out.splitlines()) <= 80, (by, lang)
+            assert "Total" in out or "Totaal" in out
