@@ -60,31 +60,13 @@ def plan_create(
     """
     import datetime as dt
 
-    from ..coordinator.joint import register_plan
-    from ..joint.plan import build_plan, party_ref_from_file, read_plan, sign_plan
+    from ..coordinator.joint import publish_plan
+    from ..joint.plan import party_ref_from_file
     from ..privacy.epsilon import parse_epsilon
     from ..util.clock import utc_now
-    from ..util.files import write_output
 
-    def create():
-        from cryptography.hazmat.primitives import serialization
-
-        from ..contract.keys import generate_keypair, load_private_key
-        from ..util.files import atomic_write
-
-        if not key.exists():
-            pem, _ = generate_keypair()
-            atomic_write(key, pem, mode=0o600)
-        signer = load_private_key(key)
-        document = build_plan(period, parse_epsilon(epsilon), [party_ref_from_file(p) for p in party],
-                              deadline=utc_now() + dt.timedelta(days=days))
-        data = sign_plan(document, signer)
-        register_plan(db, document)
-        write_output(out, data)
-        raw = signer.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return read_plan(data, raw)
-
-    plan = run(create)
+    plan = run(lambda: publish_plan(db, period, parse_epsilon(epsilon), [party_ref_from_file(p) for p in party],
+                                    key=key, out=out, deadline=utc_now() + dt.timedelta(days=days)))
     result = {"plan": plan.digest, "period": plan.period, "epsilon": plan.document["epsilon"],
               "deadline": plan.document["deadline"], "cells": len(plan.document["cells"]), "file": str(out)}
     if json_out:

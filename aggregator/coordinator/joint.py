@@ -50,6 +50,29 @@ def register_plan(db_path: Path, document: dict[str, Any], *, now: dt.datetime |
     return plan
 
 
+def publish_plan(db_path: Path, period: int, epsilon, parties: list, *, key: Path, out: Path,
+                 deadline: dt.datetime, prior_total: int | None = None):
+    """Build, sign (with the coordinator's key at `key`, made when missing), register and write a plan file for
+    organisations to pin; returns the Plan as read back from the written, signed file."""
+    from cryptography.hazmat.primitives import serialization
+
+    from ..contract.keys import generate_keypair, load_private_key
+    from ..joint.plan import PRIOR_TOTAL, build_plan, read_plan, sign_plan
+    from ..util.files import atomic_write, write_output
+
+    if not Path(key).exists():
+        pem, _ = generate_keypair()
+        atomic_write(Path(key), pem, mode=0o600)
+    signer = load_private_key(Path(key))
+    document = build_plan(period, epsilon, parties, deadline=deadline,
+                          prior_total=PRIOR_TOTAL if prior_total is None else prior_total)
+    data = sign_plan(document, signer)
+    register_plan(db_path, document)
+    write_output(Path(out), data)
+    raw = signer.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return read_plan(data, raw)
+
+
 def load_plans(con) -> dict[str, Any]:
     """Every registered plan by digest, with whether its joint result is in (the merge rules need both)."""
     from ..joint.plan import Plan
@@ -125,12 +148,11 @@ def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, t
     Each party process reads only its own home's private keys; the coordinator process passes sealed shares."""
     import time
 
-    from ..contract.envelope import open_envelope, parse_payload, read_bundle_file
+    from ..contract.envelope import bundle_filename, open_envelope, parse_payload, read_bundle_file
     from ..joint.errors import JointError
     from ..joint.party_home import load_party
     from ..joint.runner import Job, make_tls, run_local
     from .store import archive_dir, open_store
-    from ..contract.envelope import bundle_filename
 
     homes = [load_party(Path(h)) for h in party_homes]
     with open_store(db_path, write=False) as con:

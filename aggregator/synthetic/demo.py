@@ -347,22 +347,14 @@ def _joint(cells: dict[str, Any], names: list[str], truth: int, target: int) -> 
 def _joint_plan(out: Path, db: Path, year: int, epsilon: Fraction, scale: float) -> Path:
     """Three party homes, the coordinator's signed plan for the year (sized from the public prior at the demo's
     scale, never from the synthetic data), registered in the store; returns the plan file."""
-    from ..contract.keys import generate_keypair
-    from ..coordinator.joint import register_plan
+    from ..coordinator.joint import publish_plan
     from ..joint.party_home import init_party
-    from ..joint.plan import PRIOR_TOTAL, build_plan, party_ref_from_file, sign_plan
+    from ..joint.plan import PRIOR_TOTAL, party_ref_from_file
     from ..util.clock import utc_now
-    from ..util.files import atomic_write
 
     parties = [party_ref_from_file(init_party(out / PARTIES_DIR / name, name).public_file) for name in PARTY_NAMES]
-    document = build_plan(year, epsilon, parties, deadline=utc_now() + dt.timedelta(days=30),
-                          prior_total=max(100, round(PRIOR_TOTAL * scale)))
-    pem, _ = generate_keypair()
-    atomic_write(out / COORDINATOR_KEY, pem, mode=0o600)
-    from cryptography.hazmat.primitives import serialization
-
-    atomic_write(out / PLAN_FILE, sign_plan(document, serialization.load_pem_private_key(pem, password=None)))
-    register_plan(db, document)
+    publish_plan(db, year, epsilon, parties, key=out / COORDINATOR_KEY, out=out / PLAN_FILE,
+                 deadline=utc_now() + dt.timedelta(days=30), prior_total=max(100, round(PRIOR_TOTAL * scale)))
     return out / PLAN_FILE
 
 
