@@ -3,7 +3,9 @@
 What it shows, per period: the national table by form of exploitation with estimates and 95% intervals; bar
 charts with interval whiskers by form, by age band (minors highlighted) and by nationality group, each bar
 carrying the part seen as individual records; the trend over periods (when there are several); what a
-consent-only registration would have shown (individual records) against the hybrid estimate; the privacy
+registration from individual records alone (statutory or consent) would have shown against the hybrid estimate;
+the joint estimate (distinct people, with its interval) beside the per-organisation estimate where the store holds
+a joint result for the period; the privacy
 budget spent per organisation against its cap, for auditors; and a plain-language explanation of intervals
 and epsilon. Labels in English or Dutch (`lang="nl"`).
 
@@ -59,8 +61,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "legend_individual": ("Individual records only", "Alleen individuele registraties"),
     "legend_whisker": ("95% interval", "95%-interval"),
     "legend_minor": ("Minors (under 18)", "Minderjarigen (jonger dan 18)"),
-    "consent_vs_hybrid": ("Consent-only registration versus the hybrid estimate",
-                          "Registratie alleen met toestemming versus de hybride schatting"),
+    "consent_vs_hybrid": ("Individual records only (statutory or consent) versus the hybrid estimate",
+                          "Alleen individuele registraties (wettelijk of met toestemming) versus de hybride schatting"),
     "consent_vs_hybrid_note": (
         "Individual records are the people reported with a lawful basis (statutory reporting by investigative bodies, or "
         "explicit consent). A registration built only on those misses everyone who did not consent. The hybrid estimate adds "
@@ -69,7 +71,18 @@ TEXT: dict[str, tuple[str, str]] = {
         "opsporingsinstanties, of uitdrukkelijke toestemming). Een registratie die alleen daarop steunt, mist iedereen die "
         "geen toestemming gaf. De hybride schatting telt daar de ruisgetallen bij op die organisaties voor die personen "
         "hebben vrijgegeven."),
-    "consent_only_bar": ("Consent-only", "Alleen toestemming"),
+    "consent_only_bar": ("Individual records (statutory or consent)", "Individuele registraties (wettelijk of toestemming)"),
+    "axis_count": ("Presumed victims (number of people)", "Vermoedelijke slachtoffers (aantal personen)"),
+    "axis_epsilon": ("Epsilon spent (privacy loss)", "Besteed epsilon (privacyverlies)"),
+    "joint": ("Joint estimate (distinct people)", "Gezamenlijke schatting (unieke personen)"),
+    "joint_interval": ("Joint 95% interval", "Gezamenlijk 95%-interval"),
+    "joint_note": (
+        "The joint estimate comes from the joint release: the organisations computed together, without showing each "
+        "other their data, how many distinct people they reported, so a person known to several organisations counts once. "
+        "The estimate column adds the organisations' own figures and can count such a person more than once.",
+        "De gezamenlijke schatting komt uit de gezamenlijke vrijgave: de organisaties berekenden samen, zonder elkaar hun "
+        "gegevens te tonen, hoeveel unieke personen zij meldden, zodat iemand die bij meerdere organisaties bekend is één "
+        "keer telt. De kolom schatting telt de eigen cijfers van de organisaties op en kan zo iemand vaker tellen."),
     "hybrid_bar": ("Hybrid estimate", "Hybride schatting"),
     "share_seen": ("Share seen individually", "Deel individueel gezien"),
     "totals_differ": (
@@ -120,11 +133,24 @@ TEXT: dict[str, tuple[str, str]] = {
         "(standaard 1,0), verdeeld over de tabellen die zij vrijgeeft; bij epsilon 1 is de ruis op een telling meestal "
         "enkele personen. De coördinator weigert elke bundel die een organisatie boven haar plafond zou brengen."),
     "explain_limits": (
-        "Known limits: a person known to two organisations, with consent at one and none at the other, is counted twice; "
-        "the noise protects people without consent, not an organisation's total of consented records.",
-        "Bekende beperkingen: iemand die bij twee organisaties bekend is, met toestemming bij de ene en zonder bij de "
-        "andere, wordt twee keer geteld; de ruis beschermt personen zonder toestemming, niet het totaal aan "
-        "registraties met toestemming van een organisatie."),
+        "Known limits (SECURITY.md states them in full): the noise protects the people without a lawful basis at one "
+        "organisation in one period, each to at most that organisation's cap; a person reported in several years is "
+        "covered by the sum of those years' budgets. Records with a lawful basis (statutory or consent) travel "
+        "individually, pseudonymised, so an organisation's totals of those records are exact at the coordinator. "
+        "A person known to two organisations, with consent at one and none at the other, is counted twice in the "
+        "estimate, and one person under two spellings of a name or without a date of birth is two people, also in "
+        "the joint estimate. The figures rest on what organisations send: one that invents records or skips the "
+        "noise harms its own people's privacy and the figures' accuracy, and these figures cannot show it.",
+        "Bekende beperkingen (SECURITY.md beschrijft ze volledig): de ruis beschermt de personen zonder wettelijke "
+        "grondslag bij één organisatie in één periode, elk tot hooguit het plafond van die organisatie; wie in "
+        "meerdere jaren wordt gemeld, valt onder de som van de budgetten van die jaren. Registraties met een "
+        "wettelijke grondslag (meldplicht of toestemming) gaan individueel, gepseudonimiseerd, mee, zodat de "
+        "coördinator de totalen daarvan per organisatie exact kent. Iemand die bij twee organisaties bekend is, met "
+        "toestemming bij de ene en zonder bij de andere, telt in de schatting twee keer mee, en één persoon onder twee "
+        "spellingen van een naam of zonder geboortedatum telt als twee personen, ook in de gezamenlijke schatting. "
+        "De cijfers steunen op wat organisaties insturen: een organisatie die registraties verzint of de ruis "
+        "overslaat, schaadt de privacy van haar eigen personen en de juistheid van de cijfers, en deze cijfers laten "
+        "dat niet zien."),
     "footer": ("Generated by registration-aggregator from the coordinator store; this file opens offline and loads nothing.",
                "Gemaakt door registration-aggregator uit de database van de coördinator; dit bestand werkt offline en laadt niets."),
 }
@@ -172,6 +198,7 @@ class Chart:
     ticks: list[Tick]
     bar_height: int
     row_height: int
+    axis_title: str = ""
 
 
 def nice_step(span: float, target: int = 5) -> float:
@@ -241,8 +268,8 @@ def bar_chart(chart_id: str, title: str, rows: list[dict[str, Any]], lang: str, 
     while value <= hi + step / 2:
         ticks.append(Tick(sx(value), fmt_int(value, lang)))
         value += step
-    return Chart(chart_id, title, width, bottom + 30, plot_left, plot_right, top, bottom, zero, bars, ticks,
-                 bar_height, row_height)
+    return Chart(chart_id, title, width, bottom + 50, plot_left, plot_right, top, bottom, zero, bars, ticks,
+                 bar_height, row_height, texts(lang)["axis_count"])
 
 
 @dataclass
@@ -267,6 +294,7 @@ class BudgetChart:
     plot_right: int
     bars: list[BudgetBar]
     ticks: list[Tick]
+    axis_title: str = ""
 
 
 def budget_chart(budgets: list[Any], lang: str) -> BudgetChart:
@@ -284,7 +312,8 @@ def budget_chart(budgets: list[Any], lang: str) -> BudgetChart:
         ))
     ticks = [Tick(round(plot_left + v * scale, 2), fmt_dec(v, lang, 2 if hi <= 1 else 1)) for v in
              [hi * k / 4 for k in range(5)]]
-    return BudgetChart(width, 10 + row_height * len(budgets) + 30, plot_left, plot_right, bars, ticks)
+    return BudgetChart(width, 10 + row_height * len(budgets) + 50, plot_left, plot_right, bars, ticks,
+                       texts(lang)["axis_epsilon"])
 
 
 # ------------------------------------------------------------------ assembling the report
@@ -316,6 +345,9 @@ def _row_view(row: Any, text: str, lang: str, *, highlight: bool = False, total:
         "interval_text": f"{fmt_dec(row.lower, lang)} – {fmt_dec(row.upper, lang)}",
         # noise can push an estimate below the records seen; the share is then shown as 100%, never above
         "share_text": (f"{min(100, round(100 * row.individual / row.estimate))}%" if row.estimate > 0 else "–"),
+        "joint_text": fmt_int(row.joint["estimate"], lang) if row.joint else "–",
+        "joint_interval_text": (f"{fmt_dec(row.joint['lower'], lang)} – {fmt_dec(row.joint['upper'], lang)}"
+                                if row.joint else "–"),
     }
 
 
@@ -340,7 +372,8 @@ def build_context(db_path: Path, lang: str = "en", period: int | None = None) ->
     table_rows = 0
     for per in periods:
         total_row = totals.total(per)
-        section: dict[str, Any] = {"period": per, "total": _row_view(total_row, t["total"], lang, total=True)}
+        section: dict[str, Any] = {"period": per, "total": _row_view(total_row, t["total"], lang, total=True),
+                                   "has_joint": total_row.joint is not None}
         # minors: under_15 + 15_17, variances add
         ages = {r.dims["age_band"]: r for r in tables["age_band"].cells(per)}
         minor_est = sum(ages[b].estimate for b in MINOR_BANDS if b in ages)
@@ -364,6 +397,7 @@ def build_context(db_path: Path, lang: str = "en", period: int | None = None) ->
                 "by": by, "title": dimension_label(by, lang), "rows": rows, "chart": chart,
                 "total": _row_view(tables[by].total(per), t["total"], lang, total=True),
                 "has_minors": by == "age_band",
+                "has_joint": any(r.joint for r in [*tables[by].cells(per), tables[by].total(per)]),
             })
         section["breakdowns"] = breakdowns
         compare_rows = [

@@ -146,3 +146,18 @@ def test_the_audit_catches_an_edited_joint_result(demo, tmp_path):
     report = audit_store(db)
     assert not report.ok
     assert [c.name for c in report.checks if not c.ok] == ["rebuild-store"]
+
+
+def test_the_report_shows_the_joint_estimate_beside_the_per_organisation_one(demo, tmp_path):
+    from aggregator.coordinator.national import national_table
+    from aggregator.coordinator.report import render_report
+
+    _, out = demo
+    render_report(out / DB_FILE, tmp_path / "report.html", "en")
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    total = national_table(out / DB_FILE, 2025, []).total(2025)
+    assert total.joint is not None
+    assert html.count("<th class=\"n\">Joint estimate (distinct people)</th>") >= 1
+    joint_cell = f"<td class=\"n\">{total.joint['estimate']:,}</td><td class=\"n\">{total.joint['lower']:,.1f} – {total.joint['upper']:,.1f}</td>"
+    assert joint_cell in html
+    assert f"{total.estimate:,}" in html  # the per-organisation estimate stays beside it

@@ -112,6 +112,35 @@ def test_report_table_matches_the_national_table(db, rendered):
     assert f">{total.estimate:,}<" in html and f"{total.lower:,.1f} – {total.upper:,.1f}" in html
 
 
+def test_every_chart_has_an_axis_title_and_the_records_row_says_statutory_or_consent(rendered):
+    for lang, count_title, eps_title, row in (
+        ("en", "Presumed victims (number of people)", "Epsilon spent (privacy loss)", "Individual records (statutory or consent)"),
+        ("nl", "Vermoedelijke slachtoffers (aantal personen)", "Besteed epsilon (privacyverlies)",
+         "Individuele registraties (wettelijk of toestemming)"),
+    ):
+        _, html = rendered[lang]
+        for chart_id, svg in re.findall(r'<svg class="chart[^"]*" id="([^"]+)"(.*?)</svg>', html, re.S):
+            titles = re.findall(r'<text class="axis-title"[^>]*>([^<]+)</text>', svg)
+            assert titles == [eps_title if "budget" in chart_id else count_title], (lang, chart_id, titles)
+        assert f">{row}<" in html
+        assert "Consent-only" not in html and "Alleen toestemming" not in html
+
+
+def test_the_noisy_column_is_explained_before_the_first_table(rendered):
+    _, html = rendered["en"]
+    first_period = html[html.index('<section id="period-'):]
+    explained = first_period.index("The noisy-counts column shows the raw sums")
+    assert explained < first_period.index("<table>")
+
+
+def test_how_to_read_states_the_limits_security_md_states(rendered):
+    _, html = rendered["en"]
+    explain = html[html.index('<section id="explain">'):]
+    for limit in ("at one organisation in one period", "several years", "exact at the coordinator",
+                  "counted twice", "two spellings of a name", "invents records or skips the noise"):
+        assert limit in explain, limit
+
+
 def test_budget_per_organisation_for_auditors(rendered):
     _, html = rendered["en"]
     for org in ("shelter-a", "help-b", "police-x"):
@@ -196,3 +225,6 @@ def test_renders_in_headless_chromium(rendered, tmp_path):
     assert len(re.findall(r"<svg class=\"chart", dom.stdout)) == result.charts
     assert len(re.findall(r"<rect class=\"bar", dom.stdout)) >= 40
     assert len(re.findall(r"<tr class=\"[^\"]*\"><td>", dom.stdout)) >= result.table_rows
+    # the browser's DOM, not only our file: every chart carries an axis title, the records row is named for both bases
+    assert len(re.findall(r'<text class="axis-title"[^>]*>[^<]+</text>', dom.stdout)) == result.charts
+    assert "Individual records (statutory or consent)" in dom.stdout and "Consent-only" not in dom.stdout
