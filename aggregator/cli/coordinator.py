@@ -179,27 +179,32 @@ def merge(
 
 
 def _render_merge(result) -> None:
-    from rich.table import Table
+    """One block per bundle: status and the short facts on the first line, then the bundle path and the note each
+    on a line of their own, never cut (a long path runs on, so it can be copied whole at any terminal width)."""
+    from rich.markup import escape
 
     out = console()
-    table = Table(title=f"Merge into {Path(result.db).name}", title_justify="left")
-    for name in ("bundle", "status", "organisation", "period", "seq", "epsilon", "records", "note"):
-        table.add_column(name, justify="right" if name in ("period", "seq", "records") else "left")
+    out.print(f"Merge into {escape(Path(result.db).name)}")
     colour = {"accepted": "green", "duplicate": "yellow", "refused": "red"}
     for b in result.bundles:
-        if b.status == "refused":
-            note = b.reason or ""
-        elif b.supersedes:
-            note = f"supersedes {len(b.supersedes)}"
-        else:
-            note = ""
+        facts = [escape(b.org or "unknown organisation")]
+        if b.period:
+            facts.append(f"period {b.period}")
+        if b.sequence:
+            facts.append(f"sequence {b.sequence}")
+        if b.epsilon:
+            facts.append(f"epsilon {b.epsilon}")
+        if b.status != "refused":
+            facts.append(f"{b.records} records")
+        notes = [b.reason] if b.status == "refused" and b.reason else []
+        if b.status != "refused" and b.supersedes:
+            notes.append(f"supersedes {len(b.supersedes)}")
         if b.flagged:
-            note = (note + "; " if note else "") + b.flagged
-        table.add_row(
-            b.file, f"[{colour[b.status]}]{b.status}[/]", b.org or "", str(b.period or ""), str(b.sequence or ""),
-            b.epsilon or "", str(b.records) if b.status != "refused" else "", note,
-        )
-    out.print(table)
+            notes.append(b.flagged)
+        out.print(f"  [{colour[b.status]}]{b.status:<9}[/] " + ", ".join(facts), soft_wrap=True)
+        out.print(f"            {escape(b.file)}", soft_wrap=True)
+        if notes:
+            out.print(f"            {escape('; '.join(notes))}", soft_wrap=True)
     summary = (
         f"accepted {result.accepted}, duplicate {result.duplicate}, superseded {result.superseded}, "
         f"refused {result.refused}"

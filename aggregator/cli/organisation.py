@@ -284,10 +284,12 @@ def render_submit(result) -> None:
     if result.joint_plan:
         table.add_row("joint release plan", result.joint_plan)
     table.add_row("epsilon spent / cap", f"{result.epsilon_spent} / {result.epsilon_cap}")
-    table.add_row("bundle", result.path or f"(would be {result.digest}.bundle.json)")
     if result.over_budget:
         table.add_row("[bold red]over budget[/]", escape(result.over_budget))
     out.print(table)
+    # The path is what `merge` and `explain` take: on a line of its own, never cut, whatever the terminal width.
+    out.print(f"bundle: {escape(result.path)}" if result.path else
+              f"bundle: (would be {result.digest}.bundle.json)", soft_wrap=True)
     if not result.marginals:
         out.print("No noisy marginals: " + (
             "investigative organisations release records only (everyone they report has a statutory basis), "

@@ -457,3 +457,22 @@ def test_table_fits_80_columns_without_cutting_a_value(setup, monkeypatch):
             assert "…" not in out and "..." not in out, (by, lang, out)
             assert max(len(line) for line in out.splitlines()) <= 80, (by, lang)
             assert "Total" in out or "Totaal" in out
+
+
+def test_merge_at_80_columns_shows_every_path_organisation_and_note_whole(setup, monkeypatch):
+    db, shelter, helpline, police, folder = setup
+    deep = folder
+    first = bf.bundle_file(deep, shelter, records=[bf.record(1)], sequence=1)
+    second = bf.bundle_file(deep, shelter, records=[bf.record(1), bf.record(2)], sequence=2)
+    stranger = bf.bundle_file(deep, bf.new_org("an-organisation-nobody-registered"), records=[bf.record(3)])
+    cli("merge", first, "--db", db)
+    monkeypatch.setenv("COLUMNS", "80")
+    shown = cli("merge", second, stranger, "--db", db, code=1)
+    out = shown.stdout
+    assert "…" not in out and "..." not in out, out
+    lines = out.splitlines()
+    for path in (second, stranger):
+        assert any(line.strip() == path.name for line in lines), out
+    assert "shelter-a, period 2025, sequence 2" in out
+    assert "an-organisation-nobody-registered" in " ".join(shown.stderr.split())  # the refusal names it
+    assert any(line.strip() == "supersedes 1" for line in lines) and any(line.strip() == "unknown-key" for line in lines)

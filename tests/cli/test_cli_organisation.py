@@ -208,3 +208,25 @@ def test_investigative_submit_says_it_releases_records_only(tmp_path):
     text = " ".join(shown.stdout.split())
     assert shown.exit_code == 0 and "investigative organisations release records only" in text
     assert "Noisy marginals (people" not in text and "OVER BUDGET" not in text
+
+
+def test_submit_at_80_columns_shows_the_bundle_path_whole_for_explain(tmp_path, monkeypatch):
+    from aggregator.cli import register_commands
+
+    register_commands()  # explain lives with the coordinator's commands
+    monkeypatch.setenv("COLUMNS", "80")
+    kind, reporter, export = EXAMPLES["shelter-noord"]
+    home, folder = tmp_path / "home", ROOT / "examples" / "shelter-noord"
+    out = tmp_path / "a-folder-name-long-enough-that-the-bundle-path-needs-more-than-eighty-columns"
+    assert invoke("org", "init", "--org", "shelter-noord", "--kind", kind, "--reporter-type", reporter,
+                  "--home", home).exit_code == 0
+    shown = invoke("submit", folder / export, "-m", folder / "mapping.toml", "--period", "2025", "--epsilon", "1",
+                   "--export-date", "2026-01-15", "--out", out, "--home", home)
+    assert shown.exit_code == 0, shown.output
+    (path,) = out.iterdir()
+    assert len(str(path)) > 80
+    assert f"bundle: {path}\n" in shown.stdout  # whole, on one line, as `explain` needs it
+    assert "…" not in shown.stdout
+    copied = shown.stdout.split("bundle: ", 1)[1].split("\n", 1)[0]
+    explained = invoke("explain", copied)
+    assert explained.exit_code == 0, explained.output
