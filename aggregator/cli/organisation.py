@@ -106,6 +106,8 @@ def validate(
 ) -> None:
     """Check an export against the schema. Row errors stay on this machine; exit code 1 when any row fails.
 
+    The example's export holds 3 invalid rows on purpose, so it exits 1 and names them.
+
     Example:
 
 
@@ -212,7 +214,7 @@ def submit(
 
 
     \b
-        aggregator submit examples/shelter-noord/export-2025.csv -m examples/shelter-noord/mapping.toml \\
+        aggregator submit examples/shelter-noord/export-2025-clean.csv -m examples/shelter-noord/mapping.toml \\
             --period 2025 --epsilon 1.0 --out out/
     """
     from ..organisation.home import load_linkage_key, load_org
