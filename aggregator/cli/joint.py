@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -46,6 +46,10 @@ def plan_create(
     epsilon: str = typer.Option("1.0", "--epsilon", help="Joint epsilon each organisation spends (exact)."),
     key: Path = typer.Option(..., "--key", help="The coordinator's Ed25519 signing key (PEM); made if missing."),
     days: int = typer.Option(30, "--days", help="Days until the deadline after which bundles no longer enter."),
+    lists: Optional[str] = typer.Option(None, "--lists", help="Also open list overlaps for the dark number: "
+                                        "dutch-studies (six lists) or four."),
+    strata: Optional[str] = typer.Option(None, "--strata", help="Split the overlaps by age and/or origin, e.g. "
+                                         "age,origin (needs --lists)."),
     out: Path = typer.Option(Path("plan.json"), "--out", "-o", help="The signed plan file to publish to organisations."),
     db: Path = DbOption,
     json_out: bool = JsonOption,
@@ -57,6 +61,9 @@ def plan_create(
     \b
         aggregator plan create --period 2025 --party p0/party.json --party p1/party.json \\
             --party p2/party.json --key coordinator.key --out plan.json --db national.duckdb
+
+    With --lists the computation also opens, per stratum, how many people each combination of lists knows, from
+    which `aggregator estimate` estimates the people no organisation knows.
     """
     import datetime as dt
 
@@ -66,7 +73,8 @@ def plan_create(
     from ..util.clock import utc_now
 
     plan = run(lambda: publish_plan(db, period, parse_epsilon(epsilon), [party_ref_from_file(p) for p in party],
-                                    key=key, out=out, deadline=utc_now() + dt.timedelta(days=days)))
+                                    key=key, out=out, deadline=utc_now() + dt.timedelta(days=days), lists=lists,
+                                    strata=tuple(s.strip() for s in (strata or "").split(",") if s.strip())))
     result = {"plan": plan.digest, "period": plan.period, "epsilon": plan.document["epsilon"],
               "deadline": plan.document["deadline"], "cells": len(plan.document["cells"]), "file": str(out)}
     if json_out:
@@ -106,3 +114,54 @@ def compute(
                         f"{len(result.excluded)} excluded; {result.seconds:.1f} s")
         for org, why in sorted(result.excluded.items()):
             console().print(f"[yellow]excluded:[/] {org}: {why}")
+
+
+@app.command("estimate")
+def estimate(
+    period: int = typer.Option(..., "--period", help="Reporting period whose joint result opened list overlaps."),
+    bootstrap: int = typer.Option(500, "--bootstrap", help="Bootstrap replicates for the 95% intervals."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the Poisson redraws (the privacy noise "
+                                       "re-added in the bootstrap is never seeded)."),
+    criterion: str = typer.Option("bic", "--criterion", help="Model choice: bic or aic."),
+    db: Path = DbOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Estimate, per stratum, how many victims no organisation registered (multiple-systems estimation).
+
+    Example:
+
+    \b
+        aggregator estimate --period 2025 --db national.duckdb
+    """
+    from ..coordinator.darknumber import dark_number
+
+    if criterion not in ("bic", "aic"):
+        fail("--criterion: must be bic or aic", 2)
+    if bootstrap < 0:
+        fail("--bootstrap: must be 0 or more", 2)
+    report = run(lambda: dark_number(db, period, n_bootstrap=bootstrap, seed=seed, criterion=criterion))
+    if json_out:
+        print_json(report.as_dict())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Victims {report.period}: registered and estimated in all (lists: "
+                        f"{', '.join(report.lists)})")
+    for column in ("Stratum", "Registered (95%)", "Estimated total (95%)", "Share visible", "Model"):
+        table.add_column(column, justify="left" if column in ("Stratum", "Model") else "right")
+    for row in report.rows:
+        registered = f"{row.registered:,} ({row.registered_lower:,.0f}-{row.registered_upper:,.0f})"
+        if row.estimate is None:
+            total, share = "not estimable", "-"
+        elif row.lower is None:
+            total, share = f"{row.estimate:,.0f} (no interval)", "-"
+        else:
+            total = f"{row.estimate:,.0f} ({row.lower:,.0f}-{row.upper:,.0f})"
+            share = f"{100 * row.share_visible:.0f}%" if row.share_visible is not None else "-"
+        table.add_row(row.stratum, registered, total, share, row.model or "-")
+    out = console()
+    out.print(table)
+    for row in report.rows:
+        for warning in row.warnings:
+            out.print(f"[yellow]{row.stratum}:[/] {warning}")
+    out.print("How to read: " + " ".join(report.caveats))

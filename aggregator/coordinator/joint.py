@@ -51,7 +51,8 @@ def register_plan(db_path: Path, document: dict[str, Any], *, now: dt.datetime |
 
 
 def publish_plan(db_path: Path, period: int, epsilon, parties: list, *, key: Path, out: Path,
-                 deadline: dt.datetime, prior_total: int | None = None):
+                 deadline: dt.datetime, prior_total: int | None = None, lists: str | None = None,
+                 strata: tuple[str, ...] = ()):
     """Build, sign (with the coordinator's key at `key`, made when missing), register and write a plan file for
     organisations to pin; returns the Plan as read back from the written, signed file."""
     from cryptography.hazmat.primitives import serialization
@@ -65,7 +66,8 @@ def publish_plan(db_path: Path, period: int, epsilon, parties: list, *, key: Pat
         atomic_write(Path(key), pem, mode=0o600)
     signer = load_private_key(Path(key))
     document = build_plan(period, epsilon, parties, deadline=deadline,
-                          prior_total=PRIOR_TOTAL if prior_total is None else prior_total)
+                          prior_total=PRIOR_TOTAL if prior_total is None else prior_total, lists=lists,
+                          strata=tuple(strata))
     data = sign_plan(document, signer)
     register_plan(db_path, document)
     write_output(Path(out), data)
@@ -160,6 +162,7 @@ def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, t
         rows = con.execute(
             "SELECT digest, org_id FROM bundles WHERE joint_plan = ? AND superseded_by IS NULL ORDER BY org_id",
             [plan_digest]).fetchall()
+        reporters = dict(con.execute("SELECT id, reporter_type FROM organisations").fetchall())
     if done:
         raise JointRefused(f"plan {plan_digest[:12]} already has its joint result")
     if not rows:
@@ -180,7 +183,8 @@ def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, t
             for i, blob in enumerate(payload.joint.shares):
                 (share_dir / f"{org_id}.{i}.share").write_bytes(base64.b64decode(blob))
             orgs.append(org_id)
-        job = Job(plan.layout(), plan_digest, orgs, plan.group_scales(), str(share_dir),
+        org_lists = {org: plan.list_index(reporters[org]) for org in orgs} if plan.lists else {}
+        job = Job(plan.layout(org_lists), plan_digest, orgs, plan.group_scales(), str(share_dir),
                   [str(h.encryption_key) for h in homes], tls=str(make_tls(Path(tmp) / "tls")) if tls else None,
                   sign_keys=[str(h.signing_key) for h in homes])
         try:

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from .plan import TOTAL, Plan
+from .plan import STRATA_GROUP, STRATIFIERS, TOTAL, Plan
 
 
 def bucket_salt(linkage_key: bytes, plan: Plan) -> str:
@@ -48,7 +48,32 @@ def bucket_vector(con, plan: Plan, linkage_key: bytes):
         """
         hits = con.execute(sql, params).fetchnumpy()["j"]
         vector[np.asarray(hits, dtype=np.int64)] = 1
+    strata = plan.cells_of(STRATA_GROUP)
+    if strata:
+        params = {"salt": salt, "start": [offsets[c["name"]][0] for c in strata], "m": [int(c["m"]) for c in strata],
+                  "name": [c["name"] for c in strata]}
+        sql = f"""
+            WITH c AS (SELECT UNNEST($start::UBIGINT[]) AS start, UNNEST($m::UBIGINT[]) AS m,
+                              UNNEST($name::VARCHAR[]) AS name)
+            SELECT DISTINCT {bucket} AS j FROM people AS p JOIN c ON c.name = {stratum_expression(plan.strata)}
+        """
+        hits = con.execute(sql, params).fetchnumpy()["j"]
+        vector[np.asarray(hits, dtype=np.int64)] = 1
     return vector
+
+
+def stratum_expression(strata: list[str]) -> str:
+    """SQL of a person's stratum cell name (see plan.stratum_names) from the release dimensions of `people`;
+    the mapping is the plan's public codelist grouping, so its codes are safe to inline."""
+    if not strata:
+        return "'stratum=all'"
+    parts = []
+    for name in strata:
+        dim, mapping = STRATIFIERS[name]
+        fallback = max(set(mapping.values()), key=list(mapping.values()).count)
+        whens = " ".join(f"WHEN p.{dim} = '{code}' THEN '{group}'" for code, group in mapping.items())
+        parts.append(f"(CASE {whens} ELSE '{fallback}' END)")
+    return "'stratum=' || " + " || '/' || ".join(parts)
 
 
 def contribution(con, plan: Plan, linkage_key: bytes, org_id: str) -> dict[str, Any]:

@@ -11,6 +11,15 @@ Its digest (sha256 of the canonical JSON) names it; organisations put that diges
 Per (person, organisation) a marginal has sensitivity 1 in the opened count of non-empty buckets (removing one person
 empties at most one bucket of one cell), so each marginal's group is noised with scale 1/epsilon_group by each of the
 two noise-drawing parties (see joint/noise.py): no single party knows the noise.
+
+With `lists` (reporter types grouped into at most six lists, as multiple-systems estimation needs) the plan adds one
+stratum cell per stratum (minors/adults, Dutch/non-Dutch where `strata` says so; one stratum "all" otherwise) and the
+computation also opens, per stratum, the 2^L overlap-pattern counts and the people known to 1, 2 and 3+
+organisations. Removing one person at one organisation moves one bucket between two patterns (or two multiplicity
+classes): sensitivity 2, so those groups get scale 2/epsilon_group. A person is in exactly one stratum, so the
+strata's pattern groups compose in parallel and each gets the whole pattern share of epsilon. The split, in exact
+fractions: half of epsilon to the pattern tables, the other half equally over the total, each marginal, the stratum
+counts and the multiplicity tables; without lists, epsilon equally over the total and the marginals.
 """
 
 from __future__ import annotations
@@ -43,6 +52,40 @@ PRIOR_SHARES: dict[str, dict[str, float]] = {
     "form": {"sexual": 0.45, "labour": 0.25, "criminal": 0.2, "organ_removal": 0.01, "other_unknown": 0.09},
     "age_band": {"under_15": 0.08, "15_17": 0.17, "18_24": 0.25, "25_plus": 0.45, "unknown": 0.05},
 }
+
+# Lists for multiple-systems estimation: reporter types grouped as the Dutch studies did (docs/figures.md, F10: police,
+# military police, labour inspectorate, regional care coordinators, residential care and shelters, others), or fewer
+# lists, which the estimate needs when cells are sparse.
+LIST_PRESETS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "dutch-studies": (
+        ("police", ("police",)),
+        ("military_police", ("military_police",)),
+        ("labour_inspectorate", ("labour_inspectorate",)),
+        ("care_coordination", ("care_coordination",)),
+        ("shelters", ("shelter",)),
+        ("others", ("help_line", "municipality", "other")),
+    ),
+    "four": (
+        ("police", ("police", "military_police")),
+        ("inspectorate", ("labour_inspectorate",)),
+        ("care", ("care_coordination", "shelter")),
+        ("others", ("help_line", "municipality", "other")),
+    ),
+}
+# Strata: a release dimension folded into two public groups; an unknown value goes with the larger group.
+STRATIFIERS: dict[str, tuple[str, dict[str, str]]] = {
+    "age": ("age_band", {"under_15": "minor", "15_17": "minor", "18_24": "adult", "25_plus": "adult",
+                         "unknown": "adult"}),
+    "origin": ("nationality_group", {"NL": "dutch", "EU": "non_dutch", "non_EU": "non_dutch",
+                                     "unknown": "non_dutch"}),
+}
+# Prior shares of the strata among the people known in a year (chosen, in the direction of F3/F4 in docs/figures.md:
+# a quarter minors, Dutch victims somewhat fewer than half); they only size the buckets.
+PRIOR_STRATA: dict[str, dict[str, float]] = {
+    "age": {"minor": 0.25, "adult": 0.75},
+    "origin": {"dutch": 0.4, "non_dutch": 0.6},
+}
+STRATA_GROUP = "strata"
 
 
 @dataclass(frozen=True)
@@ -81,22 +124,44 @@ class Plan:
     def marginals(self) -> list[tuple[str, ...]]:
         return [tuple(m) for m in self.document["marginals"]]
 
-    def layout(self):
-        """The engine's public layout of the flat vector every organisation shares."""
+    @property
+    def lists(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The plan's lists in order: (name, reporter types); empty when the plan opens no overlaps."""
+        return [(entry["name"], tuple(entry["reporter_types"])) for entry in self.document.get("lists", [])]
+
+    @property
+    def strata(self) -> list[str]:
+        return list(self.document.get("strata", []))
+
+    def list_index(self, reporter_type: str) -> int:
+        """Which list an organisation of this reporter type is on."""
+        for k, (_, types) in enumerate(self.lists):
+            if reporter_type in types:
+                return k
+        raise UsageError(f"reporter type {reporter_type!r} is on none of the plan's lists", "reporter_type")
+
+    def layout(self, org_lists: dict[str, int] | None = None):
+        """The engine's public layout of the flat vector every organisation shares; `org_lists` (organisation ->
+        list index) is needed only to run a plan with lists, not to share into it."""
         from .layout import Cell, Layout
 
-        cells = tuple(Cell(c["name"], int(c["m"]), c["group"]) for c in self.document["cells"])
-        return Layout(cells, int(self.document["max_orgs"]))
+        cells = tuple(Cell(c["name"], int(c["m"]), c["group"], bool(c.get("stratum", False)))
+                      for c in self.document["cells"])
+        return Layout(cells, int(self.document["max_orgs"]), len(self.lists), dict(org_lists or {}))
 
     def group_epsilons(self) -> dict[str, Fraction]:
         return {group: Fraction(eps) for group, eps in self.document["epsilon_split"].items()}
 
     def group_scales(self) -> dict[str, float]:
-        """Noise scale per released group (sensitivity 1): the smallest float scale with 1/scale <= epsilon."""
+        """Noise scale per released group: the smallest float scale with sensitivity/scale <= epsilon (sensitivity
+        2 for pattern and multiplicity tables, 1 for counts; see the module docstring)."""
+        from .layout import SUFFIXES
+
         scales = {}
         for group, eps in self.group_epsilons().items():
-            scale = float(1 / eps)
-            while Fraction(1) / Fraction(scale) > eps:
+            sensitivity = 2 if group.endswith(SUFFIXES) else 1
+            scale = float(sensitivity / eps)
+            while Fraction(sensitivity) / Fraction(scale) > eps:
                 scale = math.nextafter(scale, math.inf)
             scales[group] = scale
         return scales
@@ -115,6 +180,17 @@ def group_name(dims: tuple[str, ...]) -> str:
 
 def _buckets(expected: float) -> int:
     return max(MIN_BUCKETS, int(math.ceil(BUCKET_FACTOR * expected)))
+
+
+def stratum_names(strata: tuple[str, ...]) -> list[tuple[str, float]]:
+    """Every stratum cell name ("stratum=minor/dutch", or "stratum=all" without strata) with its prior share."""
+    if not strata:
+        return [("stratum=all", 1.0)]
+    out = []
+    for key in itertools.product(*(list(PRIOR_STRATA[s]) for s in strata)):
+        share = math.prod(PRIOR_STRATA[s][k] for s, k in zip(strata, key))
+        out.append(("stratum=" + "/".join(key), share))
+    return out
 
 
 def _prior_share(dims: tuple[str, ...], key: tuple[str, ...]) -> float:
@@ -136,8 +212,11 @@ def build_plan(
     marginals: tuple[tuple[str, ...], ...] = DEFAULT_MARGINALS,
     prior_total: int = PRIOR_TOTAL,
     max_orgs: int = MAX_ORGS,
+    lists: str | None = None,
+    strata: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The plan document (unsigned): cells and buckets from the public prior, epsilon split equally and exactly."""
+    """The plan document (unsigned): cells and buckets from the public prior, epsilon split exactly (see the module
+    docstring); `lists` names a LIST_PRESETS grouping, `strata` names STRATIFIERS (only with lists)."""
     from ..contract.codelists import DIMENSIONS, codes
     from ..privacy.epsilon import exact_text, parse_epsilon
     from ..util.clock import iso
@@ -151,19 +230,39 @@ def build_plan(
     for dims in marginals:
         if not dims or any(d not in DIMENSIONS for d in dims) or len(set(dims)) != len(dims):
             raise UsageError(f"unknown or repeated dimension in planned marginal {','.join(dims)}", "marginal")
+    strata = tuple(strata)
+    if lists is not None and lists not in LIST_PRESETS:
+        raise UsageError(f"list grouping must be one of: {', '.join(LIST_PRESETS)}", "lists")
+    if strata and lists is None:
+        raise UsageError("strata split the overlap tables, so they need --lists", "strata")
+    if any(s not in STRATIFIERS for s in strata) or len(set(strata)) != len(strata):
+        raise UsageError(f"strata must be among: {', '.join(STRATIFIERS)}, each once", "strata")
     groups = [()] + [tuple(m) for m in marginals]
     cells = [{"name": TOTAL, "group": TOTAL, "m": _buckets(prior_total)}]
     for dims in groups[1:]:
         for key in itertools.product(*(codes(d) for d in dims)):
             cells.append({"name": cell_name(dims, key), "group": group_name(dims),
                           "m": _buckets(prior_total * _prior_share(dims, key))})
-    part = epsilon / len(groups)
+    names = [group_name(g) for g in groups]
+    if lists is None:
+        split = {name: epsilon / len(groups) for name in names}
+    else:
+        from .layout import MULTIPLICITY_SUFFIX, PATTERNS_SUFFIX
+
+        strata_cells = stratum_names(strata)
+        for name, share in strata_cells:
+            cells.append({"name": name, "group": STRATA_GROUP, "m": _buckets(prior_total * share), "stratum": True})
+        rest = epsilon / 2 / (len(groups) + 2)  # total, marginals, stratum counts, multiplicity tables
+        split = {name: rest for name in names + [STRATA_GROUP]}
+        for name, _ in strata_cells:
+            split[name + PATTERNS_SUFFIX] = epsilon / 2
+            split[name + MULTIPLICITY_SUFFIX] = rest
     bits = bit_length_for(max_orgs)
-    return {
+    document = {
         "plan_version": PLAN_VERSION,
         "period": int(period),
         "epsilon": exact_text(epsilon),
-        "epsilon_split": {group_name(g): exact_text(part) for g in groups},
+        "epsilon_split": {group: exact_text(part) for group, part in split.items()},
         "deadline": iso(deadline),
         "parties": [{"name": p.name, "encryption_key": p.encryption_key, "signing_key": p.signing_key}
                     for p in parties],
@@ -175,6 +274,11 @@ def build_plan(
         "field_bits": bits,
         "prime": str(prime_for(bits)),
     }
+    if lists is not None:
+        document["lists"] = [{"name": name, "reporter_types": list(types)} for name, types in LIST_PRESETS[lists]]
+        document["list_grouping"] = lists
+        document["strata"] = list(strata)
+    return document
 
 
 def sign_plan(document: dict[str, Any], private_key) -> bytes:

@@ -139,6 +139,8 @@ def run_demo(
     workers: int = 1,
     workload: str = "monitor",
     joint: bool = True,
+    lists: str | None = None,
+    strata: tuple[str, ...] = (),
     progress: Progress | None = None,
 ) -> DemoResult:
     """Synthetic nation -> every organisation submits -> coordinator registers and merges -> comparison with the truth.
@@ -186,7 +188,7 @@ def run_demo(
     orgs = manifest["orgs"]
     db = out / DB_FILE
     cap = 2 * epsilon if joint else epsilon
-    plan = _joint_plan(out, db, year, epsilon, scale) if joint else None
+    plan = _joint_plan(out, db, year, epsilon, scale, lists, strata) if joint else None
     jobs = [
         (org, nation_dir, out / HOMES_DIR / org["id"], bundles, epsilon, year, export_date, key, workload, plan)
         for org in orgs
@@ -344,7 +346,8 @@ def _joint(cells: dict[str, Any], names: list[str], truth: int, target: int) -> 
             "covered": lower <= truth <= upper, "target": int(target), "target_covered": lower <= target <= upper}
 
 
-def _joint_plan(out: Path, db: Path, year: int, epsilon: Fraction, scale: float) -> Path:
+def _joint_plan(out: Path, db: Path, year: int, epsilon: Fraction, scale: float, lists: str | None = None,
+                strata: tuple[str, ...] = ()) -> Path:
     """Three party homes, the coordinator's signed plan for the year (sized from the public prior at the demo's
     scale, never from the synthetic data), registered in the store; returns the plan file."""
     from ..coordinator.joint import publish_plan
@@ -354,7 +357,8 @@ def _joint_plan(out: Path, db: Path, year: int, epsilon: Fraction, scale: float)
 
     parties = [party_ref_from_file(init_party(out / PARTIES_DIR / name, name).public_file) for name in PARTY_NAMES]
     publish_plan(db, year, epsilon, parties, key=out / COORDINATOR_KEY, out=out / PLAN_FILE,
-                 deadline=utc_now() + dt.timedelta(days=30), prior_total=max(100, round(PRIOR_TOTAL * scale)))
+                 deadline=utc_now() + dt.timedelta(days=30), prior_total=max(100, round(PRIOR_TOTAL * scale)),
+                 lists=lists, strata=strata)
     return out / PLAN_FILE
 
 

@@ -1,0 +1,93 @@
+"""joint/plan.py with lists and strata: the overlap tables a plan opens, their exact budget, and the buckets an
+organisation fills for them (joint/contribution.py)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+from fractions import Fraction
+
+import duckdb
+import numpy as np
+import pytest
+
+from aggregator.errors import UsageError
+from aggregator.joint.contribution import bucket_vector
+from aggregator.joint.layout import MULTIPLICITY_SUFFIX, PATTERNS_SUFFIX
+from aggregator.joint.noise import sensitivities
+from aggregator.joint.plan import LIST_PRESETS, STRATA_GROUP, Plan, PartyRef, build_plan
+
+DEADLINE = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+
+
+def _parties() -> list[PartyRef]:
+    key = lambda: base64.b64encode(os.urandom(32)).decode("ascii")  # noqa: E731 - public keys are opaque here
+    return [PartyRef(f"p{i}", key(), key()) for i in range(3)]
+
+
+def _plan(**options) -> Plan:
+    return Plan(build_plan(2025, Fraction(1), _parties(), deadline=DEADLINE, **options), "d" * 64)
+
+
+def test_a_plan_with_lists_and_strata_opens_a_pattern_table_per_stratum():
+    plan = _plan(lists="four", strata=("age", "origin"))
+    strata = [c["name"] for c in plan.cells_of(STRATA_GROUP)]
+    assert strata == ["stratum=minor/dutch", "stratum=minor/non_dutch", "stratum=adult/dutch",
+                      "stratum=adult/non_dutch"]
+    layout = plan.layout({"a": 0, "b": 3})
+    assert layout.n_lists == 4 and [c.name for c in layout.strata] == strata
+    released = layout.released()
+    assert sum(label.startswith("pattern/stratum=minor/dutch/") for label, _ in released) == 2 ** 4
+    assert sum(label.startswith("multiplicity/") for label, _ in released) == 3 * len(strata)
+    # the plan names a noise scale for every group the engine releases
+    assert set(layout.groups()) <= set(plan.group_scales())
+
+
+def test_the_split_spends_exactly_epsilon_and_the_scales_match_the_sensitivities():
+    plan = _plan(lists="dutch-studies", strata=("age",))
+    eps = plan.group_epsilons()
+    strata = [c["name"] for c in plan.cells_of(STRATA_GROUP)]
+    # strata are disjoint, so the pattern (and multiplicity) groups of different strata compose in parallel
+    sequential = [g for g in eps if not g.endswith((PATTERNS_SUFFIX, MULTIPLICITY_SUFFIX))]
+    spent = sum(eps[g] for g in sequential) + eps[strata[0] + PATTERNS_SUFFIX] + eps[strata[0] + MULTIPLICITY_SUFFIX]
+    assert spent == Fraction(1)
+    assert eps[strata[0] + PATTERNS_SUFFIX] == Fraction(1, 2)
+    assert all(eps[s + PATTERNS_SUFFIX] == Fraction(1, 2) for s in strata)
+    scales = plan.group_scales()
+    for group, sensitivity in sensitivities(plan.layout({"a": 0})).items():
+        assert Fraction(sensitivity) / Fraction(scales[group]) <= eps[group]
+        assert scales[group] == pytest.approx(sensitivity / eps[group], rel=1e-12)
+    assert sensitivities(plan.layout({"a": 0}))[strata[0] + PATTERNS_SUFFIX] == 2
+
+
+def test_without_lists_the_plan_is_as_before_and_bad_groupings_are_refused():
+    plan = _plan()
+    assert plan.lists == [] and plan.cells_of(STRATA_GROUP) == []
+    assert sum(plan.group_epsilons().values()) == Fraction(1)
+    with pytest.raises(UsageError):
+        _plan(lists="seven")
+    with pytest.raises(UsageError):
+        _plan(strata=("age",))  # strata without lists
+    with pytest.raises(UsageError):
+        _plan(lists="four", strata=("gender",))
+    types = [t for preset in LIST_PRESETS.values() for _, ts in preset for t in ts]
+    for preset in LIST_PRESETS.values():  # every reporter type is on exactly one list of each grouping
+        flat = [t for _, ts in preset for t in ts]
+        assert len(flat) == len(set(flat)) == len(set(types))
+
+
+def test_each_person_fills_one_bucket_of_exactly_their_stratum():
+    plan = _plan(lists="four", strata=("age", "origin"))
+    con = duckdb.connect()
+    con.execute("""CREATE TEMP TABLE people AS SELECT * FROM (VALUES
+        ('p1', 'sexual', '15_17', 'NL'), ('p2', 'labour', '25_plus', 'EU'),
+        ('p3', 'labour', 'unknown', 'unknown'), ('p4', 'criminal', 'under_15', 'non_EU'))
+        AS t(pseudonym, form, age_band, nationality_group)""")
+    vector = bucket_vector(con, plan, b"k" * 32)
+    offsets = plan.layout().offsets()
+    filled = {c["name"]: int(vector[slice(*offsets[c["name"]])].sum()) for c in plan.cells_of(STRATA_GROUP)}
+    # p3's unknown age and origin go with adults and non-Dutch (plan.STRATIFIERS)
+    assert filled == {"stratum=minor/dutch": 1, "stratum=minor/non_dutch": 1, "stratum=adult/dutch": 0,
+                      "stratum=adult/non_dutch": 2}  # fixed key and plan: no collision here
+    assert np.isin(vector, (0, 1)).all()
