@@ -13,7 +13,9 @@ MAX_ABS_COEF = 25.0  # a coefficient beyond this means the MLE does not exist (a
 
 
 def _loglik(y: np.ndarray, mu: np.ndarray) -> float:
-    return float(np.sum(y * np.log(np.where(mu > 0, mu, 1.0)) - mu - gammaln(y + 1.0)))
+    # log y! only shifts the likelihood by a constant of the data; noisy counts can be negative, so it is taken
+    # at max(y, 0) (the same constant for every model, so criteria and comparisons are unchanged)
+    return float(np.sum(y * np.log(np.where(mu > 0, mu, 1.0)) - mu - gammaln(np.maximum(y, 0.0) + 1.0)))
 
 
 def _deviance(y: np.ndarray, mu: np.ndarray) -> float:

@@ -27,7 +27,7 @@ class PatternTable:
 
     ``counts[mask - 1]`` is the count of the pattern whose bit i (value 2**i) means "on lists[i]".
     ``extra_variance`` (same indexing, optional) is a known extra variance per cell, e.g. from a collision
-    correction. Counts may be negative or non-integer (noisy, corrected); they are clamped to 0 when fitted.
+    correction. Counts may be negative or non-integer (noisy, corrected); they are fitted as they are.
     """
 
     lists: tuple[str, ...]

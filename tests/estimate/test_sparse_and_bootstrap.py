@@ -41,13 +41,17 @@ def test_disjoint_lists_are_refused_not_infinite():
         estimate_stratum(PatternTable(("a", "b", "c"), (10, 12, 0, 9, 0, 0, 0)), 0.0, n_bootstrap=0)
 
 
-def test_negative_noisy_counts_are_clamped_with_warning():
+def test_negative_noisy_counts_are_fitted_as_released_not_clamped():
     counts = list(four_list_table().counts)
     counts[-1], counts[-2] = -3.0, -1.5
     est = estimate_stratum(PatternTable(LISTS4, tuple(counts)), 1.0, n_bootstrap=0)
     assert est.clamped_cells == 2
-    assert any("clamped to 0" in w for w in est.warnings)
+    assert any("fitted as released" in w for w in est.warnings)
     assert math.isfinite(est.estimate)
+    assert est.observed == pytest.approx(sum(counts))  # the negative counts are in the total as released
+    clamped = [max(c, 0.0) for c in counts]
+    # clamping adds 4.5 people to the three- and four-list overlaps, and more overlap means fewer unseen
+    assert est.unseen != pytest.approx(estimate_stratum(PatternTable(LISTS4, tuple(clamped)), 1.0, n_bootstrap=0).unseen)
 
 
 def test_empty_list_is_dropped_with_warning():
