@@ -67,6 +67,9 @@ def demo(
     workers: int = typer.Option(2, "--workers", min=1, max=32, help="Organisations submitting in parallel processes."),
     workload: str = typer.Option("monitor", "--workload", help="Release workload: monitor (default), published or equal (naive split)."),
     lang: Lang = typer.Option(Lang.en, "--lang", help="Language of labels in the table, CSV and report."),
+    lists: str = typer.Option("four", "--lists", help="Lists whose overlaps the joint release opens for the dark "
+                              "number: four, dutch-studies, or none."),
+    strata: str = typer.Option("age,origin", "--strata", help="Strata of the dark number: age, origin, both or none."),
     json_out: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -86,9 +89,11 @@ def demo(
     from ..synthetic.demo import run_demo
 
     eps = run(lambda: parse_epsilon(epsilon))
+    options = {"lists": None if lists == "none" else lists,
+               "strata": tuple(s.strip() for s in strata.split(",") if s.strip() and "none" not in (strata, lists))}
     if json_out or quiet:
         result = run(lambda: run_demo(out, year=year, seed=seed, epsilon=eps, scale=scale, lang=lang.value,
-                                      workers=workers, workload=workload))
+                                      workers=workers, workload=workload, **options))
         if json_out:
             print_json(result)
         return
@@ -107,7 +112,7 @@ def demo(
             bar.update(tasks[stage], completed=done, total=total)
 
         result = run(lambda: run_demo(out, year=year, seed=seed, epsilon=eps, scale=scale, lang=lang.value,
-                                      workers=workers, workload=workload, progress=tick))
+                                      workers=workers, workload=workload, progress=tick, **options))
     _render_demo(result, lang.value)
 
 
@@ -160,7 +165,44 @@ def _render_demo(result, lang: str) -> None:
            "record lacks a name or date of birth somewhere, as at the help line, counts again there: a linkage error)."
            if joint else "")
     )
+    if result.dark_number:
+        _render_dark_number(result, nl)
     for name, path in result.files.items():
         out_console.print(f"  {name}: {path}")
     for note in result.notes:
         out_console.print(f"[yellow]note:[/] {note}")
+
+
+def _render_dark_number(result, nl: bool) -> None:
+    """Registered (known to some organisation, deduplicated) against the estimated total per stratum, with the
+    synthetic truth beside it: the people known and every victim, also those no organisation knows."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1), title_justify="left",
+                  title=("Donker getal per stratum: geregistreerd en geschat totaal" if nl
+                         else "Dark number per stratum: registered and estimated total"))
+    heads = (["", "Bekend", "Geregi-\nstreerd", "Waar\ntotaal", "Schat-\nting", "95%-\ninterval", "Dekt",
+              "Zicht-\nbaar"]
+             if nl else ["", "Known", "Regis-\ntered", "True\ntotal", "Esti-\nmate", "95%\ninterval", "Cov-\ners",
+                         "Vis-\nible"])
+    table.add_column(heads[0], no_wrap=True)
+    for head in heads[1:]:
+        table.add_column(head, justify="right", no_wrap=True)
+    yes, no = ("ja", "[red]nee[/]") if nl else ("yes", "[red]no[/]")
+    for row in result.dark_number:
+        if row["estimate"] is None or row["lower"] is None:
+            estimate, interval, covers, share = ("niet te schatten" if nl else "not estimable"), "-", "-", "-"
+        else:
+            estimate, interval = f"{row['estimate']}", f"{row['lower']:.0f}-{row['upper']:.0f}"
+            covers = yes if row["covered"] else no
+            share = f"{100 * row['share_visible']:.0f}%" if row["share_visible"] is not None else "-"
+        table.add_row(row["stratum"][:16], f"{row['known']}", f"{row['registered']}", f"{row['true_total']}",
+                      estimate, interval, covers, share)
+    out = console()
+    out.print(table)
+    out.print("Known and True total are the synthetic truth (True total also counts victims no organisation knows); "
+              "Registered and the estimate come from the joint release's noisy list overlaps (multiple-systems "
+              "estimation; `aggregator estimate` shows the models and caveats). The estimate assumes a closed "
+              "population within the year and allows for pairwise list dependence; people hard to see for every "
+              "list make it too low.")

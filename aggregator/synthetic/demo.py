@@ -93,6 +93,9 @@ class DemoResult:
     files: dict[str, str]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    # per stratum of a plan with lists: registered, estimated total with its interval, and the synthetic truth
+    # (`known`: known to some organisation; `true_total`: also the victims no organisation knows)
+    dark_number: list[dict[str, Any]] = field(default_factory=list)
 
     def row(self, key: str) -> DemoRow:
         return next(r for r in self.rows if r.key == key)
@@ -236,6 +239,7 @@ def run_demo(
             notes.append(f"{len(run.excluded)} organisation(s) excluded from the joint computation")
         joint_cells = joint_estimates(db, year)
         tick("joint", 1, 1)
+    dark = _dark_number(db, year, seed, nation_dir, strata) if plan is not None and lists else []
 
     by_form = national_table(db, period=year, by=("form",))
     by_age = national_table(db, period=year, by=("age_band",))
@@ -280,8 +284,35 @@ def run_demo(
         out=str(out), year=year, seed=seed, scale=float(scale), epsilon=str(epsilon), workload=workload, lang=lang,
         organisations=len(orgs), bundles_accepted=merged.accepted, bundles_refused=merged.refused,
         individual_records=records, linked_people=by_form.linked_people, rows=rows, files=files,
-        seconds=round(time.perf_counter() - started, 2), notes=notes,
+        seconds=round(time.perf_counter() - started, 2), notes=notes, dark_number=dark,
     )
+
+
+def _dark_number(db: Path, year: int, seed: int, nation_dir: Path, strata: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The coordinator's dark-number estimate per stratum beside the synthetic truth of that stratum."""
+    from ..coordinator.darknumber import dark_number, stratum_label
+    from ..joint.plan import STRATIFIERS, stratum_names
+    from .nation import true_counts, truth_counts
+
+    dims = [STRATIFIERS[s][0] for s in strata]
+    known, everyone = truth_counts(nation_dir, dims), true_counts(nation_dir, dims)
+    truth: dict[str, list[int]] = {stratum_label(name): [0, 0] for name, _ in stratum_names(tuple(strata))}
+    for cell in known:
+        key = "/".join(STRATIFIERS[s][1][code] for s, code in zip(strata, cell)) or "all"
+        truth[stratum_label("stratum=" + key)][0] += known[cell]
+        truth[stratum_label("stratum=" + key)][1] += everyone[cell]
+    out = []
+    for row in dark_number(db, year, n_bootstrap=200, seed=seed).rows:
+        seen, total = truth[row.stratum]
+        covered = row.lower is not None and row.lower <= total <= row.upper
+        out.append({"stratum": row.stratum, "registered": row.registered, "registered_lower": row.registered_lower,
+                    "registered_upper": row.registered_upper, "known": seen,
+                    "estimate": None if row.estimate is None else round(row.estimate),
+                    "lower": None if row.lower is None else round(row.lower, 1),
+                    "upper": None if row.upper is None else round(row.upper, 1),
+                    "true_total": total, "covered": covered, "share_visible": row.share_visible,
+                    "model": row.model, "warnings": row.warnings})
+    return out
 
 
 def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: float, target: int,

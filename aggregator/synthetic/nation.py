@@ -33,6 +33,7 @@ from .styles import STYLES, mapping_toml
 from .writers import _org_rows, _render, _sql_path, _write_csv, _write_jsonl, _write_parquet, _write_xlsx
 
 TRUTH_FILE = "truth.parquet"
+UNSEEN_FILE = "unseen.parquet"  # victims no organisation knows
 MANIFEST_FILE = "nation.json"
 
 # ------------------------------------------------------------------------------------------------ the nation
@@ -64,10 +65,15 @@ class Nation:
     scale: float
     export_date: str
     orgs: list[OrgFile]
-    truth_total: int
+    truth_total: int  # distinct people known to at least one organisation
     consent_only_total: int
     rows_total: int
     by_form: dict[str, dict[str, int]]  # form -> {"truth": n, "consent_only": n}
+    unseen_total: int = 0  # victims no organisation knows (unseen.parquet): the dark number
+
+    @property
+    def true_total(self) -> int:
+        return self.truth_total + self.unseen_total
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -85,7 +91,7 @@ def _check_args(year: int, seed: int, scale: float) -> None:
 
 
 def _prepare_out(out: Path) -> None:
-    clear_marked_folder(out, MANIFEST_FILE, ("orgs", TRUTH_FILE, MANIFEST_FILE), "synthetic nation")
+    clear_marked_folder(out, MANIFEST_FILE, ("orgs", TRUTH_FILE, UNSEEN_FILE, MANIFEST_FILE), "synthetic nation")
 
 
 def make_nation(year: int, seed: int, out: Path, *, scale: float = 1.0) -> Nation:
@@ -99,7 +105,7 @@ def make_nation(year: int, seed: int, out: Path, *, scale: float = 1.0) -> Natio
     _check_args(year, seed, scale)
     out = Path(out)
     _prepare_out(out)
-    people, consent_rates = _build(year, seed, float(scale))
+    people, consent_rates, unseen = _build(year, seed, float(scale))
     export_date = dt.date(year, 12, 31)
 
     con = duckdb.connect(":memory:")
@@ -129,6 +135,7 @@ def make_nation(year: int, seed: int, out: Path, *, scale: float = 1.0) -> Natio
             len({r["person_id"] for r in rows}), consent_rates[org.id]))
 
     _write_truth(con, out / TRUTH_FILE, people)
+    _write_truth(con, out / UNSEEN_FILE, unseen)
     truth_total, consent_total = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE len(lawful_orgs) > 0) FROM read_parquet($p)",
         {"p": str(out / TRUTH_FILE)},
@@ -149,7 +156,7 @@ def make_nation(year: int, seed: int, out: Path, *, scale: float = 1.0) -> Natio
     nation = Nation(
         out=str(out), year=year, seed=seed, scale=float(scale), export_date=export_date.isoformat(),
         orgs=org_files, truth_total=int(truth_total), consent_only_total=int(consent_total),
-        rows_total=sum(o.rows for o in org_files), by_form=by_form,
+        rows_total=sum(o.rows for o in org_files), by_form=by_form, unseen_total=len(unseen),
     )
     manifest = {
         "synth_version": SYNTH_VERSION,
@@ -158,8 +165,9 @@ def make_nation(year: int, seed: int, out: Path, *, scale: float = 1.0) -> Natio
         "scale": float(scale),
         "export_date": export_date.isoformat(),
         "truth": TRUTH_FILE,
+        "unseen": UNSEEN_FILE,
         "totals": {"truth": nation.truth_total, "consent_only": nation.consent_only_total, "rows": nation.rows_total,
-                   "by_form": by_form},
+                   "by_form": by_form, "unseen": nation.unseen_total, "true_total": nation.true_total},
         "orgs": [o.as_dict() for o in org_files],
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
@@ -201,7 +209,7 @@ def _checked_dims(by: list[str]) -> list[str]:
     return list(by)
 
 
-def _counts(out: Path, by: list[str], lawful_only: bool) -> dict[tuple, int]:
+def _counts(out: Path, by: list[str], lawful_only: bool, file: str = TRUTH_FILE) -> dict[tuple, int]:
     import itertools
 
     import duckdb
@@ -209,7 +217,7 @@ def _counts(out: Path, by: list[str], lawful_only: bool) -> dict[tuple, int]:
     from ..util.engine import quote_ident
 
     dims = _checked_dims(by)
-    path = Path(out) / TRUTH_FILE
+    path = Path(out) / file
     if not path.is_file():
         raise UsageError(f"{path} not found; run `aggregator synth` first")
     select = ", ".join(quote_ident(d) for d in dims)
@@ -226,6 +234,12 @@ def _counts(out: Path, by: list[str], lawful_only: bool) -> dict[tuple, int]:
 def truth_counts(out: Path, by: list[str]) -> dict[tuple, int]:
     """True number of distinct people known to any organisation, per cell of `by` (every codelist cell, zeros too)."""
     return _counts(out, by, lawful_only=False)
+
+
+def true_counts(out: Path, by: list[str]) -> dict[tuple, int]:
+    """Every victim of the synthetic year per cell of `by`: those known to an organisation and those known to none."""
+    known, unseen = _counts(out, by, lawful_only=False), _counts(out, by, lawful_only=False, file=UNSEEN_FILE)
+    return {cell: known[cell] + unseen[cell] for cell in known}
 
 
 def consent_only_counts(out: Path, by: list[str]) -> dict[tuple, int]:

@@ -12,12 +12,16 @@ How the nation hangs together:
   4. every person is known to one to three non-investigative organisations (fewer when detected or a chatter),
      chosen by region and by what each organisation does (youth shelter, shelter for foreign victims, ...);
   5. consent is asked at every non-investigative organisation and rarely given, so consent-only registration
-     (statutory + consented, distinct people) lands near the real 2018-2020 figures while the truth is far larger.
+     (statutory + consented, distinct people) lands near the real 2018-2020 figures while the truth is far larger;
+  6. some victims meet no organisation at all: an undetected person who is not a chatter meets a Poisson number of
+     non-investigative organisations (NI_RATE, lower for minors and Dutch victims), possibly none. They are the
+     dark number that multiple-systems estimation tries to recover; the nation writes them apart (unseen.parquet).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -26,8 +30,9 @@ from .names import COUNTRY_POOL, NAME_POOLS
 from .organisations import ORGANISATIONS, OrgSpec
 
 SYNTH_VERSION = 1
-# People known to >= 1 organisation in a year: chosen in ~6,000-8,000 (docs/figures.md: ~3,000 Dutch sexual victims
-# alone; 5,000-7,500 victims a year estimated in all).
+# Victims in a year, known to an organisation or not: chosen in ~6,000-8,000 (docs/figures.md: ~3,000 Dutch sexual
+# victims alone (F3); 5,000-7,500 victims a year estimated in all (F10)). The detection chances below are shares of
+# all victims, as the public figures are (F4: 29 of ~1,300 Dutch minor victims reported).
 BASE_POPULATION = 7_000
 HELP_LINE_CHATTERS = 285  # docs/figures.md: 285 victims sought help through the anonymous chat in one year
 
@@ -101,7 +106,14 @@ DETECTION = {
 
 # Number of non-investigative organisations that know a person (plausible): most people are known to one.
 NI_CONTACTS_DETECTED = {0: 0.30, 1: 0.50, 2: 0.17, 3: 0.03}  # police refer most victims to care
-NI_CONTACTS_OTHERWISE = {1: 0.80, 2: 0.16, 3: 0.04}
+# Undetected people (not chatters) meet Poisson(NI_RATE) non-investigative organisations, at most NI_MAX; with none
+# they are known to no organisation. Chosen, by stratum (minor, Dutch), in the public direction: minors and Dutch
+# victims are the least visible (docs/figures.md F3/F4); the size is chosen so that, as in the Dutch six-list
+# studies (F10), about 5% of the people seen are on two or more lists, and about 1 in 3 victims is known to some
+# organisation (F10: about 1 in 5 is registered).
+NI_RATE = {(True, True): 0.4, (True, False): 0.55, (False, True): 0.6, (False, False): 0.8}
+NI_MAX = 3
+
 # docs/figures.md: many chatters are known to no other organisation; the shares are plausible
 NI_CONTACTS_CHATTER = {0: 0.75, 1: 0.20, 2: 0.05}
 
@@ -303,7 +315,19 @@ def _consent_chance(org_rate: float, p: Person) -> float:
     return min(chance, 0.9)
 
 
-def _build(year: int, seed: int, scale: float) -> tuple[list[Person], dict[str, float]]:
+def _poisson(rng: random.Random, rate: float, most: int) -> int:
+    """A Poisson(rate) count capped at `most` (inversion; a synthetic-data draw, not privacy noise)."""
+    u, k, p = rng.random(), 0, math.exp(-rate)
+    cumulative = p
+    while u > cumulative and k < most:
+        k += 1
+        p *= rate / k
+        cumulative += p
+    return k
+
+
+def _build(year: int, seed: int, scale: float) -> tuple[list[Person], dict[str, float], list[Person]]:
+    """(people known to at least one organisation, consent rates, people known to none)."""
     rng = random.Random(f"synth:{SYNTH_VERSION}:{year}:{seed}:people")
     n = max(1, round(scale * rng.uniform(0.93, 1.07) * BASE_POPULATION))
     people = _draw_people(rng, n)
@@ -331,8 +355,10 @@ def _build(year: int, seed: int, scale: float) -> tuple[list[Person], dict[str, 
             org_ids.append("chat-hulplijn")
         if p.detected:
             org_ids.extend(_investigative_orgs(rng, p))
-        table = NI_CONTACTS_CHATTER if p.chatter else NI_CONTACTS_DETECTED if p.detected else NI_CONTACTS_OTHERWISE
-        k = int(_pick(rng, table))
+        if p.chatter or p.detected:
+            k = int(_pick(rng, NI_CONTACTS_CHATTER if p.chatter else NI_CONTACTS_DETECTED))
+        else:
+            k = _poisson(rng, NI_RATE[(p.minor, p.nationality == "NL")], NI_MAX)
         if k:
             weights = [_affinity(o, p) for o in ni_orgs]
             org_ids.extend(o.id for o in _weighted_sample(rng, ni_orgs, weights, k))
@@ -355,6 +381,8 @@ def _build(year: int, seed: int, scale: float) -> tuple[list[Person], dict[str, 
                     contact.consent = False if rng.random() < 0.75 else None  # "no", or never recorded
             p.contacts.append(contact)
 
+    unseen = [p for p in people if not p.contacts]
+    people = [p for p in people if p.contacts]
     rng = random.Random(f"synth:{SYNTH_VERSION}:{year}:{seed}:identity")
     seen: set[tuple] = set()
     for p in people:
@@ -372,4 +400,4 @@ def _build(year: int, seed: int, scale: float) -> tuple[list[Person], dict[str, 
             if identity not in seen:  # distinct people never share a pseudonym
                 seen.add(identity)
                 break
-    return people, consent_rates
+    return people, consent_rates, unseen

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from aggregator.synthetic.nation import Nation, consent_only_counts, make_nation, truth_counts
+from aggregator.synthetic.nation import Nation, consent_only_counts, make_nation, true_counts, truth_counts
 from aggregator.contract.codelists import age_band, codes, nationality_group
 from aggregator.errors import UsageError
 from aggregator.organisation.readers import read_export
@@ -39,6 +39,20 @@ def truth(nation) -> list[dict]:
         cursor = con.execute("SELECT * FROM read_parquet($p) ORDER BY person_key", {"p": str(nation[1] / "truth.parquet")})
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def unseen(nation) -> list[dict]:
+    with duckdb.connect() as con:
+        cursor = con.execute("SELECT * FROM read_parquet($p) ORDER BY person_key", {"p": str(nation[1] / "unseen.parquet")})
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def everyone(truth, unseen) -> list[dict]:
+    """Every victim of the year: known to an organisation or not (the public figures describe all of them)."""
+    return truth + unseen
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +138,9 @@ def share(people: list[dict], **where) -> float:
     return sum(1 for p in people if all(p[k] == v for k, v in where.items())) / len(people)
 
 
-def test_population_has_the_shape_of_the_public_figures(truth):
-    assert 6_000 <= len(truth) <= 8_000
+def test_population_has_the_shape_of_the_public_figures(everyone):
+    truth = everyone  # the public figures are estimates of all victims, seen or not
+    assert 6_000 <= len(truth) <= 8_000  # docs/figures.md: 5,000-7,500 victims a year (F10), ~3,000 Dutch sexual (F3)
     assert 0.17 <= share(truth, form="labour") <= 0.43  # docs/figures.md: 17% (2019) to 43% (2020) of reports
     forms = {f: share(truth, form=f) for f in codes("form")}
     assert max(forms, key=forms.get) == "sexual"
@@ -166,13 +181,14 @@ def test_help_line_matches_the_chat_service(nation, truth, manifest):
 def test_consent_only_registration_is_far_below_the_truth(nation):
     result, out = nation
     assert 700 <= result.consent_only_total <= 1_300  # docs/figures.md: 668 (2018) - 1,334 (2019) registrations
-    assert result.truth_total >= 4 * result.consent_only_total
+    assert result.truth_total >= 3 * result.consent_only_total
+    assert result.true_total >= 5 * result.consent_only_total  # docs/figures.md F10: about 1 in 5 is registered
     for form, counts in result.by_form.items():
         assert counts["consent_only"] <= counts["truth"], form
-    assert result.by_form["sexual"]["consent_only"] < 0.2 * result.by_form["sexual"]["truth"]
+    assert result.by_form["sexual"]["consent_only"] < 0.2 * true_counts(out, ["form"])[("sexual",)]
     # docs/figures.md: only 2-3% of Dutch minor victims of sexual exploitation are visible; allow a little more
     dims = ["form", "nationality_group", "age_band"]
-    truth, lawful = truth_counts(out, dims), consent_only_counts(out, dims)
+    truth, lawful = true_counts(out, dims), consent_only_counts(out, dims)
     minors_truth = sum(truth[("sexual", "NL", band)] for band in ("under_15", "15_17"))
     minors_seen = sum(lawful[("sexual", "NL", band)] for band in ("under_15", "15_17"))
     assert minors_seen < 0.08 * minors_truth
@@ -329,3 +345,24 @@ def test_cli_synth_writes_and_reports(tmp_path):
     refused = runner.invoke(app, ["synth", "--year", "1900", "--out", str(tmp_path / "m")])
     assert refused.exit_code == 2
     assert "year" in refused.output
+
+
+def test_some_victims_meet_no_organisation_and_minors_and_dutch_victims_least_often(nation, truth, unseen, manifest):
+    result, out = nation
+    assert result.unseen_total == len(unseen) > 0 and manifest["totals"]["true_total"] == len(truth) + len(unseen)
+    assert all(p["orgs"] == [] for p in unseen) and all(p["orgs"] for p in truth)
+    assert not {p["person_key"] for p in unseen} & {p["person_key"] for p in truth}
+
+    def visible(minor: bool, dutch: bool) -> float:
+        def inside(p):
+            return (p["age_band"] in ("under_15", "15_17")) == minor and (p["nationality_group"] == "NL") == dutch
+        seen, missed = sum(map(inside, truth)), sum(map(inside, unseen))
+        return seen / (seen + missed)
+
+    # NI_RATE: the least visible are Dutch minors, the most visible non-Dutch adults (docs/figures.md F3/F4)
+    assert visible(True, True) < visible(False, True) < visible(False, False)
+    assert visible(True, True) < visible(True, False)
+    assert 0.25 <= len(truth) / (len(truth) + len(unseen)) <= 0.8
+    dims = ["form"]
+    assert {k: v for k, v in true_counts(out, dims).items()} == {
+        k: truth_counts(out, dims)[k] + sum(1 for p in unseen if p["form"] == k[0]) for k in truth_counts(out, dims)}
