@@ -111,7 +111,7 @@ NI_CONTACTS_DETECTED = {0: 0.30, 1: 0.50, 2: 0.17, 3: 0.03}  # police refer most
 # victims are the least visible (docs/figures.md F3/F4); the size is chosen so that, as in the Dutch six-list
 # studies (F10), about 5% of the people seen are on two or more lists, and about 1 in 3 victims is known to some
 # organisation (F10: about 1 in 5 is registered).
-NI_RATE = {(True, True): 0.4, (True, False): 0.55, (False, True): 0.6, (False, False): 0.8}
+NI_RATE = {(True, True): 0.3, (True, False): 0.4, (False, True): 0.45, (False, False): 0.55}
 NI_MAX = 3
 
 # docs/figures.md: many chatters are known to no other organisation; the shares are plausible

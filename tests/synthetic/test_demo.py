@@ -16,14 +16,17 @@ SCALE = 0.2
 ROW_KEYS = {"key", "label", "truth", "consent_only", "estimate", "se", "lower", "upper", "covered", "release_target",
             "target_covered", "joint"}
 RESULT_KEYS = {"out", "year", "seed", "scale", "epsilon", "workload", "lang", "organisations", "bundles_accepted", "bundles_refused",
-               "individual_records", "linked_people", "rows", "files", "seconds", "notes"}
+               "individual_records", "linked_people", "rows", "files", "seconds", "notes", "dark_number"}
+DARK_KEYS = {"stratum", "registered", "registered_lower", "registered_upper", "known", "estimate", "lower", "upper",
+             "true_total", "covered", "share_visible", "model", "warnings"}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One real run at a small scale (about 25 s: 52 organisations each validate, release and sign)."""
     out = tmp_path_factory.mktemp("demo") / "out"
-    return run_demo(out, year=2025, seed=7, epsilon=Fraction(1), scale=SCALE, workers=2, lang="nl"), out
+    return run_demo(out, year=2025, seed=7, epsilon=Fraction(1), scale=SCALE, workers=2, lang="nl", lists="four",
+                    strata=("age", "origin")), out
 
 
 def test_consent_only_is_far_below_the_truth(runs):
@@ -93,6 +96,7 @@ def test_cli_json_has_stable_keys(runs, monkeypatch, tmp_path):
     assert cli.exit_code == 0, cli.output
     assert calls[0][1]["workload"] == "monitor"
     assert calls[0][1]["epsilon"] == Fraction(1) and calls[0][1]["lang"] == "nl" and calls[0][1]["seed"] == 7
+    assert calls[0][1]["lists"] == "four" and calls[0][1]["strata"] == ("age", "origin")  # the dark number is on
     data = json.loads(cli.stdout)
     assert set(data) == RESULT_KEYS
     assert data["lang"] == "nl" and data["epsilon"] == "1"
@@ -102,6 +106,25 @@ def test_cli_json_has_stable_keys(runs, monkeypatch, tmp_path):
         assert row["joint"]["lower"] <= row["joint"]["estimate"] <= row["joint"]["upper"]
     assert data["rows"][-1]["label"] == "Totaal"
     assert data["rows"][-1]["truth"] == result.row("total").truth
+    assert [set(r) for r in data["dark_number"]] == [DARK_KEYS] * 4
+
+
+def test_the_dark_number_stands_beside_the_synthetic_truth_of_every_stratum(runs):
+    result, out = runs
+    manifest = json.loads((out / "nation" / "nation.json").read_text(encoding="utf-8"))
+    rows = {r["stratum"]: r for r in result.dark_number}
+    assert set(rows) == {"minor, dutch", "minor, non-dutch", "adult, dutch", "adult, non-dutch"}
+    # the truth per stratum adds up to the nation: everyone known, and everyone including the unseen
+    assert sum(r["known"] for r in rows.values()) == manifest["totals"]["truth"]
+    assert sum(r["true_total"] for r in rows.values()) == manifest["totals"]["true_total"]
+    for row in rows.values():
+        assert row["true_total"] > row["known"] > 0  # every stratum has victims no organisation knows
+        assert row["registered_lower"] <= row["registered"] <= row["registered_upper"]
+        if row["estimate"] is not None and row["lower"] is not None:
+            assert row["registered_lower"] <= row["lower"] <= row["estimate"] <= row["upper"]
+            assert row["covered"] == (row["lower"] <= row["true_total"] <= row["upper"])
+        else:
+            assert row["warnings"], "a stratum without an estimate says why"
 
 
 def test_files_are_written(runs):
