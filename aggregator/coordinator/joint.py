@@ -97,8 +97,9 @@ def _plan(con, digest: str):
 
 
 def store_joint_result(db_path: Path, plan_digest: str, result: dict[str, Any], signatures: list[str],
-                       bundles: list[str], *, now: dt.datetime | None = None) -> None:
-    """Accept a joint result only with every party's valid signature, once per plan."""
+                       bundles: list[str], *, now: dt.datetime | None = None) -> list[dict[str, str]]:
+    """Accept a joint result only with every party's valid signature, once per plan; `bundles` are the digests
+    whose shares the parties were given. Returns the joint epsilon given back (`joint_refunds`)."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -143,6 +144,7 @@ def store_joint_result(db_path: Path, plan_digest: str, result: dict[str, Any], 
         con.execute("INSERT INTO joint_results VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [plan_digest, plan.period, canonical_json(result).decode("utf-8"), json.dumps(signatures),
                      json.dumps(bundles), now, index])
+    return refunds
 
 
 def pinned_bundles(con, plan_digest: str, *, before: int | None = None) -> list[tuple[str, str, str]]:
@@ -200,6 +202,7 @@ class JointRun:
     excluded: dict[str, str]
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)
+    refunds: list[dict[str, str]] = field(default_factory=list)  # joint epsilon given back (see joint_refunds)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -251,9 +254,9 @@ def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, t
             result = run_local(job, timeout=timeout, workdir=Path(tmp) / "run")
         except JointError as exc:
             raise JointRefused(f"the joint computation stopped: {exc}") from None
-    store_joint_result(db_path, plan_digest, result.to_json(), result.signatures, [d for d, _ in rows])
+    refunds = store_joint_result(db_path, plan_digest, result.to_json(), result.signatures, [d for d, _ in rows])
     return JointRun(plan_digest, plan.period, result.included, result.excluded, time.monotonic() - started,
-                    dict(result.counts))
+                    dict(result.counts), refunds)
 
 
 # ---------------------------------------------------------------- estimates from the opened counts
