@@ -182,13 +182,17 @@ def stored_refunds(con) -> list[tuple[str, int, str, Any, str]]:
     from fractions import Fraction
 
     out = []
-    for (text,) in con.execute(
-            "SELECT l.entry FROM joint_results AS j JOIN ledger AS l ON l.idx = j.ledger_index ORDER BY l.idx"
+    for idx, text in con.execute(
+            "SELECT l.idx, l.entry FROM joint_results AS j JOIN ledger AS l ON l.idx = j.ledger_index ORDER BY l.idx"
     ).fetchall():
-        entry = json.loads(text)
-        for refund in entry.get("refunds", []):
-            out.append((refund["org"], int(entry["period"]), refund["digest"], Fraction(str(refund["epsilon"])),
-                        refund.get("reason", "")))
+        try:
+            entry = json.loads(text)
+            for refund in entry.get("refunds", []):
+                out.append((str(refund["org"]), int(entry["period"]), str(refund["digest"]),
+                            Fraction(str(refund["epsilon"])), str(refund.get("reason", ""))))
+        except (ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError):
+            raise ConfigError(f"ledger entry {idx}: the joint result's refunds cannot be read; "
+                              "check the store with `aggregator audit`") from None
     return out
 
 

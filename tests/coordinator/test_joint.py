@@ -201,7 +201,11 @@ def excluded(demo, tmp_path):
         assert event == "joint"
         con.execute("DELETE FROM ledger WHERE idx = ?", [last])
         con.execute("DELETE FROM joint_results")
-    gone, kept = result["included"][0], result["included"][1]
+    with open_store(db, write=False) as con:  # organisations that spent their whole cap (own release + joint)
+        full = {org for org, in con.execute(
+            "SELECT b.org_id FROM bundles AS b JOIN organisations AS o ON o.id = b.org_id WHERE b.epsilon = o.cap"
+        ).fetchall()}
+    gone, kept = [o for o in result["included"] if o in full][:2]
     result["included"] = [o for o in result["included"] if o != gone]
     result["excluded"] = {gone: "vector is not 0/1 in at least one bucket"}
     signatures = [sign_result(result, str(load_party(h).signing_key), plan) for h in _party_homes(out)]
@@ -291,3 +295,31 @@ def test_a_tampered_joint_refund_is_caught_by_the_audit(excluded):
     assert any("joint refunds differ" in p for p in check.problems)
     report = audit_store(db)
     assert {"ledger-chain", "rebuild-ledger"} <= set(report.failed)
+
+
+def test_the_joint_epsilon_given_back_can_be_spent_again(excluded, demo, tmp_path):
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from aggregator.contract.keys import read_public_key_file
+    from aggregator.coordinator.ledger import verify_ledger
+    from tests import bundlefactory as bf
+
+    _, out = demo
+    db, gone, kept = excluded
+    outcomes = {}
+    for org_id in (gone, kept):  # both had spent their whole cap of 2 at merge; a correction with epsilon 1 each
+        home = out / "orgs-home" / org_id
+        with open_store(db, write=False) as con:
+            kind, reporter_type = con.execute("SELECT kind, reporter_type FROM organisations WHERE id = ?",
+                                              [org_id]).fetchone()
+        org = bf.TestOrg(org_id, kind, reporter_type, load_pem_private_key((home / "org.key").read_bytes(), None),
+                         read_public_key_file(home / "org.pub"))
+        path = bf.bundle_file(tmp_path / "later", org, sequence=2, marginals=[bf.marginal(["form"], "1")])
+        (outcomes[org_id],) = merge_bundles(db, [path]).bundles
+    assert outcomes[gone].status == "accepted", outcomes[gone]
+    assert (outcomes[kept].status, outcomes[kept].reason) == ("refused", "over-budget")
+    assert _budget(db, gone).spent == "2" and _budget(db, gone).remaining == "0"
+    check = verify_ledger(db)  # the running total of the later accept entry subtracts the refund
+    assert check.ok, check.problems
+    report = audit_store(db)  # the rebuild gives the refund back before it replays the later merge
+    assert report.ok, [c.problems for c in report.checks if not c.ok]
