@@ -3,14 +3,16 @@
 `audit_store(db_path)` runs these checks and gives a verdict for each (all of them run, also after a failure):
 
   ledger-chain        the ledger's hash chain recomputes, its columns agree with the hashed entries, every bundle
-                      row has its accept entry and spending stays within the caps (store.verify_ledger)
+                      row has its accept entry, each joint result's refunds are the ones joint_refunds derives, and
+                      spending (less the joint epsilon given back) stays within the caps (store.verify_ledger)
   archive-signatures  every archived bundle: file name = sha256 of its bytes, the envelope opens, its key id is in the
                       registry, the Ed25519 signature verifies with that key, the payload parses, the organisation it
                       claims is the key's organisation, and (when it has a bundle row) the row says the same
   archive-coverage    every bundle row has its archive file and every archive file has its bundle row
   rebuild             a fresh temporary store, built by replaying the ledger in order (register / rotate / revoke
                       with the recorded keys, caps and times; accept = merge of the archived bundle at the time it
-                      was received), accepts every bundle again
+                      was received; joint = the co-signed result stored again, its refunds recomputed), accepts every
+                      bundle again
   rebuild-registry    the rebuilt organisations and keys equal the live ones
   rebuild-ledger      the rebuilt ledger equals the live one entry for entry (same canonical text, same hashes)
   rebuild-store       the rebuilt bundles, records, marginals, noisy cells and withdrawals equal the live ones

@@ -373,6 +373,8 @@ def budget(
 
 
 def _render_budget(report) -> None:
+    from fractions import Fraction
+
     from rich.table import Table
 
     out = console()
@@ -385,6 +387,7 @@ def _render_budget(report) -> None:
         releases = "\n".join(
             f"seq {r.sequence}: {r.epsilon} ({', '.join(' x '.join(m['dimensions']) + ' ' + m['epsilon'] for m in r.marginals) or 'records only'})"
             f" {r.accepted_at[:19]} {r.digest[:12]}" + (" superseded" if r.superseded_by else "")
+            + (f" (joint {r.refunded} given back: {r.refund_reason})" if Fraction(r.refunded) else "")
             for r in b.releases
         )
         table.add_row(

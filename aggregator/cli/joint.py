@@ -114,6 +114,9 @@ def compute(
                         f"{len(result.excluded)} excluded; {result.seconds:.1f} s")
         for org, why in sorted(result.excluded.items()):
             console().print(f"[yellow]excluded:[/] {org}: {why}")
+        for refund in result.refunds:
+            console().print(f"joint epsilon {refund['epsilon']} given back to {refund['org']} "
+                            f"(bundle {refund['digest'][:12]}, {refund['reason']})")
 
 
 @app.command("estimate")

@@ -226,7 +226,7 @@ class MergeState:
 
 
 def load_state(con: duckdb.DuckDBPyConnection) -> MergeState:
-    from .joint import load_plans
+    from .joint import load_plans, stored_refunds
 
     state = MergeState(set(), {}, {}, {}, {}, {}, 0, GENESIS_HASH, load_plans(con))
     for digest, org_id, period, sequence, epsilon, superseded_by in con.execute(
@@ -239,6 +239,8 @@ def load_state(con: duckdb.DuckDBPyConnection) -> MergeState:
         state.spent[key] = state.spent.get(key, Fraction(0)) + Fraction(epsilon)
         if superseded_by is None:
             state.current.setdefault(key, []).append(digest)
+    for org_id, period, _digest, epsilon, _reason in stored_refunds(con):  # joint epsilon given back
+        state.spent[(org_id, period)] = state.spent.get((org_id, period), Fraction(0)) - epsilon
     for row in con.execute(
         """
         SELECT k.keyid, k.org_id, k.public_key, k.retired_at, k.revoked_at, o.kind, o.reporter_type, o.cap, o.status

@@ -17,11 +17,18 @@ from .store import open_store
 class ReleaseSpend:
     digest: str
     sequence: int
-    epsilon: str
+    epsilon: str  # charged at merge: the release's marginals plus the joint epsilon when the bundle pinned a plan
     marginals: list[dict[str, Any]]
     accepted_at: str
     superseded_by: str | None
     ledger_index: int
+    refunded: str = "0"  # joint epsilon given back when the plan's result did not use this bundle's shares
+    refund_reason: str | None = None  # "excluded" (by the parties) or "not used" (superseded before the computation)
+    spent: str = ""  # charged - refunded
+
+    def __post_init__(self) -> None:
+        if not self.spent:
+            self.spent = exact_text(Fraction(self.epsilon) - Fraction(self.refunded))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,7 +84,10 @@ class BudgetReport:
 def budget_report(db_path: Path, *, org: str | None = None, period: int | None = None) -> BudgetReport:
     """Epsilon spent per organisation and period (exact), cap, remaining and every release in order.
 
-    Every accepted bundle counts, also those a higher sequence superseded (their noise was released)."""
+    Every accepted bundle counts, also those a higher sequence superseded (their noise was released); joint
+    epsilon a stored joint result gave back (the bundle's shares were not used) is subtracted."""
+    from .joint import stored_refunds
+
     with open_store(db_path, write=False) as con:
         if org is not None and not con.execute("SELECT 1 FROM organisations WHERE id = ?", [org]).fetchone():
             raise ConfigError(f"organisation {org} is not registered")
@@ -98,12 +108,14 @@ def budget_report(db_path: Path, *, org: str | None = None, period: int | None =
                 {"org": org},
             ).fetchall()
         }
+        refunds = {digest: (epsilon, reason) for _, _, digest, epsilon, reason in stored_refunds(con)}
     grouped: dict[tuple[str, int], list[ReleaseSpend]] = {}
     for org_id, per, digest, sequence, epsilon, received_at, superseded_by, ledger_index, entry in rows:
+        refunded, reason = refunds.get(digest, (Fraction(0), None))
         grouped.setdefault((org_id, per), []).append(
             ReleaseSpend(
                 digest, sequence, epsilon, json.loads(entry).get("marginals", []), iso(received_at) or "",
-                superseded_by, ledger_index,
+                superseded_by, ledger_index, exact_text(refunded), reason,
             )
         )
     if period is not None:  # every registered organisation has a budget line for the period asked about
@@ -112,7 +124,7 @@ def budget_report(db_path: Path, *, org: str | None = None, period: int | None =
     budgets = []
     for (org_id, per), releases in sorted(grouped.items()):
         kind, reporter_type, cap = orgs[org_id]
-        spent = sum((Fraction(r.epsilon) for r in releases), Fraction(0))
+        spent = sum((Fraction(r.spent) for r in releases), Fraction(0))
         budgets.append(
             OrgBudget(
                 org_id, per, kind, reporter_type, cap, exact_text(spent),

@@ -5,6 +5,11 @@ The coordinator never decrypts a share: it hands each party the sealed shares of
 plan, and stores the result only when all three parties' signatures over the same opened counts verify with the
 keys the plan names. One computation per plan (a second is refused), so each organisation's joint epsilon is spent
 once; a bundle arriving after the result (or after the deadline) is refused at merge.
+
+A bundle's joint epsilon is charged when it is merged (it pins the plan). When the result is stored, every bundle
+that pinned the plan but whose shares did not go into the result gets it back (`joint_refunds`): the parties
+excluded its organisation, or it was superseded before the computation. The refunds are part of the hashed "joint"
+ledger entry, so the budget, the next merges and the audit's replay all apply the same ones.
 """
 
 from __future__ import annotations
@@ -94,8 +99,9 @@ def _plan(con, digest: str):
 
 
 def store_joint_result(db_path: Path, plan_digest: str, result: dict[str, Any], signatures: list[str],
-                       bundles: list[str], *, now: dt.datetime | None = None) -> None:
-    """Accept a joint result only with every party's valid signature, once per plan."""
+                       bundles: list[str], *, now: dt.datetime | None = None) -> list[dict[str, str]]:
+    """Accept a joint result only with every party's valid signature, once per plan; `bundles` are the digests
+    whose shares the parties were given. Returns the joint epsilon given back (`joint_refunds`)."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -121,11 +127,75 @@ def store_joint_result(db_path: Path, plan_digest: str, result: dict[str, Any], 
             except (InvalidSignature, ValueError):
                 raise JointRefused(f"the signature of computing party {party.name} does not verify; "
                                    "the result was not stored") from None
+        pinned = pinned_bundles(con, plan_digest)
+        known = {digest for digest, _, _ in pinned}
+        strangers = [d for d in bundles if d not in known]
+        if strangers:
+            raise JointRefused(f"bundle {str(strangers[0])[:12]} did not pin plan {plan_digest[:12]}; the result "
+                               "was not stored")
+        handed = set(bundles)
+        used_orgs = {org for digest, org, _ in pinned if digest in handed}
+        missing = [o for o in result.get("included", []) if o not in used_orgs]
+        if missing:
+            raise JointRefused(f"the result includes {missing[0]}, whose bundle was not handed to the parties; "
+                               "the result was not stored")
+        refunds = joint_refunds(pinned, bundles, result.get("included", []))
         index = append_entry(con, "joint", {"org": COORDINATOR, "period": plan.period, "plan": plan_digest,
-                                            "result": result, "signatures": signatures, "bundles": bundles}, now)
+                                            "result": result, "signatures": signatures, "bundles": bundles,
+                                            "refunds": refunds}, now)
         con.execute("INSERT INTO joint_results VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [plan_digest, plan.period, canonical_json(result).decode("utf-8"), json.dumps(signatures),
                      json.dumps(bundles), now, index])
+    return refunds
+
+
+def pinned_bundles(con, plan_digest: str, *, before: int | None = None) -> list[tuple[str, str, str]]:
+    """(digest, organisation, exact joint epsilon charged) of every bundle that pinned the plan, superseded or not
+    (`before`: only those accepted before that ledger index)."""
+    return [tuple(row) for row in con.execute(
+        "SELECT digest, org_id, joint_epsilon FROM bundles WHERE joint_plan = $plan "
+        "AND ($before IS NULL OR ledger_index < $before) ORDER BY org_id, digest",
+        {"plan": plan_digest, "before": before}).fetchall()]
+
+
+def joint_refunds(pinned: list[tuple[str, str, Any]], used: list[str], included: list[str]) -> list[dict[str, str]]:
+    """The joint epsilon given back when a plan's result is stored: one refund per bundle that pinned the plan
+    (`pinned`: digest, organisation, joint epsilon charged at merge) but whose shares are not in the result, either
+    because the parties excluded its organisation (not in `included`) or because its shares were never handed to
+    them (not in `used`: superseded before the computation). Exact, sorted by organisation and digest."""
+    from fractions import Fraction
+
+    from ..privacy.epsilon import exact_text
+
+    handed, kept = set(used), set(included)
+    refunds = []
+    for digest, org, epsilon in sorted(pinned, key=lambda p: (p[1], p[0])):
+        if digest in handed and org in kept:
+            continue  # its shares are in the opened counts: the joint epsilon stays spent
+        reason = "excluded" if digest in handed else "not used"
+        refunds.append({"org": org, "digest": digest, "epsilon": exact_text(Fraction(str(epsilon))),
+                        "reason": reason})
+    return refunds
+
+
+def stored_refunds(con) -> list[tuple[str, int, str, Any, str]]:
+    """(organisation, period, digest, exact epsilon, reason) of every refund in the stored joint results' ledger
+    entries (the hashed text, not a derived column), in ledger order."""
+    from fractions import Fraction
+
+    out = []
+    for idx, text in con.execute(
+            "SELECT l.idx, l.entry FROM joint_results AS j JOIN ledger AS l ON l.idx = j.ledger_index ORDER BY l.idx"
+    ).fetchall():
+        try:
+            entry = json.loads(text)
+            for refund in entry.get("refunds", []):
+                out.append((str(refund["org"]), int(entry["period"]), str(refund["digest"]),
+                            Fraction(str(refund["epsilon"])), str(refund.get("reason", ""))))
+        except (ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError):
+            raise ConfigError(f"ledger entry {idx}: the joint result's refunds cannot be read; "
+                              "check the store with `aggregator audit`") from None
+    return out
 
 
 @dataclass
@@ -138,6 +208,7 @@ class JointRun:
     excluded: dict[str, str]
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)
+    refunds: list[dict[str, str]] = field(default_factory=list)  # joint epsilon given back (see joint_refunds)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,9 +262,9 @@ def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, t
             result = run_local(job, timeout=timeout, workdir=Path(tmp) / "run")
         except JointError as exc:
             raise JointRefused(f"the joint computation stopped: {exc}") from None
-    store_joint_result(db_path, plan_digest, result.to_json(), result.signatures, [d for d, _ in rows])
+    refunds = store_joint_result(db_path, plan_digest, result.to_json(), result.signatures, [d for d, _ in rows])
     return JointRun(plan_digest, plan.period, result.included, result.excluded, time.monotonic() - started,
-                    dict(result.counts))
+                    dict(result.counts), refunds)
 
 
 # ---------------------------------------------------------------- estimates from the opened counts

@@ -119,6 +119,7 @@ def verify_ledger(db_path: Path, *, check_archive: bool = True) -> LedgerCheck:
             "SELECT digest, org_id, period, epsilon, ledger_index FROM bundles ORDER BY ledger_index"
         ).fetchall()
         caps = dict(con.execute("SELECT id, cap FROM organisations").fetchall())
+        pinned = _pinned_by_joint_entry(con, rows)
     problems: list[str] = []
     entries: list[dict[str, Any]] = []
     for idx, event, org_id, period, digest, epsilon, text, prev_hash, hash_ in rows:
@@ -155,9 +156,17 @@ def verify_ledger(db_path: Path, *, check_archive: bool = True) -> LedgerCheck:
         if digest not in seen_bundles:
             problems.append(f"ledger entry for bundle {str(digest)[:12]} has no bundle in the store")
     spent: dict[tuple[str, int], Fraction] = {}
+    accepted: dict[Any, dict[str, Any]] = {}
+    refunded: set[Any] = set()
+    plans = {e.get("digest"): e for e in entries if e.get("event") == "plan"}
     for entry in entries:
+        if entry.get("event") == "joint":
+            problems.extend(_replay_refunds(entry, pinned.get(entry.get("index"), []), plans, accepted, refunded,
+                                            spent))
+            continue
         if entry.get("event") != "accept":
             continue
+        accepted[entry.get("digest")] = entry
         key = (entry.get("org"), entry.get("period"))
         try:
             spent[key] = spent.get(key, Fraction(0)) + Fraction(str(entry.get("epsilon")))
@@ -177,6 +186,67 @@ def verify_ledger(db_path: Path, *, check_archive: bool = True) -> LedgerCheck:
                 problems.append(f"archived bundle {digest[:12]} does not match its digest")
     head = entries[-1]["hash"] if entries else GENESIS_HASH
     return LedgerCheck(ok=not problems, entries=len(entries), head=head, problems=problems)
+
+
+def _pinned_by_joint_entry(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> dict[int, list[tuple]]:
+    """Ledger index of each joint entry -> the bundles that pinned its plan before it (what its refunds derive from)."""
+    from .joint import pinned_bundles
+
+    out: dict[int, list[tuple]] = {}
+    for idx, event, *_rest, text, _prev, _hash in rows:
+        if event != "joint":
+            continue
+        try:
+            plan = json.loads(text).get("plan")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(plan, str):
+            out[idx] = pinned_bundles(con, plan, before=idx)
+    return out
+
+
+def _replay_refunds(entry: dict[str, Any], pinned: list[tuple], plans: dict[Any, dict[str, Any]],
+                    accepted: dict[Any, dict[str, Any]], refunded: set[Any],
+                    spent: dict[tuple[str, int], Fraction]) -> list[str]:
+    """Check a joint entry's refunds (each an earlier accepted bundle of the period, given back the plan's joint
+    epsilon at most once, exactly the ones `joint_refunds` derives) and take them off the running totals."""
+    from .joint import joint_refunds
+
+    where = f"ledger entry {entry.get('index')}"
+    refunds = entry.get("refunds", [])
+    result = entry.get("result") if isinstance(entry.get("result"), dict) else {}
+    problems: list[str] = []
+    try:
+        expected = joint_refunds(pinned, list(entry.get("bundles", [])), list(result.get("included", [])))
+    except (TypeError, ValueError, ZeroDivisionError):
+        expected = None
+    if not isinstance(refunds, list) or refunds != expected:
+        problems.append(f"{where}: joint refunds differ from the bundles that pinned the plan and the result's "
+                        "included organisations")
+    if not isinstance(refunds, list):
+        return problems
+    plan = plans.get(entry.get("plan"), {})
+    for refund in refunds:
+        try:
+            digest, org, epsilon = refund["digest"], refund["org"], Fraction(str(refund["epsilon"]))
+            planned = Fraction(str(plan["epsilon"])) if "epsilon" in plan else epsilon
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            problems.append(f"{where}: a joint refund is not an organisation, a bundle and an exact epsilon")
+            continue
+        charged = accepted.get(digest)
+        if charged is None or (charged.get("org"), charged.get("period")) != (org, entry.get("period")):
+            problems.append(f"{where}: joint refund for bundle {str(digest)[:12]}, which {org} did not send "
+                            "earlier for this period")
+            continue
+        if digest in refunded:
+            problems.append(f"{where}: bundle {str(digest)[:12]} gets its joint epsilon back twice")
+        if epsilon != planned:
+            problems.append(f"{where}: joint refund of {epsilon} for bundle {str(digest)[:12]} is not the plan's "
+                            "joint epsilon")
+        refunded.add(digest)
+        key = (org, entry.get("period"))
+        spent[key] = spent.get(key, Fraction(0)) - epsilon
+    return problems
 
 
 def ledger_entries(db_path: Path) -> list[dict[str, Any]]:

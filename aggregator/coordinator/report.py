@@ -94,9 +94,11 @@ TEXT: dict[str, tuple[str, str]] = {
         "ruwe sommen vóór die stap; die verschillen iets tussen tabellen omdat elke tabel eigen ruis draagt."),
     "budget": ("Privacy budget per organisation (for auditors)", "Privacybudget per organisatie (voor auditors)"),
     "budget_note": ("Epsilon spent in the period against the organisation's cap. Every accepted bundle counts, also ones "
-                    "a later correction replaced, because their noisy counts were released.",
+                    "a later correction replaced, because their noisy counts were released; joint epsilon is given back "
+                    "when the joint computation did not use the bundle's shares.",
                     "Besteed epsilon in de periode tegenover het plafond van de organisatie. Elke geaccepteerde bundel telt, "
-                    "ook een die later is vervangen, omdat de ruisgetallen ervan al zijn vrijgegeven."),
+                    "ook een die later is vervangen, omdat de ruisgetallen ervan al zijn vrijgegeven; gezamenlijke epsilon "
+                    "wordt teruggegeven als de gezamenlijke berekening de delen van de bundel niet gebruikte."),
     "organisation": ("Organisation", "Organisatie"),
     "kind": ("Kind", "Soort"),
     "spent": ("Spent", "Besteed"),

@@ -161,3 +161,165 @@ def test_the_report_shows_the_joint_estimate_beside_the_per_organisation_one(dem
     joint_cell = f"<td class=\"n\">{total.joint['estimate']:,}</td><td class=\"n\">{total.joint['lower']:,.1f} – {total.joint['upper']:,.1f}</td>"
     assert joint_cell in html
     assert f"{total.estimate:,}" in html  # the per-organisation estimate stays beside it
+
+
+# ---------------------------------------------------------------- joint epsilon given back to unused bundles
+
+
+def test_joint_refunds_give_back_excluded_and_superseded_bundles_only():
+    from aggregator.coordinator.joint import joint_refunds
+
+    pinned = [("d-b", "org-b", "1/2"), ("d-a2", "org-a", "1/2"), ("d-a1", "org-a", "1/2"), ("d-c", "org-c", "1/2")]
+    # org-a's first bundle was superseded (never handed to the parties); the parties excluded org-c
+    refunds = joint_refunds(pinned, ["d-a2", "d-b", "d-c"], ["org-a", "org-b"])
+    assert refunds == [
+        {"org": "org-a", "digest": "d-a1", "epsilon": "1/2", "reason": "not used"},
+        {"org": "org-c", "digest": "d-c", "epsilon": "1/2", "reason": "excluded"},
+    ]
+    assert joint_refunds(pinned[:1], ["d-b"], ["org-b"]) == []
+
+
+def _party_homes(out):
+    from aggregator.synthetic.demo import PARTIES_DIR, PARTY_NAMES
+
+    return [out / PARTIES_DIR / name for name in PARTY_NAMES]
+
+
+@pytest.fixture
+def excluded(demo, tmp_path):
+    """A copy of the demo's store whose joint result says the parties excluded one organisation: the stored result
+    is taken out (it is the ledger's last entry) and an edited one, re-signed with the three party homes' signing
+    keys, is stored in its place. Returns (db, excluded org, an included org)."""
+    from aggregator.joint.party import sign_result
+    from aggregator.joint.party_home import load_party
+
+    _, out = demo
+    db = _copy(demo, tmp_path)
+    plan, result, _, bundles = _stored(db)
+    with open_store(db) as con:
+        (last, event), = con.execute("SELECT idx, event FROM ledger ORDER BY idx DESC LIMIT 1").fetchall()
+        assert event == "joint"
+        con.execute("DELETE FROM ledger WHERE idx = ?", [last])
+        con.execute("DELETE FROM joint_results")
+    with open_store(db, write=False) as con:  # organisations that spent their whole cap (own release + joint)
+        full = {org for org, in con.execute(
+            "SELECT b.org_id FROM bundles AS b JOIN organisations AS o ON o.id = b.org_id WHERE b.epsilon = o.cap"
+        ).fetchall()}
+    gone, kept = [o for o in result["included"] if o in full][:2]
+    result["included"] = [o for o in result["included"] if o != gone]
+    result["excluded"] = {gone: "vector is not 0/1 in at least one bucket"}
+    signatures = [sign_result(result, str(load_party(h).signing_key), plan) for h in _party_homes(out)]
+    store_joint_result(db, plan, result, signatures, bundles)
+    return db, gone, kept
+
+
+def _joint_entry(db):
+    with open_store(db, write=False) as con:
+        idx, text = con.execute("SELECT idx, entry FROM ledger WHERE event = 'joint'").fetchone()
+    return idx, json.loads(text)
+
+
+def _budget(db, org):
+    from aggregator.coordinator.budget import budget_report
+
+    (b,) = budget_report(db, org=org, period=2025).budgets
+    return b
+
+
+def test_an_excluded_organisation_gets_its_joint_epsilon_back_everywhere(excluded, tmp_path):
+    from typer.testing import CliRunner
+
+    import aggregator.cli.coordinator  # noqa: F401  (registers the commands)
+    from aggregator.auditor.audit import rebuild_store
+    from aggregator.cli import app
+    from aggregator.coordinator.admission import load_state
+    from aggregator.coordinator.ledger import verify_ledger
+
+    db, gone, kept = excluded
+    _, entry = _joint_entry(db)
+    (refund,) = entry["refunds"]  # recorded in the hashed ledger entry
+    assert (refund["org"], refund["epsilon"], refund["reason"]) == (gone, "1", "excluded")
+    with open_store(db, write=False) as con:
+        state = load_state(con)
+        charged = dict(con.execute("SELECT org_id, epsilon FROM bundles WHERE org_id IN (?, ?)", [gone, kept]).fetchall())
+    # charged at merge: the per-organisation release (none for an investigative organisation) plus the joint 1
+    assert state.spent[(gone, 2025)] == Fraction(charged[gone]) - 1
+    assert state.spent[(kept, 2025)] == Fraction(charged[kept])
+
+    out, inside = _budget(db, gone), _budget(db, kept)
+    spent = Fraction(charged[gone]) - 1
+    assert (Fraction(out.spent), Fraction(out.remaining)) == (spent, 2 - spent)
+    (release,) = out.releases
+    assert (release.epsilon, release.refunded, release.refund_reason) == (charged[gone], "1", "excluded")
+    assert Fraction(release.spent) == spent
+    assert (inside.spent, inside.releases[0].refunded) == (charged[kept], "0")
+
+    runner = CliRunner()
+    text = runner.invoke(app, ["budget", "--db", str(db), "--period", "2025"], env={"COLUMNS": "400"}).stdout
+    lines = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 2}
+    assert "(joint 1 given back: excluded)" in lines[gone]
+    assert "given back" not in lines[kept]
+    data = json.loads(runner.invoke(app, ["budget", "--db", str(db), "--org", gone, "--json"]).stdout)
+    assert (Fraction(data["budgets"][0]["spent"]), data["budgets"][0]["releases"][0]["refunded"]) == (spent, "1")
+
+    assert verify_ledger(db).ok, verify_ledger(db).problems
+    report = audit_store(db)
+    assert report.ok, [c.problems for c in report.checks if not c.ok]
+    rebuilt = tmp_path / "rebuilt" / "national.duckdb"
+    rebuilt.parent.mkdir()
+    assert rebuild_store(db, rebuilt) == []  # the audit's replay gives the same refund back
+    assert (_budget(rebuilt, gone).spent, _budget(rebuilt, kept).spent) == (out.spent, inside.spent)
+
+
+def test_a_tampered_joint_refund_is_caught_by_the_audit(excluded):
+    from aggregator.coordinator.ledger import entry_hash, verify_ledger
+
+    db, gone, kept = excluded
+    idx, entry = _joint_entry(db)
+    forged = copy.deepcopy(entry)
+    forged["refunds"].append({**forged["refunds"][0], "org": kept, "digest": _budget(db, kept).releases[0].digest})
+    forged["refunds"].sort(key=lambda r: (r["org"], r["digest"]))
+    text = json.dumps(forged, sort_keys=True, separators=(",", ":"))
+    before = Fraction(_budget(db, kept).spent)
+    with open_store(db) as con:  # the included organisation's joint epsilon given back too, the hash left as it was
+        con.execute("UPDATE ledger SET entry = ? WHERE idx = ?", [text, idx])
+    assert Fraction(_budget(db, kept).spent) == before - 1  # what the store now claims
+    report = audit_store(db)
+    assert not report.ok and "ledger-chain" in report.failed
+    assert any("hash does not match" in p for p in report.check("ledger-chain").problems)
+
+    with open_store(db) as con:  # the same forgery with the hash chain recomputed over it
+        con.execute("UPDATE ledger SET hash = ? WHERE idx = ?", [entry_hash(forged), idx])
+    check = verify_ledger(db)
+    assert not check.ok
+    assert any("joint refunds differ" in p for p in check.problems)
+    report = audit_store(db)
+    assert {"ledger-chain", "rebuild-ledger"} <= set(report.failed)
+
+
+def test_the_joint_epsilon_given_back_can_be_spent_again(excluded, demo, tmp_path):
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from aggregator.contract.keys import read_public_key_file
+    from aggregator.coordinator.ledger import verify_ledger
+    from tests import bundlefactory as bf
+
+    _, out = demo
+    db, gone, kept = excluded
+    outcomes = {}
+    for org_id in (gone, kept):  # both had spent their whole cap of 2 at merge; a correction with epsilon 1 each
+        home = out / "orgs-home" / org_id
+        with open_store(db, write=False) as con:
+            kind, reporter_type = con.execute("SELECT kind, reporter_type FROM organisations WHERE id = ?",
+                                              [org_id]).fetchone()
+        org = bf.TestOrg(org_id, kind, reporter_type, load_pem_private_key((home / "org.key").read_bytes(), None),
+                         read_public_key_file(home / "org.pub"))
+        path = bf.bundle_file(tmp_path / "later", org, sequence=2, marginals=[bf.marginal(["form"], "1")])
+        (outcomes[org_id],) = merge_bundles(db, [path]).bundles
+    assert outcomes[gone].status == "accepted", outcomes[gone]
+    assert (outcomes[kept].status, outcomes[kept].reason) == ("refused", "over-budget")
+    assert _budget(db, gone).spent == "2" and _budget(db, gone).remaining == "0"
+    check = verify_ledger(db)  # the running total of the later accept entry subtracts the refund
+    assert check.ok, check.problems
+    report = audit_store(db)  # the rebuild gives the refund back before it replays the later merge
+    assert report.ok, [c.problems for c in report.checks if not c.ok]
