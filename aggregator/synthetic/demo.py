@@ -188,7 +188,9 @@ def run_demo(
     atomic_write(out / LINKAGE_FILE, key + b"\n", mode=0o600)
     bundles = out / BUNDLES_DIR
     bundles.mkdir()
-    orgs = manifest["orgs"]
+    # an organisation that met nobody this year (possible at a small --scale) has nothing to submit
+    orgs = [org for org in manifest["orgs"] if org["rows"] > 0]
+    idle = len(manifest["orgs"]) - len(orgs)
     db = out / DB_FILE
     cap = 2 * epsilon if joint else epsilon
     plan = _joint_plan(out, db, year, epsilon, scale, lists, strata) if joint else None
@@ -225,7 +227,7 @@ def run_demo(
             tick("submit", done, len(jobs))
         register_all()
     merged = merge_bundles(db, sorted(bundles.glob("*")), progress=lambda stage, d, t: tick("merge", d, t) if stage == "ingest" else None)
-    notes: list[str] = []
+    notes: list[str] = [f"{idle} organisation(s) met nobody this year and submitted nothing"] if idle else []
     if merged.refused:
         notes.append(f"{merged.refused} bundle(s) refused by the coordinator: {merged.reasons}")
     joint_cells: dict[str, Any] = {}
