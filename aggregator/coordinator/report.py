@@ -83,6 +83,21 @@ TEXT: dict[str, tuple[str, str]] = {
         "De gezamenlijke schatting komt uit de gezamenlijke vrijgave: de organisaties berekenden samen, zonder elkaar hun "
         "gegevens te tonen, hoeveel unieke personen zij meldden, zodat iemand die bij meerdere organisaties bekend is één "
         "keer telt. De kolom schatting telt de eigen cijfers van de organisaties op en kan zo iemand vaker tellen."),
+    "dark": ("Dark number: registered and estimated in all, per stratum",
+             "Donker getal: geregistreerd en geschat totaal, per stratum"),
+    "dark_note": (
+        "Registered (inner bar) is everyone any organisation knows in the stratum, each person once, from the joint "
+        "release. The estimated total (bar, with its 95% interval) adds the victims no organisation knows, estimated "
+        "from how often the lists know the same people (multiple-systems estimation, with model choice repeated in "
+        "every bootstrap replicate and the privacy noise re-added). It assumes a closed population within the year and "
+        "allows for dependence between pairs of lists; victims that are hard to see for every list make it too low.",
+        "Geregistreerd (binnenste balk) is iedereen die een organisatie in het stratum kent, elke persoon één keer, uit "
+        "de gezamenlijke vrijgave. Het geschatte totaal (balk, met 95%-interval) telt daar de slachtoffers bij die geen "
+        "organisatie kent, geschat uit hoe vaak de lijsten dezelfde mensen kennen (multiple-systems-schatting, met "
+        "modelkeuze herhaald in elke bootstrap en de privacyruis opnieuw toegevoegd). De schatting neemt een gesloten "
+        "populatie binnen het jaar aan en houdt rekening met afhankelijkheid tussen paren lijsten; slachtoffers die voor "
+        "elke lijst moeilijk te zien zijn, maken haar te laag."),
+    "dark_refused": ("no estimate", "geen schatting"),
     "hybrid_bar": ("Hybrid estimate", "Hybride schatting"),
     "share_seen": ("Share seen individually", "Deel individueel gezien"),
     "totals_differ": (
@@ -411,6 +426,8 @@ def build_context(db_path: Path, lang: str = "en", period: int | None = None) ->
         section["compare_chart"] = bar_chart(f"chart-compare-{per}", f"{t['consent_vs_hybrid']}, {per}", compare_rows,
                                              lang, label_width=200)
         chart_count += 1
+        section["dark_chart"], section["dark_refused"] = _dark_number_chart(db_path, per, lang)
+        chart_count += 1 if section["dark_chart"] else 0
         per_budgets = [b for b in budgets if b.period == per]
         section["budgets"] = per_budgets
         section["budget_chart"] = budget_chart(per_budgets, lang) if per_budgets else None
@@ -432,6 +449,23 @@ def build_context(db_path: Path, lang: str = "en", period: int | None = None) ->
         "notes": [*notes, *extra_notes], "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "_charts": chart_count, "_table_rows": table_rows, "_orgs": len({b.org for b in budgets}),
     }
+
+
+def _dark_number_chart(db_path: Path, period: int, lang: str) -> tuple[Chart | None, list[str]]:
+    """The dark-number chart of a period whose joint result opened list overlaps (None without one), and the strata
+    that could not be estimated (named, never drawn as a bar)."""
+    from .darknumber import NoDarkNumber, dark_number
+
+    try:
+        report = dark_number(db_path, period, n_bootstrap=200, seed=period)
+    except NoDarkNumber:
+        return None, []
+    rows = [{"label": r.stratum, "estimate": r.estimate, "lower": r.lower, "upper": r.upper,
+             "individual": r.registered} for r in report.rows if r.estimate is not None and r.lower is not None]
+    refused = [r.stratum for r in report.rows if r.estimate is None or r.lower is None]
+    t = texts(lang)
+    chart = bar_chart(f"chart-dark-{period}", f"{t['dark']}, {period}", rows, lang) if rows else None
+    return chart, refused
 
 
 def render_html(context: dict[str, Any]) -> str:

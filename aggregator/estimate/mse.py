@@ -392,7 +392,16 @@ def estimate_stratum(
         notes.append("the chosen model has interaction(s) resting on a tiny overlap: " + ", ".join(f"{a}:{b}" for a, b in tiny))
     if observed < SMALL_OBSERVED:
         notes.append(f"only {observed:g} people observed: the estimate is very uncertain")
-    if gof.p_deviance is not None and gof.p_deviance < 0.05:
+    if np.any(prep.noise_var > 0) and dof > 0:
+        # with noisy counts the Poisson deviance is too large by the noise; judge the fit by the Pearson statistic
+        # with each cell's variance = Poisson mean + its known noise (and collision) variance
+        mu = best[2]
+        noisy_chi2 = float(np.sum((prep.y - mu) ** 2 / np.maximum(mu + prep.noise_var, 1e-9)))
+        p_noisy = float(stats.chi2.sf(noisy_chi2, dof))
+        if p_noisy < 0.05:
+            notes.append(f"the chosen model fits poorly even allowing for the noise (Pearson {noisy_chi2:.1f} on "
+                         f"{dof} df, p = {p_noisy:.3g})")
+    elif gof.p_deviance is not None and gof.p_deviance < 0.05:
         notes.append(f"the chosen model fits poorly (deviance {gof.deviance:.1f} on {dof} df, p = {gof.p_deviance:.3g})")
     multi = float(prep.y[prep.bits.sum(axis=1) >= 2].sum())
     noise_sd_multi = math.sqrt(float(prep.noise_var[prep.bits.sum(axis=1) >= 2].sum()))

@@ -134,6 +134,12 @@ def test_files_are_written(runs):
     assert "Totaal" in csv_text and "=" not in csv_text.splitlines()[0]
     assert len(list((out / "bundles").iterdir())) == 52
     assert (out / "linkage.key").stat().st_mode & 0o077 == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Donker getal" in html  # the report's dark-number section (Dutch run)
+    estimated = [r["stratum"] for r in result.dark_number if r["estimate"] is not None and r["lower"] is not None]
+    assert ('id="chart-dark-2025"' in html) == bool(estimated)
+    for stratum in estimated:
+        assert stratum in html
 
 
 def test_rerun_clears_only_what_a_demo_made(tmp_path):
