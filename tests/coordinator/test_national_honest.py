@@ -197,3 +197,18 @@ def test_the_lower_bound_is_never_below_the_records(db, tmp_path):
         for row in rows:
             assert row.lower >= row.individual >= 0, (by, row)
             assert row.estimate >= row.individual, (by, row)
+
+
+def test_the_report_skips_charts_of_breakdowns_no_release_covers(db, tmp_path):
+    from aggregator.coordinator.report import build_context, render_report
+
+    shelter = bf.new_org("shelter-a")
+    bf.register(db, shelter)
+    merge(db, bf.bundle_file(tmp_path, shelter, records=[bf.record(1)], marginals=[bf.marginal(["gender"], "1", fill=4)]))
+    context = build_context(db, "en", 2025)
+    (section,) = context["sections"]
+    assert section["breakdowns"] == [] and section["minors"] is None  # form, age band, nationality: none released
+    assert any("No chart by form" in n for n in context["notes"])
+    render_report(db, tmp_path / "report.html", "en", 2025)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'id="chart-form-2025"' not in html and "No chart by age band" in html
