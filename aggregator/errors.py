@@ -30,6 +30,16 @@ class UsageError(AggregatorError):
         self.option = option
 
 
+class BreakdownNotReleased(UsageError):
+    """No organisation released noisy counts that cover the breakdown asked for: the people without a lawful basis
+    cannot be counted in it, so the table is refused. `released` lists the marginals that were released (each a
+    tuple of dimensions), so the user can choose a breakdown within one of them."""
+
+    def __init__(self, message: str, released: list[tuple[str, ...]], option: str | None = "by") -> None:
+        super().__init__(message, option)
+        self.released = released
+
+
 class InputError(AggregatorError):
     """An export or mapping file could not be read or understood."""
 

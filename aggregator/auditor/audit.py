@@ -361,7 +361,7 @@ def national_snapshot(db_path: Path) -> dict[tuple[str, ...], dict[tuple, tuple]
 
     snapshot: dict[tuple[str, ...], dict[tuple, tuple]] = {}
     for by in NATIONAL_BREAKDOWNS:
-        table = national_table(db_path, None, list(by))
+        table = national_table(db_path, None, list(by), refuse_uncovered=False)  # compare every breakdown
         snapshot[by] = {
             (row.period, tuple(row.dims.get(n) for n in by), row.total): (row.individual, row.noisy, row.variance)
             for row in table.rows

@@ -248,9 +248,13 @@ def table(
         fail(f"nothing to show: no bundles for period {period}", 1)
     err = console(stderr=True)
     for note in result.notes:
+        if fmt == "table" and note in result.footnotes:
+            continue  # printed under the table, beside the cells it explains
         err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     if fmt == "table":
         _render_table(result, lang.value)
+        for footnote in result.footnotes:
+            console().print(footnote, highlight=False, soft_wrap=True, markup=False)
         return
     if fmt == "json":
         import json
@@ -297,8 +301,9 @@ def _render_table(result, lang: str) -> None:
             dims = ["Totaal" if nl else "Total"] + [""] * (len(result.by) - 1) if result.by else []
         else:
             dims = [_short_label(label(n, row.dims[n], lang)) for n in result.by]
-        cells = [str(row.period), *dims, str(row.individual), str(row.noisy), str(row.estimate),
-                 f"{row.lower:.0f}-{row.upper:.0f}"]
+        mark = "*" if row.incomplete else ""  # explained by the footnote under the table
+        cells = [str(row.period), *dims, str(row.individual), str(row.noisy), f"{row.estimate}{mark}",
+                 f"{row.lower:.0f}-{row.upper:.0f}{mark}"]
         if joint:
             cells += [str(row.joint["estimate"]), f"{row.joint['lower']:.0f}-{row.joint['upper']:.0f}"] if row.joint \
                 else ["", ""]

@@ -2,10 +2,23 @@
 
 For each period and each cell of the requested breakdown (the full codelist product, empty cells included):
   individual  people with a lawful basis, deduplicated ACROSS organisations by pseudonym within the period
-  noisy       sum over the current releases of their noisy counts for the cell
-  estimate    individual + noisy; variance = sum of the noise variances; se = sqrt(variance);
-              95% interval = estimate +/- 1.96 se (the individual part carries no noise)
-plus one total row per period that is the sum of the cell rows (so totals always agree with the margins).
+  noisy       sum over the current releases of their noisy counts for the cell (raw, as released)
+  estimate    individual + a non-negative noisy part; se = sqrt(variance of that part); the 95% interval is
+              intervals.bounded_interval: rounded outward, never below the individual records (nor 0), never
+              zero-width while the standard error is positive, and it always holds the estimate
+plus one total row per period: THE national total, the same whatever the breakdown. It is the weighted-least-
+squares combination of every released marginal (privacy/consistency.py; raw sums only when nothing was released).
+
+How the cells meet that total:
+- a breakdown of the consistency hierarchy (form, age band, nationality group, gender, province, form x age band,
+  form x nationality group): the consistent WLS cells, whose margins add up to the total exactly;
+- any other breakdown every release covers (organisation attributes, gender x province of an equal workload, ...):
+  the raw cell sums, their noisy parts projected onto {>= 0, adding up to the total's noisy part}; cells without
+  noise (e.g. investigative organisations, which release none) keep exactly their records;
+- partial coverage (some releases of the period have no covering marginal): the raw cells, marked `incomplete`
+  with a footnote naming the organisations whose noisy counts are missing; they do not add up to the total;
+- no release of a period covers the breakdown: refused (errors.BreakdownNotReleased, naming the released
+  marginals), unless the caller passes refuse_uncovered=False (the audit), which gets incomplete cells.
 
 Rules, in one place:
 - Only the current bundle of each (organisation, period) counts in the table: a higher sequence supersedes the
@@ -27,14 +40,15 @@ Rules, in one place:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..contract.codelists import codes, DIMENSIONS, OrgKind, ReporterType
-from ..errors import UsageError
-from ..privacy.intervals import Z_95, interval
+from ..errors import BreakdownNotReleased, UsageError
+from ..privacy.intervals import Z_95, bounded_interval
 from ..util.engine import quote_ident
 from .store import CURRENT_BUNDLES_SQL, open_store
 
@@ -80,6 +94,7 @@ class NationalRow:
     raw_variance: float | None = None  # the raw sum's noise variance
     consistent: bool = False  # estimate and interval come from consistency.py (WLS, non-negative, margins add up)
     joint: dict[str, Any] | None = None  # the period's joint release for this cell: distinct people, 95% interval
+    incomplete: bool = False  # some releases have no marginal covering the breakdown: their noisy counts are missing
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +129,11 @@ class NationalTable:
     notes: list[str] = field(default_factory=list)
     z: float = Z_95
     empty: bool = False  # no bundle counts for the period asked (or the store has none): the rows are only zeros
+    footnotes: list[str] = field(default_factory=list)  # what the cells marked incomplete (*) miss; also in notes
+
+    @property
+    def incomplete(self) -> bool:
+        return any(r.incomplete for r in self.rows)
 
     @property
     def uncovered(self) -> list[ReleaseUse]:
@@ -137,6 +157,8 @@ class NationalTable:
             "linked_people": self.linked_people,
             "conflicting_people": self.conflicting_people,
             "notes": self.notes,
+            "footnotes": self.footnotes,
+            "incomplete": self.incomplete,
         }
 
 
@@ -195,8 +217,13 @@ def _choose_marginal(dims_list: list[list[str]], variances: list[float], needed:
     return (best[2], best[0]) if best else None
 
 
-def national_table(db_path: Path, period: int | None = None, by: str | Sequence[str] | None = ("form",)) -> NationalTable:
-    """The national registration table for one period (or every period in the store) broken down by `by`."""
+def national_table(db_path: Path, period: int | None = None, by: str | Sequence[str] | None = ("form",), *,
+                   refuse_uncovered: bool = True) -> NationalTable:
+    """The national registration table for one period (or every period in the store) broken down by `by`.
+
+    Raises BreakdownNotReleased when a period has releases but none of them covers the breakdown (the noisy counts
+    cannot estimate it), unless `refuse_uncovered` is False (the audit compares every breakdown): the cells are then
+    records only, marked incomplete."""
     names = parse_by(by)
     release_dims = [n for n in names if n in DIMENSIONS]
     params = {"period": period}
@@ -212,60 +239,113 @@ def national_table(db_path: Path, period: int | None = None, by: str | Sequence[
             periods = [period]
             notes.append(f"no bundles for period {period}")
 
-        # Which marginal of each current release answers this breakdown (a few rows per organisation).
+        # Which marginal of each current release answers this breakdown, and which the national total (a few rows
+        # per organisation).
         uses: list[ReleaseUse] = []
-        chosen_digest: list[str] = []
-        chosen_index: list[int] = []
+        chosen: tuple[list[str], list[int]] = ([], [])
+        for_total: tuple[list[str], list[int]] = ([], [])
+        released: dict[tuple[str, ...], None] = {}
         for digest, org_id, per, sequence, kind, reporter_type, dims_list, variances in con.execute(
             _RELEASES, params
         ).fetchall():
+            released.update((tuple(d), None) for d in dims_list)
+            total_index, _ = _choose_marginal(dims_list, variances, [])  # every marginal covers the total
+            for_total[0].append(digest)
+            for_total[1].append(total_index)
             choice = _choose_marginal(dims_list, variances, release_dims)
             if choice is None:
                 uses.append(ReleaseUse(org_id, per, digest, sequence, kind, reporter_type, None, None))
                 continue
             index, cell_variance = choice
             uses.append(ReleaseUse(org_id, per, digest, sequence, kind, reporter_type, dims_list[index], cell_variance))
-            chosen_digest.append(digest)
-            chosen_index.append(index)
-        for use in uses:
-            if use.marginal is None:
-                notes.append(
-                    f"the release of {use.org} for {use.period} has no marginal covering "
-                    f"{' x '.join(release_dims)}; its noisy counts are not in this table"
-                )
+            chosen[0].append(digest)
+            chosen[1].append(index)
+        gaps = _gaps(uses, release_dims, list(released), refuse_uncovered)
+        footnotes = [_footnote(per, missing, release_dims) for per, missing in sorted(gaps.items())]
 
         linked, conflicting = con.execute(_LINKED, params).fetchone()
-        consistent = _consistent_tables(con, names, periods)
-        rows = con.execute(_table_sql(names), {
-            **params,
-            "periods": periods,
-            "chosen_digest": chosen_digest,
-            "chosen_index": chosen_index,
-            **{f"codes_{i}": breakdown_codes(n) for i, n in enumerate(names)},
-        }).fetchall()
+        consistent = _consistent_tables(con, periods, {u.period for u in uses})
+        grid = {**params, "periods": periods, **{f"codes_{i}": breakdown_codes(n) for i, n in enumerate(names)}}
+        rows = con.execute(_table_sql(names), {**grid, "chosen_digest": chosen[0], "chosen_index": chosen[1]}).fetchall()
+        totals = {r[0]: r[1:] for r in con.execute(
+            _table_sql([]), {**params, "periods": periods, "chosen_digest": for_total[0], "chosen_index": for_total[1]}
+        ).fetchall()}
 
+    key = tuple(d for d in DIMENSIONS if d in names)
     table_rows: list[NationalRow] = []
     for per in periods:
+        tables = consistent.get(per, {})
+        total = _row(per, {}, *totals[per], total=True)
+        if () in tables:  # the one national total: the WLS combination of every released marginal
+            total = _consistent_row(total, tables[()], [])
         cells = [_row(per, dict(zip(names, r[1:1 + len(names)])), *r[1 + len(names):]) for r in rows if r[0] == per]
-        total = _row(per, {}, sum(c.individual for c in cells), sum(c.noisy for c in cells),
-                     math.fsum(c.variance for c in cells), total=True)
-        if consistent.get(per) is not None:
-            cell_table, total_table = consistent[per]
-            cells = [_consistent_row(c, cell_table, names) for c in cells]
-            total = _consistent_row(total, total_table, [])
+        if per in gaps:  # some releases have no covering marginal: the cells miss their noisy counts
+            cells = [dataclasses.replace(c, incomplete=True) for c in cells]
+        elif len(key) == len(names) and key in tables:
+            cells = [_consistent_row(c, tables[key], names) for c in cells]
+        else:
+            cells = _fit_to_total(cells, total)
         if names:  # without a breakdown the single cell is the total row
             table_rows.extend(cells)
         table_rows.append(total)
     table_rows = _with_joint(db_path, names, periods, table_rows)
-    result = NationalTable(names, period, periods, table_rows, uses, int(linked or 0), int(conflicting or 0), notes)
+    result = NationalTable(names, period, periods, table_rows, uses, int(linked or 0), int(conflicting or 0),
+                           [*notes, *footnotes], footnotes=footnotes)
     result.empty = empty
     return result
 
 
+def _gaps(uses: list[ReleaseUse], release_dims: list[str], released: list[tuple[str, ...]],
+          refuse: bool) -> dict[int, list[str]]:
+    """Per period, the organisations whose release does not cover the breakdown; refuses a period none covers."""
+    gaps: dict[int, list[str]] = {}
+    covered: set[int] = set()
+    for use in uses:
+        if use.marginal is None:
+            gaps.setdefault(use.period, []).append(use.org)
+        else:
+            covered.add(use.period)
+    blind = sorted(set(gaps) - covered)
+    if blind and refuse:
+        raise BreakdownNotReleased(
+            f"no organisation released noisy counts by {' x '.join(release_dims)} for "
+            f"{', '.join(map(str, blind))}, so the people without a lawful basis cannot be counted in this breakdown; "
+            f"the released marginals are {', '.join(' x '.join(m) for m in released)}: choose a breakdown within one "
+            f"of them (kind and reporter_type can be added to any)",
+            released,
+        )
+    return gaps
+
+
+def _footnote(period: int, missing: list[str], release_dims: list[str]) -> str:
+    whose = ", ".join(missing)
+    return (f"* incomplete ({period}): the release of {whose} has no marginal covering {' x '.join(release_dims)}; "
+            f"its noisy counts are missing from the cells marked *, which therefore count too few people and do not "
+            f"add up to the total (the total includes them)")
+
+
+def _fit_to_total(cells: list[NationalRow], total: NationalRow) -> list[NationalRow]:
+    """Cells of a breakdown outside the consistency hierarchy, fitted to the one national total: the noisy parts of
+    the cells that have noise are projected onto {x >= 0, sum x = the total's noisy part} (consistency.py's step);
+    a cell without noise keeps its records. Intervals come from the raw sums and always hold the estimate."""
+    from ..privacy.consistency import project_to_simplex
+
+    noisy = [i for i, c in enumerate(cells) if c.variance > 0]
+    if not noisy:
+        return cells
+    post = project_to_simplex([float(cells[i].noisy) for i in noisy], total.estimate - total.individual)
+    out = list(cells)
+    for i, value in zip(noisy, post):
+        c = cells[i]
+        estimate = c.individual + value
+        se, low, high = bounded_interval(c.individual + c.noisy, c.variance, c.individual)
+        out[i] = dataclasses.replace(c, estimate=estimate, se=se, lower=min(low, float(estimate)),
+                                     upper=max(high, float(estimate)))
+    return out
+
+
 def _with_joint(db_path: Path, names: list[str], periods: list[int], rows: list[NationalRow]) -> list[NationalRow]:
     """Rows with the joint release beside them where a period has one and it planned this breakdown."""
-    import dataclasses
-
     from ..joint.plan import TOTAL, cell_name
     from .joint import joint_estimates
 
@@ -284,52 +364,46 @@ def _with_joint(db_path: Path, names: list[str], periods: list[int], rows: list[
 def sum_rows(rows: Sequence[NationalRow], z: float = Z_95) -> tuple[int, float, float, float]:
     """Estimate, standard error and interval of a sum of cells (e.g. minors = under 15 + 15-17).
 
-    Estimates add; variances add (covariances between cells are ignored); the interval is cut at the individual
-    records like a single row's, and always holds the estimate."""
+    Estimates add; variances add (covariances between cells are ignored); the interval is a bounded one
+    (intervals.py: outward-rounded, never below the individual records) and always holds the estimate."""
     if len(rows) == 1:
         return rows[0].estimate, rows[0].se, rows[0].lower, rows[0].upper
     estimate = sum(r.estimate for r in rows)
     variance = math.fsum(r.variance for r in rows)
     individual = sum(r.individual for r in rows)
     centre = sum(r.raw_estimate if r.raw_estimate is not None else r.estimate for r in rows)
-    se, low, _ = interval(min(estimate, centre), variance, z)
-    _, _, high = interval(max(estimate, centre), variance, z)
-    return estimate, se, max(float(individual), low), max(float(estimate), high)
+    se, low, _ = bounded_interval(min(estimate, centre), variance, individual, z)
+    _, _, high = bounded_interval(max(estimate, centre), variance, individual, z)
+    return estimate, se, low, max(float(estimate), high)
 
 
-def _consistent_tables(con, names: list[str], periods: list[int]) -> dict[int, tuple]:
-    """Per period, the consistent table for this breakdown and the total, when the releases determine them."""
-    from ..privacy.consistency import consistent_tables, DERIVED, HIERARCHY
+def _consistent_tables(con, periods: list[int], released: set[int]) -> dict[int, dict]:
+    """Per period with releases, the consistent tables (consistency.py) the releases determine."""
+    from ..privacy.consistency import consistent_tables
 
-    key = tuple(d for d in DIMENSIONS if d in names)
-    if len(key) != len(names) or (key not in HIERARCHY and key not in DERIVED):
-        return {}
-    out: dict[int, tuple] = {}
-    for per in periods:
-        tables = consistent_tables(con, per)
-        if key in tables and () in tables:
-            out[per] = (tables[key], tables[()])
-    return out
+    return {per: consistent_tables(con, per) for per in periods if per in released}
 
 
 def _consistent_row(row: NationalRow, table, names: list[str]) -> NationalRow:
-    """The row with the consistent, non-negative noisy part; the interval is the WLS one cut at zero noisy people."""
+    """The row with the consistent, non-negative noisy part; the interval is the WLS one, bounded (intervals.py)."""
     from ..privacy.consistency import DIMS
 
     key = tuple(row.dims[d] for d in DIMS if d in names)
     wls, variance, post = table.by_key()[key]
     estimate = row.individual + post
-    se, low, high = interval(row.individual + wls, variance)
-    lower, upper = max(float(row.individual), low), max(high, float(estimate))
+    se, low, high = bounded_interval(row.individual + wls, variance, row.individual)
+    lower, upper = min(low, float(estimate)), max(high, float(estimate))
     return NationalRow(row.period, row.dims, row.individual, row.noisy, variance, estimate, se, lower, upper,
-                       row.total, raw_estimate=row.estimate, raw_variance=row.variance, consistent=True)
+                       row.total, raw_estimate=row.individual + row.noisy, raw_variance=row.variance, consistent=True)
 
 
 def _row(period: int, dims: dict[str, str], individual: int, noisy: int, variance: float, *, total: bool = False) -> NationalRow:
+    """A row from the raw sums: the estimate never counts fewer people than the records (noisy part cut at 0)."""
     individual, noisy, variance = int(individual), int(noisy), float(variance)
-    estimate = individual + noisy
-    se, lower, upper = interval(estimate, variance)
-    return NationalRow(period, dims, individual, noisy, variance, estimate, se, lower, upper, total)
+    estimate = individual + max(noisy, 0)
+    se, lower, upper = bounded_interval(individual + noisy, variance, individual)
+    return NationalRow(period, dims, individual, noisy, variance, estimate, se, lower, max(upper, float(estimate)),
+                       total, raw_estimate=individual + noisy, raw_variance=variance)
 
 
 def _table_sql(names: list[str]) -> str:

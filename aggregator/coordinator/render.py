@@ -18,6 +18,7 @@ HEADERS = {
     "joint": ("Joint estimate (distinct people)", "Gezamenlijke schatting (unieke personen)"),
     "joint_lower": ("Joint 95% lower", "Gezamenlijk 95% ondergrens"),
     "joint_upper": ("Joint 95% upper", "Gezamenlijk 95% bovengrens"),
+    "incomplete": ("Incomplete (*)", "Onvolledig (*)"),
 }
 
 
@@ -46,6 +47,10 @@ def display_rows(table: NationalTable, lang: str = "en") -> tuple[list[str], lis
         headers += [header_label(k, lang) for k in ("joint", "joint_lower", "joint_upper")]
         for line, row in zip(out, table.rows):
             line += [row.joint["estimate"], row.joint["lower"], row.joint["upper"]] if row.joint else ["", "", ""]
+    if table.incomplete:  # cells that miss some releases' noisy counts (the notes say whose)
+        headers.append(header_label("incomplete", lang))
+        for line, row in zip(out, table.rows):
+            line.append("*" if row.incomplete else "")
     if not table.by:  # a table with no breakdown still says which row is the total
         headers.insert(1, "")
         for line in out:

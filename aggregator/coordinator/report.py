@@ -42,6 +42,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "interval": ("95% interval", "95%-interval"),
     "individual_total": ("Seen as individual records", "Gezien als individuele registratie"),
     "noisy_total": ("Added from noisy counts (no consent)", "Toegevoegd uit ruisgetallen (geen toestemming)"),
+    "skipped": ("No chart by {by}: no organisation released noisy counts by it, so it cannot be estimated.",
+                "Geen grafiek naar {by}: geen organisatie gaf ruisgetallen daarnaar vrij, dus het is niet te schatten."),
     "minors_total": ("Of whom minors (under 18)", "Van wie minderjarig (jonger dan 18)"),
     "trend": ("Trend over periods", "Verloop over de perioden"),
     "trend_note": ("Hybrid estimate per period with its 95% interval; the dark inner bar is what individual records alone show.",
@@ -370,8 +372,8 @@ def _row_view(row: Any, text: str, lang: str, *, highlight: bool = False, total:
 
 def build_context(db_path: Path, lang: str = "en", period: int | None = None) -> dict[str, Any]:
     """Everything the template needs, computed from the store (read-only)."""
-    from ..privacy.intervals import interval
-    from .national import national_table
+    from ..errors import BreakdownNotReleased
+    from .national import national_table, sum_rows
     from .budget import budget_report
 
     if lang not in LANGS:
@@ -379,10 +381,16 @@ def build_context(db_path: Path, lang: str = "en", period: int | None = None) ->
     db_path = Path(db_path)
     t = texts(lang)
     totals = national_table(db_path, period, [])
-    tables = {by: national_table(db_path, period, [by]) for by in BREAKDOWN_CHARTS}
+    tables = {}
+    skipped = []
+    for by in BREAKDOWN_CHARTS:
+        try:
+            tables[by] = national_table(db_path, period, [by])
+        except BreakdownNotReleased:  # no release covers it: no chart rather than records passed off as estimates
+            skipped.append(t["skipped"].format(by=dimension_label(by, lang).lower()))
     periods = totals.periods
     budgets = budget_report(db_path, period=period).budgets
-    notes = list(dict.fromkeys([*totals.notes, *(n for tb in tables.values() for n in tb.notes)]))
+    notes = list(dict.fromkeys([*totals.notes, *(n for tb in tables.values() for n in tb.notes), *skipped]))
 
     sections = []
     chart_count = 0
@@ -392,20 +400,21 @@ def build_context(db_path: Path, lang: str = "en", period: int | None = None) ->
         section: dict[str, Any] = {"period": per, "total": _row_view(total_row, t["total"], lang, total=True),
                                    "has_joint": total_row.joint is not None}
         # minors: under_15 + 15_17, variances add
-        ages = {r.dims["age_band"]: r for r in tables["age_band"].cells(per)}
-        minor_est = sum(ages[b].estimate for b in MINOR_BANDS if b in ages)
-        _, minor_low, minor_high = interval(minor_est, math.fsum(ages[b].variance for b in MINOR_BANDS if b in ages))
-        section["minors"] = {
-            "estimate_text": fmt_int(minor_est, lang),
-            "interval_text": f"{fmt_dec(minor_low, lang)} – {fmt_dec(minor_high, lang)}",
-        }
+        section["minors"] = None
+        if "age_band" in tables:
+            minors = [r for r in tables["age_band"].cells(per) if r.dims["age_band"] in MINOR_BANDS]
+            minor_est, _, minor_low, minor_high = sum_rows(minors)
+            section["minors"] = {
+                "estimate_text": fmt_int(minor_est, lang) + ("*" if any(r.incomplete for r in minors) else ""),
+                "interval_text": f"{fmt_dec(minor_low, lang)} – {fmt_dec(minor_high, lang)}",
+            }
         breakdowns = []
-        for by in BREAKDOWN_CHARTS:
+        for by in tables:
             rows = []
             for r in tables[by].cells(per):
                 code = r.dims[by]
                 minor = by == "age_band" and code in MINOR_BANDS
-                text = label(by, code, lang) + (f" ({t['minor']})" if minor else "")
+                text = label(by, code, lang) + (f" ({t['minor']})" if minor else "") + (" *" if r.incomplete else "")
                 rows.append(_row_view(r, text, lang, highlight=minor))
             chart = bar_chart(f"chart-{by}-{per}", f"{t['chart_by']} {dimension_label(by, lang).lower()}, {per}", rows, lang)
             chart_count += 1
