@@ -7,7 +7,7 @@ patterns, so c_S is not the number of people with pattern S. The correction: a b
 of lists A exactly when none of its people is on a list outside A, which for uniform hashing has probability
 (1 - 1/m)^K_A, with K_A the people on some list outside A. So
 
-    K_A = ln(Z_A / m) / ln(1 - 1/m),   Z_A = sum of c_S over S inside A      (linear counting, per A),
+    K_A = ln(Z_A / Z) / ln(1 - 1/m),   Z_A = sum of c_S over S inside A, Z = the sum of all c_S (m + noise),
     N_A = K_{empty} - K_A                 people whose pattern lies inside A,
     n_T = sum over A inside T of (-1)^|T - A| N_A     people with exactly pattern T (Moebius inversion).
 
@@ -47,12 +47,15 @@ def _people_by_pattern(counts: np.ndarray, m: int, subsets: np.ndarray, moebius:
                        ) -> tuple[np.ndarray, np.ndarray]:
     """People per exact pattern (index 0, nobody, is 0) and the Jacobian d n / d c."""
     z = subsets @ counts
-    z = np.clip(z, 0.5, m)  # noise can push a subset sum outside (0, m]; the clip keeps the logarithm finite
+    # The share of buckets inside A is Z_A / Z_all, with Z_all the sum of all opened counts (m plus the noise): taking
+    # the known m instead would put the noise of every count into the all-lists pattern.
+    total = max(float(z[-1]), 1.0)
+    z = np.clip(z, 0.5, total)  # noise can push a subset sum outside (0, total]; the clip keeps the logarithm finite
     log_q = math.log1p(-1.0 / m)
-    k = np.log(z / m) / log_q
+    k = (np.log(z) - math.log(total)) / log_q
     k[-1] = 0.0  # nobody is on a list outside all lists
     n_inside = k[0] - k
-    dk = subsets / (z[:, None] * log_q)
+    dk = (subsets / z[:, None] - 1.0 / total) / log_q
     dk[-1] = 0.0
     d_inside = dk[0][None, :] - dk
     people = moebius @ n_inside
