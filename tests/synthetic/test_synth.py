@@ -33,20 +33,22 @@ def manifest(nation) -> dict:
     return json.loads((nation[1] / "nation.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def truth(nation) -> list[dict]:
+def people_in(path) -> list[dict]:
     with duckdb.connect() as con:
-        cursor = con.execute("SELECT * FROM read_parquet($p) ORDER BY person_key", {"p": str(nation[1] / "truth.parquet")})
+        cursor = con.execute("SELECT * FROM read_parquet($p) ORDER BY person_key", {"p": str(path)})
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def truth(nation) -> list[dict]:
+    return people_in(nation[1] / "truth.parquet")
 
 
 @pytest.fixture(scope="module")
 def unseen(nation) -> list[dict]:
-    with duckdb.connect() as con:
-        cursor = con.execute("SELECT * FROM read_parquet($p) ORDER BY person_key", {"p": str(nation[1] / "unseen.parquet")})
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    """The victims no organisation knows."""
+    return people_in(nation[1] / "unseen.parquet")
 
 
 @pytest.fixture(scope="module")
