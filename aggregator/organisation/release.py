@@ -17,6 +17,7 @@ from ..errors import BudgetExceeded, InputError, UsageError, ValidationFailed
 from .home import OrgConfig
 from ..privacy.workload import DEFAULT_WORKLOAD, expected_query_errors, split_epsilon, workload_named
 from ..privacy.epsilon import exact_text, PRIVACY_UNIT
+from .consent import build_consent_status
 from .pseudonyms import HMAC_SQL, hmac_pads, install_normalisation
 from .spending import Spend, SpendingFile
 from ..privacy.mechanism import discrete_laplace_quantile, discrete_laplace_variance, release_counts
@@ -37,37 +38,30 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
     eu = sorted(EU_OTHER)
     ipad, opad = hmac_pads(linkage_key)
     install_normalisation(con)
+    build_consent_status(con)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE people AS
-        WITH period_rows AS (
-            SELECT *,
-                coalesce(consent, FALSE) AND consent_date IS NOT NULL AND consent_date <= $export_date
-                    AND (consent_withdrawn_date IS NULL OR consent_withdrawn_date > $export_date) AS consent_valid,
-                consent_withdrawn_date IS NOT NULL AND consent_withdrawn_date <= $export_date AS withdrawn
-            FROM valid_rows
-            WHERE year(report_date) = $period
-        ),
-        per_person AS (
-            -- the latest row describes the person; consent counts when given on any row and withdrawn on none
+        WITH per_person AS (
+            -- the latest row of the period describes the person
             SELECT person_id,
                 arg_max({{
                     'family_name': family_name, 'given_names': given_names, 'date_of_birth': date_of_birth,
                     'form': form, 'gender': gender, 'nationality': nationality, 'province': province,
                     'age': coalesce(age, date_part('year', age(report_date, date_of_birth)))
-                }}, {{'day': report_date, 'row': __row}}) AS p,
-                bool_or(consent_valid) AS any_consent,
-                bool_or(withdrawn) AS any_withdrawn
-            FROM period_rows
+                }}, {{'day': report_date, 'row': __row}}) AS p
+            FROM valid_rows
+            WHERE year(report_date) = $period
             GROUP BY person_id
         ),
         based AS (
+            -- consent: the person's latest statement over the whole export (consent.py)
             SELECT person_id, p.*,
                 CASE
                     WHEN $kind = 'investigative' THEN 'statutory'
-                    WHEN any_consent AND NOT any_withdrawn THEN 'consent'
+                    WHEN coalesce(c.consents, FALSE) THEN 'consent'
                 END AS basis
-            FROM per_person
+            FROM per_person LEFT JOIN consent_status AS c USING (person_id)
         )
         SELECT
             -- pseudonyms only for records that leave, unless a joint release buckets everyone
@@ -92,7 +86,6 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
         FROM based
         """,
         {
-            "export_date": export_date,
             "period": period,
             "kind": org.kind,
             "everyone": everyone,
@@ -242,6 +235,7 @@ class SubmitResult:
     over_budget: str | None = None
     joint_plan: str | None = None  # digest of the computation plan whose shares the bundle carries
     records_linked: int = 0  # local people folded into another one's record: same names and date of birth
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # validate's consent warnings (counts, no values)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -404,6 +398,7 @@ def _submit(
         kind=org.kind,
         over_budget=over_budget,
         records_linked=linked,
+        warnings=report.warnings,
     )
     if dry_run:
         return result
