@@ -20,6 +20,7 @@ from ..privacy.epsilon import exact_text, PRIVACY_UNIT
 from .consent import build_consent_status
 from .pseudonyms import HMAC_SQL, hmac_pads, install_normalisation
 from .spending import Spend, SpendingFile
+from .withdrawals import PEOPLE_SUFFIX, people_path, released_people, withdrawals, write_people
 from ..privacy.mechanism import discrete_laplace_quantile, discrete_laplace_variance, release_counts
 from ..util.clock import utc_now
 
@@ -67,6 +68,7 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
             -- pseudonyms only for records that leave, unless a joint release buckets everyone
             CASE WHEN basis IS NOT NULL OR $everyone THEN {HMAC_SQL} END AS pseudonym,
             basis,
+            person_id,  -- local; kept in the home for withdrawals (withdrawals.py), never in a bundle
             form,
             CASE
                 WHEN age IS NULL THEN 'unknown'
@@ -119,50 +121,6 @@ def linked_people(con) -> int:
     return con.execute(
         "SELECT count(*) - count(DISTINCT pseudonym) FROM people WHERE basis IS NOT NULL"
     ).fetchone()[0]
-
-
-def withdrawals(con, org: OrgConfig, spending: SpendingFile, period: int, export_date: dt.date, linkage_key: bytes) -> list[dict]:
-    """Records sent for OTHER periods whose consent has since been withdrawn: (pseudonym, period) to withdraw.
-
-    Within the same period a new bundle supersedes the old one, so nothing needs withdrawing there. What was sent
-    before is read from this organisation's own kept bundles (the latest accepted sequence of each period)."""
-    if org.kind == "investigative":
-        return []  # statutory records need no consent
-    sent = previously_sent(org, spending, exclude_period=period)
-    if not sent:
-        return []
-    ipad, opad = hmac_pads(linkage_key)
-    install_normalisation(con)
-    withdrawn = {
-        p for (p,) in con.execute(
-            f"""
-            SELECT DISTINCT {HMAC_SQL} FROM valid_rows
-            WHERE consent_withdrawn_date IS NOT NULL AND consent_withdrawn_date <= $export_date
-            """,
-            {"export_date": export_date, "org_id": org.id, "ipad": ipad, "opad": opad},
-        ).fetchall()
-    }
-    return [{"pseudonym": p, "period": per} for per, pseudonyms in sorted(sent.items()) for p in sorted(pseudonyms & withdrawn)]
-
-
-def previously_sent(org: OrgConfig, spending: SpendingFile, *, exclude_period: int) -> dict[int, set[str]]:
-    """Pseudonyms in the latest kept bundle of every other period this organisation released."""
-    from ..contract.envelope import bundle_filename, open_envelope, parse_payload, read_bundle_file
-    from ..errors import BundleRejected
-
-    latest: dict[int, Spend] = {}
-    for entry in spending.entries():
-        if entry.period != exclude_period and entry.sequence >= latest.get(entry.period, entry).sequence:
-            latest[entry.period] = entry
-    sent: dict[int, set[str]] = {}
-    for per, entry in latest.items():
-        kept = Path(org.home) / "releases" / bundle_filename(entry.digest)
-        try:
-            payload = parse_payload(open_envelope(read_bundle_file(kept)))
-        except BundleRejected:
-            continue  # a kept bundle that is gone cannot be withdrawn from; the coordinator still has it
-        sent[per] = {r.pseudonym for r in payload.records if r.basis == "consent"}
-    return sent
 
 
 def _codelist_tables(con) -> None:
@@ -330,7 +288,8 @@ def _submit(
     build_people(con, org, period, export_date, linkage_key, everyone=plan is not None)
     records = lawful_records(con)
     linked = linked_people(con)
-    withdrawn = withdrawals(con, org, spending, period, export_date, linkage_key)
+    withdrawn = withdrawals(con, org, spending, period, linkage_key)
+    sent_people = released_people(con)
     if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):
         raise RuntimeError("statutory record from a non-investigative organisation")  # a bug, never input
     marginals = noisy_marginals(con, epsilon, workload_named(workload)) if epsilon > 0 else []
@@ -404,14 +363,17 @@ def _submit(
         return result
     # Commit point: the bundle is kept in the home folder, then the spending entry is appended; both or neither
     # (a kept bundle without a spending entry is an orphan that the next submit removes).
+    # The local person ids of its consent records are kept beside it (withdrawals.py) and go the same way.
     kept = Path(org.home) / "releases" / bundle_filename(digest)
     atomic_write(kept, envelope)
     try:
+        write_people(org, digest, period, sequence, sent_people)
         spending.append(
             Spend(period, sequence, exact_text(epsilon + joint_epsilon), digest, created.isoformat(), len(records), len(marginals))
         )
     except BaseException:
         kept.unlink(missing_ok=True)
+        people_path(org, digest).unlink(missing_ok=True)
         raise
     target = out / bundle_filename(digest)
     atomic_write(target, envelope)
@@ -420,7 +382,8 @@ def _submit(
 
 
 def remove_orphans(org: OrgConfig, spending: SpendingFile) -> list[str]:
-    """Delete kept bundles that no spending entry accounts for: a submit that died before its commit point.
+    """Delete kept bundles (and their kept person ids) that no spending entry accounts for: a submit that died
+    before its commit point.
 
     Such a bundle was never spent or sent, so its noise must never be published either."""
     from ..contract.envelope import bundle_filename
@@ -432,6 +395,11 @@ def remove_orphans(org: OrgConfig, spending: SpendingFile) -> list[str]:
     removed = []
     for path in kept.glob("*.bundle.json"):
         if path.name not in spent:
+            path.unlink()
+            removed.append(path.name)
+    spent_people = {e.digest + PEOPLE_SUFFIX for e in spending.entries()}
+    for path in kept.glob("*" + PEOPLE_SUFFIX):  # the person ids kept beside a bundle that was never spent
+        if path.name not in spent_people:
             path.unlink()
             removed.append(path.name)
     for path in kept.glob(".*.tmp"):  # an interrupted atomic write
