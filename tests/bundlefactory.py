@@ -120,7 +120,7 @@ def make_payload(
     period: int = 2025,
     sequence: int = 1,
     records: Iterable[Record] = (),
-    withdrawals: Iterable[tuple[str, int]] = (),
+    withdrawals: Iterable[tuple] = (),  # (pseudonym, period) or (pseudonym, period, sequence)
     marginals: Iterable[Marginal] = (),
     created_at: dt.datetime | None = None,
     expires_at: dt.datetime | None = None,
@@ -136,7 +136,8 @@ def make_payload(
         created_at=created,
         expires_at=expires_at or created + dt.timedelta(days=30),
         records=list(records),
-        withdrawals=[Withdrawal(pseudonym=p, period=per) for p, per in withdrawals],
+        withdrawals=[Withdrawal(pseudonym=w[0], period=w[1], **({"sequence": w[2]} if len(w) > 2 else {}))
+                     for w in withdrawals],
         release=release(*ms) if ms else None,
     )
 

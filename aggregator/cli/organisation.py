@@ -147,6 +147,8 @@ def render_validation(report) -> None:
     out.print(summary)
     for note in report.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
+    for warning in report.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning['message'])}")
     if report.errors_by_rule:
         rules = Table(title="Broken rules", title_justify="left")
         rules.add_column("rule")
@@ -289,6 +291,8 @@ def render_submit(result) -> None:
     if result.over_budget:
         table.add_row("[bold red]over budget[/]", escape(result.over_budget))
     out.print(table)
+    for warning in result.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning['message'])}")
     # The path is what `merge` and `explain` take: on a line of its own, never cut, whatever the terminal width.
     out.print(f"bundle: {escape(result.path)}" if result.path else
               f"bundle: (would be {result.digest}.bundle.json)", soft_wrap=True)

@@ -202,12 +202,16 @@ class Record(BaseModel):
 
 
 class Withdrawal(BaseModel):
-    """Consent withdrawn for a record sent earlier: the coordinator removes it from the national table."""
+    """Consent withdrawn for a record sent earlier: the coordinator removes it from the national table.
+
+    `sequence` is the organisation's latest bundle of `period` that sent the record: the coordinator removes it from
+    that bundle and the earlier ones of the period, whatever the bundles' clocks (None: bundles made before)."""
 
     model_config = ConfigDict(extra="forbid")
 
     pseudonym: Hex64
     period: Annotated[int, Field(ge=2000, le=2100)]
+    sequence: Annotated[int, Field(ge=1, le=MAX_SEQUENCE)] | None = None
 
 
 class Cell(BaseModel):

@@ -116,12 +116,14 @@ JOIN (
 ORDER BY m.ord, t.pos
 """
 _INSERT_WITHDRAWALS = """
-INSERT INTO withdrawals (digest, org_id, period, pseudonym)
-SELECT DISTINCT digest, org_id, period, pseudonym
+INSERT INTO withdrawals (digest, org_id, period, pseudonym, sequence)
+SELECT digest, org_id, period, pseudonym, max(sequence)  -- a repeated withdrawal reaches the furthest sequence
 FROM (
     SELECT UNNEST($digest::VARCHAR[]) AS digest, UNNEST($org::VARCHAR[]) AS org_id,
-           UNNEST($period::INTEGER[]) AS period, UNNEST($pseudonym::VARCHAR[]) AS pseudonym
+           UNNEST($period::INTEGER[]) AS period, UNNEST($pseudonym::VARCHAR[]) AS pseudonym,
+           UNNEST($sequence::INTEGER[]) AS sequence
 )
+GROUP BY ALL
 """
 # Earlier bundles this run replaced in the national table.
 _SUPERSEDE = """
@@ -171,7 +173,7 @@ class Batch:
             name: [] for name in ("digest", "index", "dimensions", "epsilon", "scale", "variance", "error")
         }
         self.cells: dict[str, list[Any]] = {name: [] for name in ("ord", "digest", "index", "shape", "counts")}
-        self.withdrawals: dict[str, list[Any]] = {name: [] for name in ("digest", "org", "period", "pseudonym")}
+        self.withdrawals: dict[str, list[Any]] = {name: [] for name in ("digest", "org", "period", "pseudonym", "sequence")}
         self.superseded_by: dict[str, str] = {}  # digest -> the digest that replaced it, old and new bundles
 
     def add(self, staged: Staged, chained: ChainedEntry) -> None:
@@ -231,6 +233,7 @@ class Batch:
             w["org"].extend([org_id] * n)
             w["period"].extend([x.period for x in withdrawals])
             w["pseudonym"].extend([x.pseudonym for x in withdrawals])
+            w["sequence"].extend([x.sequence for x in withdrawals])
 
     def write(self, con: duckdb.DuckDBPyConnection, now: dt.datetime) -> dict[str, str]:
         """Insert everything inside the caller's transaction; returns the flag note per flagged new bundle."""

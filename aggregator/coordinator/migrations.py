@@ -114,6 +114,11 @@ MIGRATIONS: list[str] = [
         ledger_index  BIGINT NOT NULL
     );
     """,
+    # 3: a withdrawal names the sequence of the organisation's bundle it withdraws from (that one and earlier ones
+    # of the period), so it applies whatever the bundles' clocks; NULL for bundles made before it did.
+    """
+    ALTER TABLE withdrawals ADD COLUMN sequence INTEGER;
+    """,
 ]
 SCHEMA_VERSION_SQL = """
 CREATE TABLE IF NOT EXISTS schema_version (

@@ -23,9 +23,11 @@ How the cells meet that total:
 Rules, in one place:
 - Only the current bundle of each (organisation, period) counts in the table: a higher sequence supersedes the
   earlier ones (they still count in the budget).
-- A withdrawal (pseudonym, period) in a bundle removes that organisation's record for the pseudonym and period
-  from every bundle the organisation created no later than the withdrawing bundle (by the signed created_at, so
-  the result does not depend on the order bundles arrive in).
+- A withdrawal (pseudonym, period, sequence) in a bundle removes that organisation's record for the pseudonym and
+  period from the organisation's bundles of that period up to that sequence (the latest one it had sent when it
+  withdrew): neither the bundles' clocks nor the order they arrive in matter, and a later resubmission of the period
+  that sends the person again (consent given anew) is not touched. A withdrawal without a sequence (bundles made
+  before withdrawals named one) keeps the earlier rule: bundles created no later than the withdrawing one.
 - Cross-organisation dedupe: one person = one pseudonym per period. If two organisations sent the same pseudonym
   with different dimensions, the record kept is the one from an investigative organisation, else the one from
   the most recently created bundle, then the lowest organisation id, then the lowest digest.
@@ -164,7 +166,7 @@ class NationalTable:
 
 _LIVE = CURRENT_BUNDLES_SQL
 
-# Records of current bundles that no later-or-equal withdrawal of the same organisation removed.
+# Records of current bundles that no withdrawal of the same organisation removed (see the module docstring).
 _KEPT = _LIVE + """,
 kept AS (
     SELECT r.*, l.created_at, l.kind, l.reporter_type
@@ -172,7 +174,7 @@ kept AS (
     WHERE NOT EXISTS (
         SELECT 1 FROM withdrawals AS w JOIN bundles AS wb ON wb.digest = w.digest
         WHERE w.org_id = r.org_id AND w.period = r.period AND w.pseudonym = r.pseudonym
-          AND wb.created_at >= l.created_at
+          AND CASE WHEN w.sequence IS NOT NULL THEN l.sequence <= w.sequence ELSE wb.created_at >= l.created_at END
     )
 )"""
 

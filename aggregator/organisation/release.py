@@ -17,8 +17,10 @@ from ..errors import BudgetExceeded, InputError, UsageError, ValidationFailed
 from .home import OrgConfig
 from ..privacy.workload import DEFAULT_WORKLOAD, expected_query_errors, split_epsilon, workload_named
 from ..privacy.epsilon import exact_text, PRIVACY_UNIT
+from .consent import build_consent_status
 from .pseudonyms import HMAC_SQL, hmac_pads, install_normalisation
 from .spending import Spend, SpendingFile
+from .withdrawals import PEOPLE_SUFFIX, people_path, released_people, withdrawals, write_people
 from ..privacy.mechanism import discrete_laplace_quantile, discrete_laplace_variance, release_counts
 from ..util.clock import utc_now
 
@@ -37,42 +39,36 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
     eu = sorted(EU_OTHER)
     ipad, opad = hmac_pads(linkage_key)
     install_normalisation(con)
+    build_consent_status(con)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE people AS
-        WITH period_rows AS (
-            SELECT *,
-                coalesce(consent, FALSE) AND consent_date IS NOT NULL AND consent_date <= $export_date
-                    AND (consent_withdrawn_date IS NULL OR consent_withdrawn_date > $export_date) AS consent_valid,
-                consent_withdrawn_date IS NOT NULL AND consent_withdrawn_date <= $export_date AS withdrawn
-            FROM valid_rows
-            WHERE year(report_date) = $period
-        ),
-        per_person AS (
-            -- the latest row describes the person; consent counts when given on any row and withdrawn on none
+        WITH per_person AS (
+            -- the latest row of the period describes the person
             SELECT person_id,
                 arg_max({{
                     'family_name': family_name, 'given_names': given_names, 'date_of_birth': date_of_birth,
                     'form': form, 'gender': gender, 'nationality': nationality, 'province': province,
                     'age': coalesce(age, date_part('year', age(report_date, date_of_birth)))
-                }}, {{'day': report_date, 'row': __row}}) AS p,
-                bool_or(consent_valid) AS any_consent,
-                bool_or(withdrawn) AS any_withdrawn
-            FROM period_rows
+                }}, {{'day': report_date, 'row': __row}}) AS p
+            FROM valid_rows
+            WHERE year(report_date) = $period
             GROUP BY person_id
         ),
         based AS (
+            -- consent: the person's latest statement over the whole export (consent.py)
             SELECT person_id, p.*,
                 CASE
                     WHEN $kind = 'investigative' THEN 'statutory'
-                    WHEN any_consent AND NOT any_withdrawn THEN 'consent'
+                    WHEN coalesce(c.consents, FALSE) THEN 'consent'
                 END AS basis
-            FROM per_person
+            FROM per_person LEFT JOIN consent_status AS c USING (person_id)
         )
         SELECT
             -- pseudonyms only for records that leave, unless a joint release buckets everyone
             CASE WHEN basis IS NOT NULL OR $everyone THEN {HMAC_SQL} END AS pseudonym,
             basis,
+            person_id,  -- local; kept in the home for withdrawals (withdrawals.py), never in a bundle
             form,
             CASE
                 WHEN age IS NULL THEN 'unknown'
@@ -92,7 +88,6 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
         FROM based
         """,
         {
-            "export_date": export_date,
             "period": period,
             "kind": org.kind,
             "everyone": everyone,
@@ -126,50 +121,6 @@ def linked_people(con) -> int:
     return con.execute(
         "SELECT count(*) - count(DISTINCT pseudonym) FROM people WHERE basis IS NOT NULL"
     ).fetchone()[0]
-
-
-def withdrawals(con, org: OrgConfig, spending: SpendingFile, period: int, export_date: dt.date, linkage_key: bytes) -> list[dict]:
-    """Records sent for OTHER periods whose consent has since been withdrawn: (pseudonym, period) to withdraw.
-
-    Within the same period a new bundle supersedes the old one, so nothing needs withdrawing there. What was sent
-    before is read from this organisation's own kept bundles (the latest accepted sequence of each period)."""
-    if org.kind == "investigative":
-        return []  # statutory records need no consent
-    sent = previously_sent(org, spending, exclude_period=period)
-    if not sent:
-        return []
-    ipad, opad = hmac_pads(linkage_key)
-    install_normalisation(con)
-    withdrawn = {
-        p for (p,) in con.execute(
-            f"""
-            SELECT DISTINCT {HMAC_SQL} FROM valid_rows
-            WHERE consent_withdrawn_date IS NOT NULL AND consent_withdrawn_date <= $export_date
-            """,
-            {"export_date": export_date, "org_id": org.id, "ipad": ipad, "opad": opad},
-        ).fetchall()
-    }
-    return [{"pseudonym": p, "period": per} for per, pseudonyms in sorted(sent.items()) for p in sorted(pseudonyms & withdrawn)]
-
-
-def previously_sent(org: OrgConfig, spending: SpendingFile, *, exclude_period: int) -> dict[int, set[str]]:
-    """Pseudonyms in the latest kept bundle of every other period this organisation released."""
-    from ..contract.envelope import bundle_filename, open_envelope, parse_payload, read_bundle_file
-    from ..errors import BundleRejected
-
-    latest: dict[int, Spend] = {}
-    for entry in spending.entries():
-        if entry.period != exclude_period and entry.sequence >= latest.get(entry.period, entry).sequence:
-            latest[entry.period] = entry
-    sent: dict[int, set[str]] = {}
-    for per, entry in latest.items():
-        kept = Path(org.home) / "releases" / bundle_filename(entry.digest)
-        try:
-            payload = parse_payload(open_envelope(read_bundle_file(kept)))
-        except BundleRejected:
-            continue  # a kept bundle that is gone cannot be withdrawn from; the coordinator still has it
-        sent[per] = {r.pseudonym for r in payload.records if r.basis == "consent"}
-    return sent
 
 
 def _codelist_tables(con) -> None:
@@ -242,6 +193,7 @@ class SubmitResult:
     over_budget: str | None = None
     joint_plan: str | None = None  # digest of the computation plan whose shares the bundle carries
     records_linked: int = 0  # local people folded into another one's record: same names and date of birth
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # validate's consent warnings (counts, no values)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -336,7 +288,8 @@ def _submit(
     build_people(con, org, period, export_date, linkage_key, everyone=plan is not None)
     records = lawful_records(con)
     linked = linked_people(con)
-    withdrawn = withdrawals(con, org, spending, period, export_date, linkage_key)
+    withdrawn = withdrawals(con, org, spending, period, linkage_key)
+    sent_people = released_people(con)
     if org.kind != "investigative" and any(r["basis"] == "statutory" for r in records):
         raise RuntimeError("statutory record from a non-investigative organisation")  # a bug, never input
     marginals = noisy_marginals(con, epsilon, workload_named(workload)) if epsilon > 0 else []
@@ -404,19 +357,23 @@ def _submit(
         kind=org.kind,
         over_budget=over_budget,
         records_linked=linked,
+        warnings=report.warnings,
     )
     if dry_run:
         return result
     # Commit point: the bundle is kept in the home folder, then the spending entry is appended; both or neither
     # (a kept bundle without a spending entry is an orphan that the next submit removes).
+    # The local person ids of its consent records are kept beside it (withdrawals.py) and go the same way.
     kept = Path(org.home) / "releases" / bundle_filename(digest)
     atomic_write(kept, envelope)
     try:
+        write_people(org, digest, period, sequence, sent_people)
         spending.append(
             Spend(period, sequence, exact_text(epsilon + joint_epsilon), digest, created.isoformat(), len(records), len(marginals))
         )
     except BaseException:
         kept.unlink(missing_ok=True)
+        people_path(org, digest).unlink(missing_ok=True)
         raise
     target = out / bundle_filename(digest)
     atomic_write(target, envelope)
@@ -425,7 +382,8 @@ def _submit(
 
 
 def remove_orphans(org: OrgConfig, spending: SpendingFile) -> list[str]:
-    """Delete kept bundles that no spending entry accounts for: a submit that died before its commit point.
+    """Delete kept bundles (and their kept person ids) that no spending entry accounts for: a submit that died
+    before its commit point.
 
     Such a bundle was never spent or sent, so its noise must never be published either."""
     from ..contract.envelope import bundle_filename
@@ -437,6 +395,11 @@ def remove_orphans(org: OrgConfig, spending: SpendingFile) -> list[str]:
     removed = []
     for path in kept.glob("*.bundle.json"):
         if path.name not in spent:
+            path.unlink()
+            removed.append(path.name)
+    spent_people = {e.digest + PEOPLE_SUFFIX for e in spending.entries()}
+    for path in kept.glob("*" + PEOPLE_SUFFIX):  # the person ids kept beside a bundle that was never spent
+        if path.name not in spent_people:
             path.unlink()
             removed.append(path.name)
     for path in kept.glob(".*.tmp"):  # an interrupted atomic write

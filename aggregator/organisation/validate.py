@@ -146,6 +146,7 @@ class ValidationReport:
     errors_shown_limit: int
     unknown_values: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # consent.py: counts and field names, no values
 
     @property
     def valid(self) -> bool:
@@ -375,6 +376,8 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
         {"limit": max_explained},
     ).fetchall()
     explanations = explain_rows(con, [row for row, _ in failing], export_date)
+    from .consent import consent_warnings
+
     errors: list[RowError] = []
     for row, violations in failing:
         explained = explanations.get(row, {})
@@ -399,6 +402,7 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
         errors_shown_limit=max_explained,
         unknown_values=_unknown_values(con, specs, mapping),
         notes=mapping_notes(mapping),
+        warnings=consent_warnings(con, mapping),
     )
 
 

@@ -280,3 +280,20 @@ def test_a_period_without_bundles_is_marked_empty(db, orgs, tmp_path):
     shelter = orgs[0]
     merge(db, bf.bundle_file(tmp_path, shelter, records=[bf.record("p1")]))
     assert not national_table(db, 2025, ["gender"]).empty and not national_table(db, None, ["gender"]).empty
+
+
+def test_a_withdrawal_names_the_sequence_it_withdraws_from_whatever_the_clocks(db, orgs, tmp_path):
+    """The 2025 bundle's clock ran two days ahead of the withdrawal's: the withdrawal (of sequence 1) still applies.
+    A 2025 resubmission (sequence 2) that sends p1 again is not touched by it, even though the withdrawal was signed
+    later by the clock."""
+    shelter = orgs[0]
+    t0 = bf.NOW - dt.timedelta(days=10)
+    merge(db, bf.bundle_file(tmp_path, shelter, period=2025, records=[bf.record("p1"), bf.record("p2")],
+                             created_at=t0 + dt.timedelta(days=2)))
+    merge(db, bf.bundle_file(tmp_path, shelter, period=2026, withdrawals=[(bf.pseudonym("p1"), 2025, 1)], created_at=t0))
+    assert national_table(db, 2025, []).total(2025).individual == 1
+    merge(db, bf.bundle_file(tmp_path, shelter, period=2025, sequence=2, records=[bf.record("p1")],
+                             created_at=t0 + dt.timedelta(days=1)))
+    merge(db, bf.bundle_file(tmp_path, shelter, period=2027, withdrawals=[(bf.pseudonym("p1"), 2025, 1)],
+                             created_at=t0 + dt.timedelta(days=3)))
+    assert national_table(db, 2025, []).total(2025).individual == 1
