@@ -126,23 +126,26 @@ def check_receipts(db_path: Path, paths: list[Path], coordinator_key: bytes) -> 
             continue
         entry = by_index.get(r.index)
         now_at = accepted_at.get(r.digest)
-        where = f"; the bundle is now at entry {now_at}" if now_at and now_at != r.index else \
-            ("; the bundle is no longer in the ledger" if now_at is None else "")
+        reasons: list[str] = []
         if entry is None:
-            problems.append(f"{what}: the ledger has no entry {r.index} any more ({len(rows)} entries){where}")
+            reasons.append(f"the ledger has no entry {r.index} any more ({len(rows)} entries)")
         elif entry[1] != "accept" or entry[2] != r.digest:
-            problems.append(f"{what}: ledger entry {r.index} is no longer the accept of this bundle{where}")
+            reasons.append(f"ledger entry {r.index} is no longer the accept of this bundle")
         elif entry[4] != r.entry_hash:
-            problems.append(f"{what}: ledger entry {r.index} has another hash than the receipt (the chain before it "
-                            "was rewritten)")
+            reasons.append(f"ledger entry {r.index} has another hash than the receipt (the chain before it was "
+                           "rewritten)")
+        if reasons:
+            reasons.append("the bundle is no longer in the ledger" if now_at is None
+                           else f"the bundle is now at entry {now_at}")
         head = by_index.get(r.head_index)
         if head is None:
-            problems.append(f"{what}: the ledger ends before the head the receipt was signed under (entry "
-                            f"{r.head_index}; {len(rows)} entries): entries were removed")
+            reasons.append(f"the ledger ends before entry {r.head_index}, the head the receipt was signed under: "
+                           "entries were removed")
         elif head[4] != r.head_hash:
-            problems.append(f"{what}: ledger entry {r.head_index}, the receipt's chain head, has another hash (the "
-                            "chain up to it was rewritten: a bundle dropped, moved or changed)")
+            reasons.append(f"ledger entry {r.head_index}, the receipt's chain head, has another hash: the chain up "
+                           "to it was rewritten (a bundle dropped, moved or changed)")
         elif intact < r.head_index:
-            problems.append(f"{what}: today's ledger does not recompute up to the receipt's head (entry "
-                            f"{r.head_index})")
+            reasons.append(f"today's ledger does not recompute up to the receipt's head (entry {r.head_index})")
+        if reasons:
+            problems.append(f"{what}: " + "; ".join(reasons))
     return len(files), problems
