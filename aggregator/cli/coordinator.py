@@ -159,6 +159,8 @@ def merge(
     from ..coordinator.merge import merge_bundles
     from ..coordinator.store import require_store
 
+    if key is not None and receipts is None:
+        fail("--key signs receipts: give --receipts DIR too", 2)
     if not create:
         run(lambda: require_store(db))
     if json_out or quiet or len(bundles) < PROGRESS_FROM:
