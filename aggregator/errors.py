@@ -74,3 +74,7 @@ class StoreBusy(AggregatorError):
 
 class ConfigError(AggregatorError):
     """Organisation configuration, keys or registry are missing or invalid."""
+
+
+class ReceiptRefused(AggregatorError):
+    """A receipt that does not open, is not signed by the coordinator's key, or does not say what a receipt says."""

@@ -18,6 +18,9 @@
   rebuild-store       the rebuilt bundles, records, marginals, noisy cells and withdrawals equal the live ones
   rebuild-national    the national table (every period with its totals; each dimension, the workloads' two-way
                       breakdowns, the organisation attributes and the full product of all dimensions) equals the live one
+  receipts            (with organisations' receipts and the coordinator's public key) each receipt verifies, is
+                      about this store, and its accept entry and chain head are still in today's chain: the one
+                      check that finds a bundle dropped from the archive and the store rebuilt without it
 
 Problems name digests by their first 12 characters and never carry record content.
 """
@@ -47,6 +50,7 @@ CHECKS = (
     "rebuild-store",
     "rebuild-national",
 )
+RECEIPTS_CHECK = "receipts"  # only with receipts: each still in today's chain (coordinator/receipts.py)
 MAX_PROBLEMS = 50  # per check; the count says how many there were
 
 # Tables compared between the live store and the rebuild (all columns, as multisets).
@@ -393,11 +397,27 @@ def _same_cell(a: tuple | None, b: tuple | None) -> bool:
 
 # ------------------------------------------------------------------ the audit
 
-def audit_store(db_path: Path) -> AuditReport:
-    """Run every check on the store at `db_path` (read-only; the rebuild goes to a temporary folder)."""
+def check_receipts(db_path: Path, receipts: list[Path], coordinator_key: bytes) -> CheckResult:
+    from ..contract.keys import key_id
+    from ..coordinator.receipts import check_receipts as check
+
+    count, problems = check(db_path, receipts, coordinator_key)
+    return _result(RECEIPTS_CHECK, problems, f"{count} receipt(s) signed by coordinator key "
+                   f"{key_id(coordinator_key)} are in today's chain")
+
+
+def audit_store(db_path: Path, *, receipts: list[Path] | None = None,
+                coordinator_key: bytes | None = None) -> AuditReport:
+    """Run every check on the store at `db_path` (read-only; the rebuild goes to a temporary folder).
+
+    With `receipts` (files or folders of organisations' receipts) and the coordinator's raw public key, the
+    `receipts` check also runs: it finds a bundle dropped and the store rebuilt, which the other checks cannot."""
     db_path = Path(db_path)
     if not db_path.exists():
         raise ConfigError(f"no coordinator store at {db_path}")
+    if receipts and coordinator_key is None:
+        raise ConfigError("checking receipts needs the coordinator's public key (coordinator.pub)")
+    receipt_check = check_receipts(db_path, receipts, coordinator_key) if receipts else None
     live = _read_live(db_path)
     files = _archive_files(db_path)
     checks = [
@@ -431,7 +451,10 @@ def audit_store(db_path: Path) -> AuditReport:
         else:  # pragma: no cover - rebuild_store always creates the store first
             for name in CHECKS[4:]:
                 checks.append(CheckResult(name, False, "no rebuild to compare with", [], 0))
+    if receipt_check is not None:
+        checks.append(receipt_check)
     return AuditReport(str(db_path), checks, len(live.bundles), len(files), len(live.ledger))
 
 
-__all__ = ["AuditReport", "CHECKS", "CheckResult", "audit_store", "national_snapshot", "rebuild_store"]
+__all__ = ["AuditReport", "CHECKS", "CheckResult", "RECEIPTS_CHECK", "audit_store", "check_receipts", "national_snapshot",
+           "rebuild_store"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 
@@ -10,10 +11,24 @@ from . import DbOption, JsonOption, app, console, print_json, run
 
 
 @app.command("audit")
-def audit(db: Path = DbOption, json_out: bool = JsonOption) -> None:
+def audit(
+    db: Path = DbOption,
+    receipts: Optional[List[Path]] = typer.Option(
+        None, "--receipts", help="Organisations' receipts (files, or folders such as a home's releases/) that must "
+        "still be in today's ledger; repeat for more.",
+    ),
+    coordinator_key: Optional[Path] = typer.Option(
+        None, "--coordinator-key", help="The coordinator's public key (coordinator.pub) the receipts must verify with.",
+    ),
+    json_out: bool = JsonOption,
+) -> None:
     """Verify the coordinator store: signatures of every archived bundle against the registry, the ledger's hash
     chain, archive and database one to one, and a rebuild from the archive that must equal the live store and
     national table. Exits 1 when any check fails.
+
+    With --receipts the organisations' receipts are checked too: each must be signed by the coordinator's key and
+    its ledger entry and chain head must still be in today's chain, which finds a bundle dropped from the archive
+    and the store rebuilt without it.
 
     Example:
 
@@ -21,14 +36,31 @@ def audit(db: Path = DbOption, json_out: bool = JsonOption) -> None:
     \b
         aggregator audit --db national.duckdb
         aggregator audit --db national.duckdb --json
+        aggregator audit --db national.duckdb --receipts .aggregator/releases --coordinator-key coordinator.pub
     """
     from ..auditor.audit import audit_store
 
+    key = None
+    if receipts:
+        from ..contract.keys import read_public_key_file
+        from . import fail
+
+        if coordinator_key is None:
+            fail("--receipts needs --coordinator-key: the coordinator's public key (coordinator.pub)", 2)
+        key = run(lambda: read_public_key_file(coordinator_key))
+    elif coordinator_key is not None:
+        from . import fail
+
+        fail("--coordinator-key is only used with --receipts", 2)
+
+    def check():
+        return audit_store(db, receipts=receipts or None, coordinator_key=key)
+
     if json_out:
-        report = run(lambda: audit_store(db))
+        report = run(check)
     else:
         with console(stderr=True).status("Verifying signatures and ledger, rebuilding the store from the archive..."):
-            report = run(lambda: audit_store(db))
+            report = run(check)
     if json_out:
         print_json(report)
     else:

@@ -131,27 +131,40 @@ def merge(
     ),
     db: Path = DbOption,
     create: bool = typer.Option(False, "--create", help="Create the store if it does not exist (normally `registry add` does)."),
+    receipts: Optional[Path] = typer.Option(
+        None, "--receipts", help="Write a signed receipt per accepted bundle into this folder, to hand back to "
+        "its organisation (a bundle merged again gets its receipt again).",
+    ),
+    key: Optional[Path] = typer.Option(
+        None, "--key", help="The coordinator's Ed25519 signing key for receipts (default coordinator.key beside the "
+        "store; made if missing, its public key as coordinator.pub).",
+    ),
     json_out: bool = JsonOption,
     quiet: bool = QuietOption,
 ) -> None:
     """Verify bundles against the registry and merge them into the national store in one transaction.
 
     A refused bundle changes nothing and is named with its reason; the others still merge. Exit code 1 when
-    any bundle was refused.
+    any bundle was refused. With --receipts each accepted bundle gets a receipt signed by the coordinator (its
+    ledger position and the chain head); organisations keep them (`org receipt add`) and auditors check them
+    (`audit --receipts`).
 
     Example:
 
 
     \b
         aggregator merge inbox/*.bundle.json --db national.duckdb
+        aggregator merge inbox/*.bundle.json --db national.duckdb --receipts receipts
     """
     from ..coordinator.merge import merge_bundles
     from ..coordinator.store import require_store
 
+    if key is not None and receipts is None:
+        fail("--key signs receipts: give --receipts DIR too", 2)
     if not create:
         run(lambda: require_store(db))
     if json_out or quiet or len(bundles) < PROGRESS_FROM:
-        result = run(lambda: merge_bundles(db, bundles))
+        result = run(lambda: merge_bundles(db, bundles, receipts=receipts, key=key))
     else:
         from rich.progress import Progress
 
@@ -164,11 +177,14 @@ def merge(
             def advance(stage: str, done: int, total: int) -> None:
                 progress.update(tasks[stage], completed=done, total=total)
 
-            result = run(lambda: merge_bundles(db, bundles, progress=advance))
+            result = run(lambda: merge_bundles(db, bundles, progress=advance, receipts=receipts, key=key))
     if json_out:
         print_json(result)
     elif not quiet:
         _render_merge(result)
+        if result.receipts is not None:
+            console().print(f"{len(result.receipts)} receipt(s) written to {receipts}", highlight=False,
+                            soft_wrap=True)
     err = console(stderr=True)
     if not json_out:
         for b in result.bundles:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -92,6 +92,54 @@ def org_linkage_key(
         f"Wrote a new linkage key to {path} (mode 0600). Share it with the other organisations only, never with "
         "the coordinator."
     )
+
+
+receipt_app = typer.Typer(help="Keep the coordinator's receipts for this organisation's bundles.", no_args_is_help=True)
+org_app.add_typer(receipt_app, name="receipt")
+
+
+@receipt_app.command("add")
+def org_receipt_add(
+    receipts: List[Path] = typer.Argument(
+        ..., help="Receipt files (or folders of them) the coordinator handed back.", show_default=False,
+        metavar="RECEIPT...",
+    ),
+    coordinator_key: Path = typer.Option(
+        ..., "--coordinator-key", help="The coordinator's public key (coordinator.pub) receipts must verify with.",
+    ),
+    home: Optional[Path] = HomeOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Verify receipts with the coordinator's public key and keep each next to its bundle in the home.
+
+    A receipt is the coordinator's signed word that it accepted a bundle at a ledger position under a chain head;
+    an auditor checks kept receipts against the store with `aggregator audit --receipts HOME/releases`. Keep them:
+    without them a coordinator that drops a bundle and rebuilds its store passes the audit.
+
+    Example:
+
+
+    \b
+        aggregator org receipt add receipts/*.receipt.json --coordinator-key coordinator.pub
+    """
+    from ..contract.keys import read_public_key_file
+    from ..organisation.home import load_org
+    from ..organisation.receipts import keep_receipts
+
+    config = run(lambda: load_org(home))
+    key = run(lambda: read_public_key_file(coordinator_key))
+    kept = run(lambda: keep_receipts(config, receipts, key))
+    if json_out:
+        print_json({"receipts": [k.as_dict() for k in kept]})
+        return
+    out = console()
+    for k in kept:
+        verb = {"kept": "kept", "replaced": "kept (replaces an older receipt)",
+                "older": "not kept: a newer receipt for this bundle is kept"}[k.status]
+        out.print(f"{verb}: bundle {k.digest[:12]} of {k.period}, ledger entry {k.index} under head {k.head_index}",
+                  highlight=False, soft_wrap=True)
+    out.print(f"{len(kept)} receipt(s) checked with coordinator key; kept in {Path(config.home) / 'releases'}",
+              highlight=False, soft_wrap=True)
 
 
 @app.command("validate")

@@ -68,3 +68,31 @@ def read_public_key_file(path: Path) -> bytes:
     except (OSError, UnicodeDecodeError):
         raise ConfigError(f"cannot read public key file {path}") from None
     return parse_public_key(text)
+
+
+def public_key_path(private_key_path: Path) -> Path:
+    """Where the public key of a private key file is published: the same name with `.pub` (coordinator.pub)."""
+    return Path(private_key_path).with_suffix(".pub")
+
+
+def load_or_create_key(path: Path):
+    """The Ed25519 private key at `path`, made on first use (PEM, mode 0600) with its public key file beside it
+    (`public_key_path`), which is what others verify with; an existing key is only read."""
+    from ..util.files import atomic_write
+
+    path = Path(path)
+    if not path.exists():
+        pem, raw_public = generate_keypair()
+        atomic_write(path, pem, mode=0o600)
+        atomic_write(public_key_path(path), public_key_text(raw_public).encode("ascii"))
+    private = load_private_key(path)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if not isinstance(private, Ed25519PrivateKey):
+        raise ConfigError(f"private key file is not an Ed25519 key: {path}")
+    if not public_key_path(path).exists():  # a key made before public files were written (e.g. by plan create)
+        from cryptography.hazmat.primitives import serialization
+
+        raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        atomic_write(public_key_path(path), public_key_text(raw).encode("ascii"))
+    return private

@@ -62,14 +62,11 @@ def publish_plan(db_path: Path, period: int, epsilon, parties: list, *, key: Pat
     organisations to pin; returns the Plan as read back from the written, signed file."""
     from cryptography.hazmat.primitives import serialization
 
-    from ..contract.keys import generate_keypair, load_private_key
+    from ..contract.keys import load_or_create_key
     from ..joint.plan import PRIOR_TOTAL, build_plan, read_plan, sign_plan
-    from ..util.files import atomic_write, write_output
+    from ..util.files import write_output
 
-    if not Path(key).exists():
-        pem, _ = generate_keypair()
-        atomic_write(Path(key), pem, mode=0o600)
-    signer = load_private_key(Path(key))
+    signer = load_or_create_key(Path(key))
     document = build_plan(period, epsilon, parties, deadline=deadline,
                           prior_total=PRIOR_TOTAL if prior_total is None else prior_total, lists=lists,
                           strata=tuple(strata))

@@ -24,6 +24,7 @@ from .store import archive_dir, atomic, open_store
 class MergeResult:
     db: str
     bundles: list[BundleOutcome]
+    receipts: dict[str, str] | None = None  # digest -> receipt file, when receipts were asked for
 
     def count(self, status: str) -> int:
         return sum(1 for b in self.bundles if b.status == status)
@@ -66,6 +67,7 @@ class MergeResult:
             "refused": self.refused,
             "reasons": self.reasons,
             "bundles": [b.as_dict() for b in self.bundles],
+            **({"receipts": self.receipts} if self.receipts is not None else {}),
         }
 
 
@@ -288,15 +290,25 @@ def merge_bundles(
     *,
     now: dt.datetime | None = None,
     progress: ProgressCallback | None = None,
+    receipts: Path | None = None,
+    key: Path | None = None,
 ) -> MergeResult:
     """Verify and merge bundle files into the store in one transaction; refused bundles leave no trace in it.
 
     `progress(stage, done, total)` is called after each bundle of the stages "verify" (read, open, verify,
     parse) and "ingest" (the replay, rollback and budget rules); the accepted bundles are then written at once.
     `now` fixes the clock (expiry check and received_at), e.g. for a rebuild from the archive.
+    With `receipts` (a folder), every accepted bundle, and every duplicate of one accepted before, gets a receipt
+    signed with the coordinator's key (`key`, default coordinator.key beside the store; see receipts.py).
     """
     db_path = Path(db_path)
     now = store_now(now)
+    signer = None
+    if receipts is not None:  # a missing or unusable key stops the run before anything is merged
+        from .receipts import coordinator_signer
+
+        signer = coordinator_signer(db_path, key)
+    issued: dict[str, str] | None = None
     outcomes: dict[int, BundleOutcome] = {}
     staged: list[Staged] = []
     with open_store(db_path) as con:
@@ -331,7 +343,16 @@ def merge_bundles(
                 progress("ingest", done, len(staged))
         if batch.accepted:
             _commit_batch(con, batch, db_path, now, outcomes)
-    return MergeResult(str(db_path), [outcomes[i] for i in range(len(paths))])
+        if signer is not None:
+            from .receipts import issue_receipts
+
+            digests = [o.digest for o in outcomes.values() if o.status in ("accepted", "duplicate") and o.digest]
+            try:
+                issued = issue_receipts(con, digests, signer, Path(receipts), now)
+            except InputError as exc:
+                raise InputError(f"{exc.message}: the bundles are merged, but their receipts are not written; merge "
+                                 "the same files again with --receipts to get them") from None
+    return MergeResult(str(db_path), [outcomes[i] for i in range(len(paths))], issued)
 
 
 def _unexpected(name: str, exc: Exception) -> BundleOutcome:

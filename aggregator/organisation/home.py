@@ -5,6 +5,8 @@ Layout of the home folder (default `.aggregator/`, or `--home`, or $AGGREGATOR_H
   org.key       Ed25519 private key (PEM, mode 0600): signs bundles
   org.pub       public key to hand to the coordinator's registry
   spending.jsonl  the spending file: every epsilon this organisation released (organisation/spending.py)
+  releases/     a copy of every released bundle (`<digest>.bundle.json`) and the coordinator's receipt for it
+                (`<digest>.receipt.json`, kept by `org receipt add`: organisation/receipts.py)
 Nothing in this folder leaves the organisation except org.pub.
 """
 

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # build a whole synthetic nation (minutes), so they are run by `make demo`, not here; compute (the three-party
 # computation, about a minute) runs in README's "By hand" walkthrough (tests/cli/test_walkthroughs.py), and estimate
 # needs compute's result (tests/coordinator/test_darknumber.py runs it on a stored joint result).
-ORDER = ["org linkage-key", "org init", "validate", "submit", "explain", "registry add", "merge", "registry list",
-         "table", "report", "party init", "plan create", "budget", "audit", "registry rotate",
+ORDER = ["org linkage-key", "org init", "validate", "submit", "explain", "registry add", "merge", "org receipt add",
+         "registry list", "table", "report", "party init", "plan create", "budget", "audit", "registry rotate",
          "registry revoke"]
 NOT_RUN = {"demo", "synth", "compute", "estimate"}
 
