@@ -39,7 +39,7 @@ from aggregator.estimate.buckets import pattern_table_from_buckets  # noqa: E402
 from aggregator.estimate.tables import PatternTable  # noqa: E402
 from aggregator.joint.layout import PATTERNS_SUFFIX  # noqa: E402
 from aggregator.joint.noise import draw  # noqa: E402
-from aggregator.joint.plan import STRATA_GROUP, STRATIFIERS, Plan, PartyRef, build_plan  # noqa: E402
+from aggregator.joint.plan import STRATA_GROUP, Plan, PartyRef, build_plan, stratum_of  # noqa: E402
 from aggregator.privacy.mechanism import discrete_laplace_variance  # noqa: E402
 from aggregator.synthetic.nation import TRUTH_FILE, UNSEEN_FILE, make_nation  # noqa: E402
 
@@ -50,11 +50,6 @@ def _plan(epsilon: Fraction, lists: str, strata: tuple[str, ...]) -> Plan:
     document = build_plan(2025, epsilon, parties, deadline=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc),
                           lists=lists, strata=strata)
     return Plan(document, "0" * 64)
-
-
-def _stratum(row: dict, strata: tuple[str, ...]) -> str:
-    key = "/".join(STRATIFIERS[s][1][row[STRATIFIERS[s][0]]] for s in strata) or "all"
-    return "stratum=" + key
 
 
 def _nation_tables(seed: int, plan: Plan, strata: tuple[str, ...], folder: Path):
@@ -71,10 +66,10 @@ def _nation_tables(seed: int, plan: Plan, strata: tuple[str, ...], folder: Path)
                              {"p": str(folder / UNSEEN_FILE)}).fetchall()
     masks: dict[str, list[int]] = {}
     for age, origin, orgs in known:
-        name = _stratum({"age_band": age, "nationality_group": origin}, strata)
+        name = stratum_of(strata, {"age_band": age, "nationality_group": origin})
         mask = sum(1 << k for k in {plan.list_index(reporter[o]) for o in orgs})
         masks.setdefault(name, []).append(mask)
-    missed = Counter(_stratum({"age_band": a, "nationality_group": o}, strata) for a, o in unseen)
+    missed = Counter(stratum_of(strata, {"age_band": a, "nationality_group": o}) for a, o in unseen)
     return {name: (np.asarray(m), len(m) + missed[name]) for name, m in masks.items()}
 
 

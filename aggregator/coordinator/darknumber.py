@@ -67,6 +67,7 @@ def dark_number(db_path: Path, period: int, *, n_bootstrap: int = 500, seed: int
     shown with its registered count and the reason, never with a made-up total."""
     from ..estimate.buckets import pattern_table_from_buckets
     from ..estimate.mse import EstimationError, estimate_stratum
+    from ..joint.layout import PATTERNS_SUFFIX
     from ..joint.plan import STRATA_GROUP
     from ..privacy.mechanism import discrete_laplace_variance
     from .joint import _plan, joint_estimates
@@ -87,7 +88,7 @@ def dark_number(db_path: Path, period: int, *, n_bootstrap: int = 500, seed: int
     for seed_k, stratum in enumerate(plan.cells_of(STRATA_GROUP)):
         name, m = stratum["name"], int(stratum["m"])
         registered = cells[name]
-        noise = 2 * discrete_laplace_variance(scales[name + "#patterns"])  # two parties' independent draws
+        noise = 2 * discrete_laplace_variance(scales[name + PATTERNS_SUFFIX])  # two parties' independent draws
         estimate = lower = upper = share = None
         model, notes = "", []
         try:

@@ -64,7 +64,8 @@ def bucket_vector(con, plan: Plan, linkage_key: bytes):
 
 def stratum_expression(strata: list[str]) -> str:
     """SQL of a person's stratum cell name (see plan.stratum_names) from the release dimensions of `people`;
-    the mapping is the plan's public codelist grouping, so its codes are safe to inline."""
+    the mapping is the plan's public codelist grouping, so its codes are safe to inline; plan.stratum_of is its
+    Python twin (tests/joint/test_plan_lists.py checks that they agree)."""
     if not strata:
         return "'stratum=all'"
     parts = []

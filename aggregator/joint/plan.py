@@ -193,6 +193,19 @@ def stratum_names(strata: tuple[str, ...]) -> list[tuple[str, float]]:
     return out
 
 
+def stratum_of(strata: tuple[str, ...], codes: dict[str, str]) -> str:
+    """The stratum cell name of a person with these release codes (dimension -> code), as contribution.py's SQL
+    computes it (an unexpected code goes with the larger group)."""
+    if not strata:
+        return "stratum=all"
+    parts = []
+    for name in strata:
+        dim, mapping = STRATIFIERS[name]
+        fallback = max(set(mapping.values()), key=list(mapping.values()).count)
+        parts.append(mapping.get(codes[dim], fallback))
+    return "stratum=" + "/".join(parts)
+
+
 def _prior_share(dims: tuple[str, ...], key: tuple[str, ...]) -> float:
     from ..contract.codelists import codes
 

@@ -293,16 +293,16 @@ def run_demo(
 def _dark_number(db: Path, year: int, seed: int, nation_dir: Path, strata: tuple[str, ...]) -> list[dict[str, Any]]:
     """The coordinator's dark-number estimate per stratum beside the synthetic truth of that stratum."""
     from ..coordinator.darknumber import dark_number, stratum_label
-    from ..joint.plan import STRATIFIERS, stratum_names
+    from ..joint.plan import STRATIFIERS, stratum_names, stratum_of
     from .nation import true_counts, truth_counts
 
     dims = [STRATIFIERS[s][0] for s in strata]
     known, everyone = truth_counts(nation_dir, dims), true_counts(nation_dir, dims)
     truth: dict[str, list[int]] = {stratum_label(name): [0, 0] for name, _ in stratum_names(tuple(strata))}
     for cell in known:
-        key = "/".join(STRATIFIERS[s][1][code] for s, code in zip(strata, cell)) or "all"
-        truth[stratum_label("stratum=" + key)][0] += known[cell]
-        truth[stratum_label("stratum=" + key)][1] += everyone[cell]
+        label = stratum_label(stratum_of(tuple(strata), dict(zip(dims, cell))))
+        truth[label][0] += known[cell]
+        truth[label][1] += everyone[cell]
     out = []
     for row in dark_number(db, year, n_bootstrap=200, seed=seed).rows:
         seen, total = truth[row.stratum]

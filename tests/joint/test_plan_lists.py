@@ -91,3 +91,21 @@ def test_each_person_fills_one_bucket_of_exactly_their_stratum():
     assert filled == {"stratum=minor/dutch": 1, "stratum=minor/non_dutch": 1, "stratum=adult/dutch": 0,
                       "stratum=adult/non_dutch": 2}  # fixed key and plan: no collision here
     assert np.isin(vector, (0, 1)).all()
+
+
+def test_the_sql_stratum_and_its_python_twin_agree_on_every_code():
+    from itertools import product
+
+    from aggregator.contract.codelists import codes
+    from aggregator.joint.contribution import stratum_expression
+    from aggregator.joint.plan import stratum_of
+
+    con = duckdb.connect()
+    pairs = list(product(codes("age_band"), codes("nationality_group")))
+    con.execute("CREATE TEMP TABLE people (age_band VARCHAR, nationality_group VARCHAR)")
+    con.executemany("INSERT INTO people VALUES (?, ?)", pairs)
+    for strata in ((), ("age",), ("origin",), ("age", "origin"), ("origin", "age")):
+        rows = con.execute(f"SELECT age_band, nationality_group, {stratum_expression(list(strata))} "
+                           "FROM people AS p").fetchall()
+        for age, origin, name in rows:
+            assert name == stratum_of(strata, {"age_band": age, "nationality_group": origin}), (strata, age, origin)
