@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile  # two workers, one per core; a test file stays on one worker
 
 demo: $(STAMP)
 	$(BIN)/aggregator demo --out out/demo
