@@ -187,15 +187,16 @@ def main() -> None:
     parser.add_argument("--large-rows", type=int, default=10_000_000, help="rows for --large (default 10,000,000)")
     parser.add_argument("--no-peers", action="store_true", help="skip frictionless, pandera and OpenDP")
     parser.add_argument("--peer-timeout", type=float, default=900, help="seconds before a peer run is given up")
-    parser.add_argument("--only", default="validate,submit,merge,help",
-                        help="comma-separated figures to run: validate, submit, merge, help (default all)")
+    parser.add_argument("--only", default="validate,submit,joint,merge,help",
+                        help="comma-separated figures to run: validate, submit, joint (submit with a joint plan "
+                             "against submit without), merge, help (default all)")
     parser.add_argument("--profile", action="store_true", help="cProfile every figure that misses its target")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "aggregator-bench",
                         help="scratch folder for generated inputs (reused when present)")
     parser.add_argument("--results", type=Path, default=HERE / "results-latest.json", help="JSON results file")
     args = parser.parse_args()
     only = {name.strip() for name in args.only.split(",") if name.strip()}
-    unknown = only - {"validate", "submit", "merge", "help"}
+    unknown = only - {"validate", "submit", "joint", "merge", "help"}
     if unknown:
         parser.error(f"--only: unknown figure(s) {', '.join(sorted(unknown))}")
 
@@ -253,6 +254,31 @@ def main() -> None:
         fig = Figure("submit", shell_text(submit(0)), shell_text(duck_csv))
         figures.append(compare(fig, submit, lambda i: duck_csv, reps=args.reps, env=env, cwd=run_dir, limit=2.0))
         show(fig)
+
+    if "joint" in only:
+        # the organisation side of the joint release: bucket vectors, Shamir shares and their encryption for the
+        # planned cells (the default plan, and one with four lists by age and origin), against the same submit
+        # without a plan
+        print("submit with a joint plan", flush=True)
+        parties = []
+        for name in ("p0", "p1", "p2"):
+            subprocess.run([agg, "party", "init", "--name", name, "--home", str(run_dir / "parties" / name)],
+                           env=env, check=True, stdout=subprocess.DEVNULL)
+            parties += ["--party", str(run_dir / "parties" / name / "party.json")]
+        for label, extra in (("default plan", []), ("four lists x 4 strata", ["--lists", "four", "--strata", "age,origin"])):
+            plan = run_dir / f"plan-{len(extra)}.json"
+            subprocess.run([agg, "plan", "create", "--period", str(data.PERIOD), *parties, "--key",
+                            str(run_dir / "coordinator.key"), "--out", str(plan), "--db",
+                            str(run_dir / f"plans-{len(extra)}.duckdb"), *extra],
+                           env=env, check=True, stdout=subprocess.DEVNULL)
+
+            def joint_submit(i: int, plan: Path = plan, tag: int = len(extra)) -> list[str]:
+                return [*submit(1000 + 100 * tag + i), "--plan", str(plan)]
+
+            fig = Figure(f"submit --plan ({label})", shell_text(joint_submit(0)), shell_text(submit(0)))
+            figures.append(compare(fig, joint_submit, lambda i: submit(2000 + i), reps=args.reps, env=env,
+                                   cwd=run_dir, limit=1.3))
+            show(fig)
 
     # ---------------------------------------------------------------- merge
     listfile = run_dir / "bundles.txt"

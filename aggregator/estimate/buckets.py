@@ -25,7 +25,7 @@ import numpy as np
 
 from .tables import EstimationError, PatternTable
 
-OCCUPANCY_REPLICATES = 200
+OCCUPANCY_REPLICATES = 1_000
 OCCUPANCY_SEED = 20_251
 
 
