@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from .plan import STRATA_GROUP, STRATIFIERS, TOTAL, Plan
+from .plan import STRATA_GROUP, STRATIFIERS, STRATUM_FALLBACK, TOTAL, Plan
 
 
 def bucket_salt(linkage_key: bytes, plan: Plan) -> str:
@@ -71,9 +71,8 @@ def stratum_expression(strata: list[str]) -> str:
     parts = []
     for name in strata:
         dim, mapping = STRATIFIERS[name]
-        fallback = max(set(mapping.values()), key=list(mapping.values()).count)
         whens = " ".join(f"WHEN p.{dim} = '{code}' THEN '{group}'" for code, group in mapping.items())
-        parts.append(f"(CASE {whens} ELSE '{fallback}' END)")
+        parts.append(f"(CASE {whens} ELSE '{STRATUM_FALLBACK[name]}' END)")
     return "'stratum=' || " + " || '/' || ".join(parts)
 
 

@@ -79,6 +79,9 @@ STRATIFIERS: dict[str, tuple[str, dict[str, str]]] = {
     "origin": ("nationality_group", {"NL": "dutch", "EU": "non_dutch", "non_EU": "non_dutch",
                                      "unknown": "non_dutch"}),
 }
+# Where a code the grouping does not name goes: the larger group (as "unknown" does).
+STRATUM_FALLBACK = {name: max(set(groups.values()), key=list(groups.values()).count)
+                    for name, (_, groups) in STRATIFIERS.items()}
 # Prior shares of the strata among the people known in a year (chosen, in the direction of F3/F4 in docs/figures.md:
 # a quarter minors, Dutch victims somewhat fewer than half); they only size the buckets.
 PRIOR_STRATA: dict[str, dict[str, float]] = {
@@ -198,11 +201,7 @@ def stratum_of(strata: tuple[str, ...], codes: dict[str, str]) -> str:
     computes it (an unexpected code goes with the larger group)."""
     if not strata:
         return "stratum=all"
-    parts = []
-    for name in strata:
-        dim, mapping = STRATIFIERS[name]
-        fallback = max(set(mapping.values()), key=list(mapping.values()).count)
-        parts.append(mapping.get(codes[dim], fallback))
+    parts = [STRATIFIERS[name][1].get(codes[STRATIFIERS[name][0]], STRATUM_FALLBACK[name]) for name in strata]
     return "stratum=" + "/".join(parts)
 
 
