@@ -102,7 +102,9 @@ def dark_number(db_path: Path, period: int, *, n_bootstrap: int = 500, seed: int
                 # the total cannot be below the people registered, whose own interval is known
                 lower = max(lower, registered.lower)
                 upper = max(upper, estimate)
-            share = registered.estimate / estimate if estimate and estimate > 0 else None
+            # seen / total from the same fitted table (the stratum cell's count carries its own noise, and a share
+            # of two differently noised figures could pass 100%)
+            share = fit.observed / estimate if estimate and estimate > 0 and fit.observed > 0 else None
         except EstimationError as exc:
             notes = [str(exc)]
         rows.append(StratumRow(stratum_label(name), round(registered.estimate), round(registered.lower, 1),

@@ -125,6 +125,7 @@ def test_the_dark_number_stands_beside_the_synthetic_truth_of_every_stratum(runs
         if row["estimate"] is not None and row["lower"] is not None:
             assert row["registered_lower"] <= row["lower"] <= row["estimate"] <= row["upper"]
             assert row["covered"] == (row["lower"] <= row["true_total"] <= row["upper"])
+            assert 0 < row["share_visible"] <= 1
         else:
             assert row["warnings"], "a stratum without an estimate says why"
 
