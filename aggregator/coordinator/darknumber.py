@@ -25,6 +25,9 @@ CAVEATS = (
 )
 
 
+REPORT_BOOTSTRAP = 200  # replicates behind the report's and the demo's intervals (`aggregator estimate` takes more)
+
+
 class NoDarkNumber(AggregatorError):
     """The period has no joint result with list overlaps, or its overlaps cannot support an estimate."""
 

@@ -370,8 +370,10 @@ def _row_view(row: Any, text: str, lang: str, *, highlight: bool = False, total:
     }
 
 
-def build_context(db_path: Path, lang: str = "en", period: int | None = None) -> dict[str, Any]:
-    """Everything the template needs, computed from the store (read-only)."""
+def build_context(db_path: Path, lang: str = "en", period: int | None = None,
+                  dark_numbers: dict[int, Any] | None = None) -> dict[str, Any]:
+    """Everything the template needs, computed from the store (read-only); `dark_numbers` (period -> a
+    darknumber.DarkNumberReport already computed, e.g. by the demo) is shown as given instead of estimated again."""
     from ..errors import BreakdownNotReleased
     from .national import national_table, sum_rows
     from .budget import budget_report
@@ -435,7 +437,8 @@ def build_context(db_path: Path, lang: str = "en", period: int | None = None) ->
         section["compare_chart"] = bar_chart(f"chart-compare-{per}", f"{t['consent_vs_hybrid']}, {per}", compare_rows,
                                              lang, label_width=200)
         chart_count += 1
-        section["dark_chart"], section["dark_refused"] = _dark_number_chart(db_path, per, lang)
+        section["dark_chart"], section["dark_refused"] = _dark_number_chart(db_path, per, lang,
+                                                                            (dark_numbers or {}).get(per))
         chart_count += 1 if section["dark_chart"] else 0
         per_budgets = [b for b in budgets if b.period == per]
         section["budgets"] = per_budgets
@@ -460,15 +463,16 @@ def build_context(db_path: Path, lang: str = "en", period: int | None = None) ->
     }
 
 
-def _dark_number_chart(db_path: Path, period: int, lang: str) -> tuple[Chart | None, list[str]]:
+def _dark_number_chart(db_path: Path, period: int, lang: str, report: Any = None) -> tuple[Chart | None, list[str]]:
     """The dark-number chart of a period whose joint result opened list overlaps (None without one), and the strata
     that could not be estimated (named, never drawn as a bar)."""
-    from .darknumber import NoDarkNumber, dark_number
+    from .darknumber import REPORT_BOOTSTRAP, NoDarkNumber, dark_number
 
-    try:
-        report = dark_number(db_path, period, n_bootstrap=200, seed=period)
-    except NoDarkNumber:
-        return None, []
+    if report is None:
+        try:
+            report = dark_number(db_path, period, n_bootstrap=REPORT_BOOTSTRAP, seed=period)
+        except NoDarkNumber:
+            return None, []
     rows = [{"label": r.stratum, "estimate": r.estimate, "lower": r.lower, "upper": r.upper,
              "individual": r.registered} for r in report.rows if r.estimate is not None and r.lower is not None]
     refused = [r.stratum for r in report.rows if r.estimate is None or r.lower is None]
@@ -490,11 +494,12 @@ def render_html(context: dict[str, Any]) -> str:
     return env.get_template("report.html.j2").render(**context)
 
 
-def render_report(db_path: Path, out: Path, lang: str = "en", period: int | None = None) -> ReportResult:
+def render_report(db_path: Path, out: Path, lang: str = "en", period: int | None = None,
+                  dark_numbers: dict[int, Any] | None = None) -> ReportResult:
     """Write the self-contained HTML report for the store at `db_path` to `out` (atomically)."""
     from ..util.files import atomic_write
 
-    context = build_context(db_path, lang, period)
+    context = build_context(db_path, lang, period, dark_numbers)
     html = render_html(context).encode("utf-8")
     out = Path(out)
     if out.is_dir():

@@ -241,7 +241,7 @@ def run_demo(
             notes.append(f"{len(run.excluded)} organisation(s) excluded from the joint computation")
         joint_cells = joint_estimates(db, year)
         tick("joint", 1, 1)
-    dark = _dark_number(db, year, seed, nation_dir, strata) if plan is not None and lists else []
+    dark, dark_report = _dark_number(db, year, seed, nation_dir, strata) if plan is not None and lists else ([], None)
 
     by_form = national_table(db, period=year, by=("form",))
     by_age = national_table(db, period=year, by=("age_band",))
@@ -278,7 +278,8 @@ def run_demo(
     except ImportError:
         notes.append("HTML report not written: the report module is not available")
     else:
-        render_report(db, out / REPORT_FILE, lang=lang, period=year)
+        render_report(db, out / REPORT_FILE, lang=lang, period=year,
+                      dark_numbers={year: dark_report} if dark_report else None)
         files["report_html"] = str(out / REPORT_FILE)
     tick("table", 1, 1)
 
@@ -290,9 +291,10 @@ def run_demo(
     )
 
 
-def _dark_number(db: Path, year: int, seed: int, nation_dir: Path, strata: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The coordinator's dark-number estimate per stratum beside the synthetic truth of that stratum."""
-    from ..coordinator.darknumber import dark_number, stratum_label
+def _dark_number(db: Path, year: int, seed: int, nation_dir: Path, strata: tuple[str, ...]) -> tuple[list, Any]:
+    """The coordinator's dark-number estimate per stratum beside the synthetic truth of that stratum (rows for the
+    demo's result), and the estimate itself, which the report then shows as is."""
+    from ..coordinator.darknumber import REPORT_BOOTSTRAP, dark_number, stratum_label
     from ..joint.plan import STRATIFIERS, stratum_names, stratum_of
     from .nation import true_counts, truth_counts
 
@@ -304,17 +306,18 @@ def _dark_number(db: Path, year: int, seed: int, nation_dir: Path, strata: tuple
         truth[label][0] += known[cell]
         truth[label][1] += everyone[cell]
     out = []
-    for row in dark_number(db, year, n_bootstrap=200, seed=seed).rows:
+    report = dark_number(db, year, n_bootstrap=REPORT_BOOTSTRAP, seed=seed)
+    for row in report.rows:
         seen, total = truth[row.stratum]
-        covered = row.lower is not None and row.lower <= total <= row.upper
+        lower, upper = (None, None) if row.lower is None else (round(row.lower), round(row.upper))  # whole people
+        covered = lower is not None and lower <= total <= upper
         out.append({"stratum": row.stratum, "registered": row.registered, "registered_lower": row.registered_lower,
                     "registered_upper": row.registered_upper, "known": seen,
                     "estimate": None if row.estimate is None else round(row.estimate),
-                    "lower": None if row.lower is None else round(row.lower, 1),
-                    "upper": None if row.upper is None else round(row.upper, 1),
+                    "lower": lower, "upper": upper,
                     "true_total": total, "covered": covered, "share_visible": row.share_visible,
                     "model": row.model, "warnings": row.warnings})
-    return out
+    return out, report
 
 
 def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: float, target: int,
