@@ -7,10 +7,10 @@ NFKD again, format characters (category Cf, e.g. zero-width) dropped, whitespace
 hyphen) made a space; then NFC; runs of spaces collapsed to one; trimmed. So "Jansen", " JANSEN ", "Ｊａｎｓｅｎ",
 "jan\u200bsen" are one name and "de  Vries", "de\tVries", "de-Vries" are another.
 
-DuckDB has no NFKC or case folding, so the per-character step is a table (`pseudonym_fold`: every character whose
-step changes it, built from Python's `unicodedata`) that the SQL applies with a join; `nfc_normalize`, the
-collapsing and the trimming are DuckDB's own. `install_normalisation(con)` puts the table and its macro on a
-connection before HMAC_SQL is used.
+DuckDB has no NFKC or case folding, so the per-character step is a macro (`pseudonym_fold`): ASCII text is folded by
+plain SQL, other text through a lookup built from Python's `unicodedata` for just the characters the texts hold;
+`nfc_normalize`, the collapsing and the trimming are DuckDB's own. `install_normalisation(con, texts_sql)` puts the
+macro on a connection before HMAC_SQL is used.
 """
 
 from __future__ import annotations
@@ -57,50 +57,68 @@ def normalise_name(value: object) -> str:
     return re.sub(" +", " ", text).strip(" ")
 
 
-@lru_cache(maxsize=1)
-def fold_table() -> tuple[list[str], list[str]]:
-    """(characters, replacements) for the SQL table: every character whose per-character step changes it after NFC.
+def fold_entries(chars) -> dict[str, str]:
+    """character -> replacement, for those of `chars` whose per-character step changes them after NFC.
 
     A character whose step gives a canonically equivalent text (NFC brings it back) is left out: the final NFC gives
     the same result either way."""
-    chars, replacements = [], []
-    for code in range(0x110000):
-        ch = chr(code)
+    entries = {}
+    for ch in chars:
         if unicodedata.category(ch) in _SKIP_CATEGORIES:
             continue
         folded = fold_char(ch)
         if unicodedata.normalize("NFC", folded) != ch:
-            chars.append(ch)
-            replacements.append(folded)
-    return chars, replacements
+            entries[ch] = folded
+    return entries
 
 
-# The per-character step as a macro over the table: split into characters, replace through the table, join in order.
-FOLD_MACRO_SQL = """
-CREATE OR REPLACE TEMP MACRO pseudonym_fold(x) AS coalesce((
-    SELECT string_agg(coalesce(f.replacement, s.ch), '' ORDER BY s.i)
-    FROM (SELECT unnest(string_split(x, '')) AS ch, generate_subscripts(string_split(x, ''), 1) AS i) AS s
-    LEFT JOIN pseudonym_fold AS f ON f.ch = s.ch
-), '')
-"""
+@lru_cache(maxsize=1)
+def fold_table() -> tuple[list[str], list[str]]:
+    """(characters, replacements) of the whole per-character step over Unicode; for tests and by-hand checks."""
+    entries = fold_entries(chr(code) for code in range(0x110000))
+    return list(entries), list(entries.values())
 
 
-def install_normalisation(con) -> None:
-    """Create the TEMP table `pseudonym_fold` and its macro on this DuckDB connection (once per connection)."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'pseudonym_fold'"
-    ).fetchone()[0]
-    if not exists:
-        chars, replacements = fold_table()
-        con.execute(
-            "CREATE TEMP TABLE pseudonym_fold AS SELECT unnest($c) AS ch, unnest($r) AS replacement",
-            {"c": chars, "r": replacements},
-        )
-    con.execute(FOLD_MACRO_SQL)
+# ASCII text needs no table: its step only lower-cases and turns whitespace and the hyphen into a space.
+ASCII_SPACES = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f-"
+ASCII_FOLDED = ASCII_SPACES + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _sql_text(text: str) -> str:
+    """A string literal for any text, control characters included (chr() for every character outside printable ASCII)."""
+    return " || ".join(f"chr({ord(c)})" if not (" " <= c <= "~") or c == "'" else f"'{c}'" for c in text) or "''"
+
+
+def install_normalisation(con, texts_sql: str, params: dict | None = None) -> None:
+    """Put the macro `pseudonym_fold` on this connection, able to fold every text `texts_sql` returns.
+
+    ASCII text (nearly every name) is folded by scalar SQL; other text character by character through a lookup of
+    only the non-ASCII characters that occur in `texts_sql` (one text column), so no table of all Unicode is built
+    and no row is looked up one by one. Call it again when other texts will be folded."""
+    found = con.execute(
+        f"""
+        SELECT DISTINCT unnest(string_split(v, '')) FROM (
+            SELECT nfc_normalize(CAST(v AS VARCHAR)) AS v FROM ({texts_sql}) AS s(v)
+        ) WHERE strlen(v) <> length(v)
+        """,
+        params or {},
+    ).fetchall()
+    # ASCII characters inside non-ASCII text go through the same lookup (lower() is not case folding elsewhere).
+    entries = fold_entries([*ASCII_FOLDED, *(ch for (ch,) in found if ch and ord(ch) > 0x7F)])
+    lookup = ", ".join(f"{_sql_text(c)}: {_sql_text(r)}" for c, r in sorted(entries.items()))
+    per_char = f"coalesce(MAP {{{lookup}}}[c], c)" if entries else "c"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP MACRO pseudonym_fold(x) AS coalesce(CASE
+            WHEN strlen(x) = length(x) THEN translate(lower(x), {_sql_text(ASCII_SPACES)}, '{" " * len(ASCII_SPACES)}')
+            ELSE array_to_string(list_transform(string_split(x, ''), lambda c: {per_char}), '')
+        END, '')
+        """
+    )
 
 
 def normalised_sql(expression: str) -> str:
-    """The normalisation of one text expression, as SQL (needs install_normalisation on the connection)."""
+    """The normalisation of one text expression, as SQL (needs install_normalisation over its texts first)."""
     return (
         f"trim(regexp_replace(nfc_normalize(pseudonym_fold(nfc_normalize({expression}))), ' +', ' ', 'g'), ' ')"
     )

@@ -26,6 +26,7 @@ from ..util.clock import utc_now
 
 from ..contract.validity import BUNDLE_LIFETIME  # noqa: E402  (one rule for both sides)
 RECORD_DIMENSIONS = tuple(DIMENSIONS)
+NAMES_SQL = "SELECT family_name FROM valid_rows UNION ALL SELECT given_names FROM valid_rows"  # what pseudonyms fold
 
 # ------------------------------------------------------------ people
 
@@ -38,7 +39,7 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
     them into buckets; the pseudonyms of people without a lawful basis never leave this DuckDB)."""
     eu = sorted(EU_OTHER)
     ipad, opad = hmac_pads(linkage_key)
-    install_normalisation(con)
+    install_normalisation(con, NAMES_SQL)
     build_consent_status(con)
     con.execute(
         f"""

@@ -89,6 +89,7 @@ def _legacy_withdrawn(con, org: OrgConfig, entry: Spend, linkage_key: bytes) -> 
     from ..contract.envelope import bundle_filename, open_envelope, parse_payload, read_bundle_file
     from ..errors import BundleRejected
     from .pseudonyms import HMAC_SQL, hmac_pads, install_normalisation
+    from .release import NAMES_SQL
 
     try:
         payload = parse_payload(open_envelope(read_bundle_file(Path(org.home) / "releases" / bundle_filename(entry.digest))))
@@ -96,7 +97,7 @@ def _legacy_withdrawn(con, org: OrgConfig, entry: Spend, linkage_key: bytes) -> 
         return set()  # a kept bundle that is gone cannot be withdrawn from; the coordinator still has it
     sent = {r.pseudonym for r in payload.records if r.basis == "consent"}
     ipad, opad = hmac_pads(linkage_key)
-    install_normalisation(con)
+    install_normalisation(con, NAMES_SQL)
     now = {
         p for (p,) in con.execute(
             f"""
