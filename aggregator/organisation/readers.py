@@ -485,21 +485,28 @@ def _csv_error(name: str, text: str, delimiter: str, width: int, encoding: str) 
 def _finish(
     con: duckdb.DuckDBPyConnection, name: str, table: str, columns: list[str], row_expr: str, *, empty: str
 ) -> int:
-    """Stage (c0..cN) -> `table` (__row + named columns), drop all-empty rows, check field lengths; return row count."""
+    """Stage (c0..cN) -> view `table` (__row + named columns) without all-empty rows; check field lengths; row count.
+
+    The stage is the one copy of the file: it is kept as `<table>__cells` and `table` is a view over it, so the export
+    is not copied again on its way to validation."""
     target = quote_ident(table)
+    cells_table = quote_ident(f"{table}__cells")
     cells = [f"NULLIF(c{i}, '')" for i in range(len(columns))]
     selected = ",\n            ".join(f"{cell} AS {quote_ident(col)}" for cell, col in zip(cells, columns, strict=True))
     any_value = f"coalesce({', '.join(cells)})" if len(cells) > 1 else cells[0]
+    con.execute(f"DROP VIEW IF EXISTS {target}")
+    con.execute(f"DROP TABLE IF EXISTS {target}")
+    con.execute(f"DROP TABLE IF EXISTS {cells_table}")
+    con.execute(f"ALTER TABLE {quote_ident(_STAGE)} RENAME TO {cells_table}")
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {target} AS
+        CREATE TEMP VIEW {target} AS
         SELECT ({row_expr})::BIGINT AS __row,
             {selected}
-        FROM {quote_ident(_STAGE)}
+        FROM {cells_table}
         WHERE {any_value} IS NOT NULL
         """
     )
-    con.execute(f"DROP TABLE IF EXISTS {quote_ident(_STAGE)}")
     quoted = [quote_ident(col) for col in columns]
     # Cheap pass first (bytes >= characters); find the exact row and column only when something may be too long.
     longest = f"greatest({', '.join(f'strlen({q})' for q in quoted)})" if len(quoted) > 1 else f"strlen({quoted[0]})"
@@ -513,7 +520,8 @@ def _finish(
         assert found is not None
         too_long = [(row, col) for row, col in zip(found, columns, strict=True) if row is not None]
     if rows == 0 or too_long:
-        con.execute(f"DROP TABLE IF EXISTS {target}")
+        con.execute(f"DROP VIEW IF EXISTS {target}")
+        con.execute(f"DROP TABLE IF EXISTS {cells_table}")
     if rows == 0:
         raise InputError(f"{name}: {empty}")
     if too_long:

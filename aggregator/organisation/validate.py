@@ -225,33 +225,70 @@ def _check_columns(con, mapping, source_columns: list[str]) -> None:
 # -------------------------------------------------------------- the SQL
 
 
-def _typed_view_sql(mapping, specs: list[FieldSpec]) -> str:
-    """SQL of `typed`: each field after value mapping (`<f>`); dates, integers and yes/no also keep their text
-    beside the typed value (`<f>__raw`), so a value that does not parse can be told from one that is missing."""
+def _source_sql(mapping, spec: FieldSpec) -> str:
+    """A field's trimmed text in the export (NULL when empty or unmapped), as SQL over export_raw `r`."""
     from ..contract.schema import ROW_NUMBER_STANDS_IN
 
+    source = mapping.columns.get(spec.name)
+    if source is None:
+        # no record id column: the row number stands in, locally
+        return "CAST(r.__row AS VARCHAR)" if spec.name in ROW_NUMBER_STANDS_IN else "CAST(NULL AS VARCHAR)"
+    column = f"r.{quote_ident(source)}"
+    # trim() only where there is a space to trim: most values have none, and trimming every value is costly
+    return f"NULLIF(CASE WHEN starts_with({column}, ' ') OR ends_with({column}, ' ') THEN trim({column}) ELSE {column} END, '')"
+
+
+def _mapped_fields(mapping, specs: list[FieldSpec]) -> list[FieldSpec]:
+    """The fields whose values go through the value map: codelists, yes/no and nationality, when mapped."""
+    return [s for s in specs if (s.kind in ("code", "bool") or s.name == "nationality") and s.name in mapping.columns]
+
+
+def value_lookups(con, mapping, specs: list[FieldSpec]) -> dict[str, dict[str, str]]:
+    """field -> {value as the export has it: code} for the values in export_raw that the value map changes.
+
+    One scan finds the distinct values of every mapped field; only those the map changes go into the SQL, so mapping a
+    row is a small lookup (none at all for an export that already uses the codes), never a join."""
+    fields = _mapped_fields(mapping, specs)
+    if not fields:
+        return {}
+    present = con.execute(
+        "SELECT " + ", ".join(f"list(DISTINCT {_source_sql(mapping, s)})" for s in fields) + " FROM export_raw AS r"
+    ).fetchone()
+    value_map: dict[tuple[str, str], str] = {(f, source): code for f, source, code in _value_map_rows(mapping)}
+    lookups: dict[str, dict[str, str]] = {}
+    for spec, values in zip(fields, present, strict=True):
+        changed = {}
+        for value in filter(None, values or ()):
+            code = value_map.get((spec.name, value.lower()))
+            if code is not None and code != value:
+                changed[value] = code
+        lookups[spec.name] = changed
+    return lookups
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _typed_view_sql(mapping, specs: list[FieldSpec], lookups: dict[str, dict[str, str]]) -> str:
+    """SQL of the view `typed_rows`: each field after value mapping (`<f>`); dates, integers and yes/no also keep
+    their text beside the typed value (`<f>__raw`), so a value that does not parse can be told from one that is
+    missing."""
     selects = ["r.__row AS __row"]
-    joins = []
     # ISO dates are always understood too: spreadsheet date cells arrive as YYYY-MM-DD whatever their display format.
     date_formats = list(dict.fromkeys([*mapping.date_formats, "%Y-%m-%d"]))
-    formats = [f"'{f.replace(chr(39), chr(39) * 2)}'" for f in date_formats]
+    formats = [_literal(f) for f in date_formats]
     for spec in specs:
-        source = mapping.columns.get(spec.name)
-        raw = f"NULLIF(TRIM(r.{quote_ident(source)}), '')" if source else "CAST(NULL AS VARCHAR)"
-        if source is None and spec.name in ROW_NUMBER_STANDS_IN:
-            raw = "CAST(r.__row AS VARCHAR)"  # no record id column: the row number stands in, locally
-        if spec.kind in ("code", "bool") or spec.name == "nationality":
-            alias = f"vm_{spec.name}"
-            joins.append(
-                f"LEFT JOIN value_map AS {alias} ON {alias}.field = '{spec.name}' AND {alias}.source = lower({raw})"
-            )
-            mapped = f"CASE WHEN {alias}.code IS NOT NULL THEN NULLIF({alias}.code, '') ELSE {raw} END"
-            if spec.name == "nationality":
-                mapped = f"upper({mapped})"
-            selects.append(f"{mapped} AS {spec.name}__raw")
-        else:
-            selects.append(f"{raw} AS {spec.name}__raw")
-    inner = "SELECT " + ",\n  ".join(selects) + "\nFROM export_raw AS r\n" + "\n".join(joins)
+        raw = _source_sql(mapping, spec)
+        lookup = lookups.get(spec.name)
+        if lookup:
+            pairs = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in sorted(lookup.items()))
+            # an empty code maps a value to missing
+            raw = f"NULLIF(coalesce(MAP {{{pairs}}}[{raw}], {raw}), '')"
+        if spec.name == "nationality":
+            raw = f"upper({raw})"
+        selects.append(f"{raw} AS {spec.name}__raw")
+    inner = "SELECT " + ",\n  ".join(selects) + "\nFROM export_raw AS r"
 
     typed = ["m.__row"]
     for spec in specs:
@@ -296,9 +333,10 @@ def compiled_rules(specs: list[FieldSpec]) -> list[tuple[str, str, str]]:
             rules.append(("not-yes-no", s.name, f"{raw} IS NOT NULL AND {val} IS NULL"))
         elif s.kind == "code":
             codes = ", ".join(f"'{c}'" for c in s.codes)
-            rules.append(("unknown-code", s.name, f"{raw} IS NOT NULL AND {raw} NOT IN ({codes})"))
+            # NOT coalesce(x IN ...) rather than x IS NOT NULL AND x NOT IN ...: DuckDB hashes only the former
+            rules.append(("unknown-code", s.name, f"NOT coalesce({raw} IN ({codes}), TRUE)"))
         if s.pattern_iso:
-            rules.append(("not-iso-3166", s.name, f"{raw} IS NOT NULL AND {raw} NOT IN ({iso})"))
+            rules.append(("not-iso-3166", s.name, f"NOT coalesce({raw} IN ({iso}), TRUE)"))
     rules.extend((rule, fname, cond) for rule, fname, cond, _ in MODEL_RULES)
     return rules
 
@@ -332,37 +370,46 @@ def human_date_format(fmt: str) -> str:
 
 
 def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX_EXPLAINED_ROWS, source_columns: list[str]) -> ValidationReport:
-    """Validate the TEMP table export_raw in one pass; leaves TEMP tables `typed` and `valid_rows` behind for release."""
+    """Validate export_raw in one pass; leaves the TEMP table `typed` and the view `valid_rows` for release.
+
+    The one pass maps, types and checks every row and stores each row once, typed, with a bit per broken rule
+    (`__violations`, 0 for a valid row); the texts behind a failing row are re-derived from export_raw by row number
+    (the view `typed_rows`) only for the rows the report explains."""
     specs = field_specs()
     by_name = {s.name: s for s in specs}
     _check_columns(con, mapping, source_columns)
-    con.execute("CREATE OR REPLACE TEMP TABLE value_map (field VARCHAR, source VARCHAR, code VARCHAR)")
-    con.executemany("INSERT INTO value_map VALUES (?, ?, ?)", _value_map_rows(mapping))
-    # The export date goes in as a literal (from a date object) so that `verdicts` can be a plain view.
+    # The export date goes in as a literal (from a date object) so that the views need no parameters.
     rules = [(r, f, c.replace("$export_date", f"DATE '{export_date.isoformat()}'")) for r, f, c in compiled_rules(specs)]
+    assert len(rules) <= 64, "one bit per rule in a UBIGINT"
     broken = [f"coalesce(({cond}), FALSE)" for _, _, cond in rules]
-    # One pass maps, types and checks every row; which rules a row breaks is worked out only for failing rows.
+    bits = " + ".join(f"CASE WHEN {b} THEN {1 << i}::UBIGINT ELSE 0::UBIGINT END" for i, b in enumerate(broken))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW typed_rows AS {_typed_view_sql(mapping, specs, value_lookups(con, mapping, specs))}")
+    kept = ", ".join(["t.__row", *(f"t.{c}" for s in specs for c in ([raw_column(s)] if s.kind == "bool" else []) + [s.name])])
+    # Which rules a row breaks is worked out only for rows that break one.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE typed AS
-        SELECT t.*, NOT ({' OR '.join(broken)}) AS __valid
-        FROM ({_typed_view_sql(mapping, specs)}) AS t
+        SELECT {kept}, CASE WHEN {' OR '.join(broken)} THEN {bits} ELSE 0::UBIGINT END AS __violations
+        FROM typed_rows AS t
         """
     )
-    flags = ",\n  ".join(f"CASE WHEN {b} THEN '{rule}|{fname}' END" for b, (rule, fname, _) in zip(broken, rules))
+    flags = ",\n  ".join(
+        f"CASE WHEN (__violations >> {i}) & 1 = 1 THEN '{rule}|{fname}' END" for i, (rule, fname, _) in enumerate(rules)
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW verdicts AS
-        SELECT __row, CASE WHEN __valid THEN [] ELSE list_filter([{flags}], lambda x: x IS NOT NULL) END AS violations
-        FROM typed AS t
+        SELECT __row, CASE WHEN __violations = 0 THEN [] ELSE list_filter([{flags}], lambda x: x IS NOT NULL) END AS violations
+        FROM typed
         """
     )
-    con.execute("CREATE OR REPLACE TEMP VIEW valid_rows AS SELECT * EXCLUDE (__valid) FROM typed WHERE __valid")
-    rows_read, rows_invalid = con.execute("SELECT count(*), count(*) FILTER (WHERE NOT __valid) FROM typed").fetchone()
+    con.execute("CREATE OR REPLACE TEMP VIEW valid_rows AS SELECT * EXCLUDE (__violations) FROM typed WHERE __violations = 0")
+    rows_read, rows_invalid = con.execute("SELECT count(*), count(*) FILTER (WHERE __violations <> 0) FROM typed").fetchone()
     errors_by_rule: dict[str, int] = {}
     if rows_invalid:
         per_rule = con.execute(
-            f"SELECT {', '.join(f'count(*) FILTER (WHERE {b})' for b in broken)} FROM typed AS t WHERE NOT __valid"
+            f"SELECT {', '.join(f'count(*) FILTER (WHERE (__violations >> {i}) & 1 = 1)' for i in range(len(rules)))} "
+            "FROM typed WHERE __violations <> 0"
         ).fetchone()
         for (rule, _, _), n in zip(rules, per_rule):
             if n:
@@ -400,7 +447,7 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
         errors_total=sum(errors_by_rule.values()),
         errors=errors,
         errors_shown_limit=max_explained,
-        unknown_values=_unknown_values(con, specs, mapping),
+        unknown_values=_unknown_values(con, specs, mapping) if rows_invalid else {},
         notes=mapping_notes(mapping),
         warnings=consent_warnings(con, mapping),
     )
@@ -460,7 +507,7 @@ def _unknown_values(con, specs: list[FieldSpec], mapping) -> dict[str, list[dict
             rows = con.execute(
                 f"""
                 SELECT TRIM({source}) AS value, count(*) AS n FROM typed AS t JOIN export_raw AS r USING (__row)
-                WHERE NOT t.__valid AND t.nationality IS NOT NULL AND t.nationality NOT IN (SELECT unnest($allowed))
+                WHERE t.__violations <> 0 AND t.nationality IS NOT NULL AND t.nationality NOT IN (SELECT unnest($allowed))
                 GROUP BY value ORDER BY n DESC, value LIMIT {UNKNOWN_VALUES_SHOWN}
                 """,
                 {"allowed": iso},
@@ -473,7 +520,7 @@ def _unknown_values(con, specs: list[FieldSpec], mapping) -> dict[str, list[dict
             rows = con.execute(
                 f"""
                 SELECT {raw} AS value, count(*) AS n FROM typed
-                WHERE NOT __valid AND {raw} IS NOT NULL AND {raw} NOT IN (SELECT unnest($allowed))
+                WHERE __violations <> 0 AND {raw} IS NOT NULL AND {raw} NOT IN (SELECT unnest($allowed))
                 GROUP BY value ORDER BY n DESC, value LIMIT {UNKNOWN_VALUES_SHOWN}
                 """,
                 {"allowed": allowed},
@@ -507,7 +554,7 @@ def normalised_rows(con, rows: list[int]) -> dict[int, dict[str, Any]]:
     specs = field_specs()
     columns = ", ".join(f"{raw_column(s)}, {s.name}" for s in specs)
     cursor = con.execute(
-        f"SELECT __row, {columns} FROM typed WHERE __row IN (SELECT unnest($rows)) ORDER BY __row",
+        f"SELECT __row, {columns} FROM typed_rows WHERE list_contains($rows, __row) ORDER BY __row",
         {"rows": rows},
     )
     out: dict[int, dict[str, Any]] = {}

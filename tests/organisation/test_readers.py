@@ -216,7 +216,8 @@ def test_header_only(con, tmp_path):
     assert refused(con, path) == "export.csv: has a header but no data rows"
     path.write_text("id;naam;datum\n;;\n\n", encoding="utf-8")
     assert refused(con, path) == "export.csv: has a header but no data rows"
-    assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name = 'export_raw'").fetchall()
+    assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name LIKE 'export_raw%'").fetchall()
+    assert not con.execute("SELECT * FROM duckdb_views() WHERE view_name = 'export_raw'").fetchall()
 
 
 @pytest.mark.parametrize(
