@@ -51,7 +51,7 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
                     'family_name': family_name, 'given_names': given_names, 'date_of_birth': date_of_birth,
                     'form': form, 'gender': gender, 'nationality': nationality, 'province': province,
                     'age': coalesce(age, date_part('year', age(report_date, date_of_birth)))
-                }}, {{'day': report_date, 'row': __row}}) AS p
+                }}, (report_date - DATE '1900-01-01')::BIGINT * 4294967296 + __row) AS p  -- latest day, then last row
             FROM valid_rows
             WHERE year(report_date) = $period
             GROUP BY person_id

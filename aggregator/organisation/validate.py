@@ -22,6 +22,7 @@ from ..util.engine import quote_ident
 from ..errors import MappingError
 
 MAX_EXPLAINED_ROWS = 1000
+CHECKED_ONLY = ("record_id", "notes")  # checked like every field, but nothing after the check reads them: not kept
 UNKNOWN_VALUES_SHOWN = 20
 
 # -------------------------------------------------------------- the contract, read off the model
@@ -384,7 +385,8 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
     broken = [f"coalesce(({cond}), FALSE)" for _, _, cond in rules]
     bits = " + ".join(f"CASE WHEN {b} THEN {1 << i}::UBIGINT ELSE 0::UBIGINT END" for i, b in enumerate(broken))
     con.execute(f"CREATE OR REPLACE TEMP VIEW typed_rows AS {_typed_view_sql(mapping, specs, value_lookups(con, mapping, specs))}")
-    kept = ", ".join(["t.__row", *(f"t.{c}" for s in specs for c in ([raw_column(s)] if s.kind == "bool" else []) + [s.name])])
+    kept = ", ".join(["t.__row", *(f"t.{c}" for s in specs if s.name not in CHECKED_ONLY
+                                  for c in ([raw_column(s)] if s.kind == "bool" else []) + [s.name])])
     # Which rules a row breaks is worked out only for rows that break one.
     con.execute(
         f"""
