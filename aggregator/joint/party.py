@@ -209,11 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             await wire.guarded(net, asyncio.wait_for(mpc.start(), connect_timeout))
         except (asyncio.TimeoutError, TimeoutError):
-            raise ConnectTimeout(net.waiting_for(mpc, connect_timeout)) from None
+            raise ConnectTimeout(net.waiting_for(connect_timeout)) from None
+        net.connected = True
         return await wire.guarded(net, asyncio.wait_for(_compute(), timeout))
 
     async def _all():
         await mpc.start()
+        net.connected = True
         return await _compute()
 
     try:

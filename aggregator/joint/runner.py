@@ -40,7 +40,7 @@ from .layout import Layout
 from .program import JointResult
 
 N_PARTIES = 3
-_ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PKG_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -59,7 +59,7 @@ class Job:
     sign_keys: list[str] | None = None  # per party: Ed25519 PEM key that co-signs the result
 
     def __post_init__(self) -> None:
-        bad = [o for o in self.orgs if not _ORG_ID.match(o)]
+        bad = [o for o in self.orgs if not ORG_ID.match(o)]
         if bad:
             raise ValueError(f"organisation ids must be short and plain: {bad[:3]}")
         if len(set(self.orgs)) != len(self.orgs):

@@ -42,6 +42,8 @@ class Net:
         self.pins = pins
         self.bind = bind
         self.closing = False
+        self.connected = False  # set once all three are connected
+        self.mpc = None
         self.failure: asyncio.Future | None = None
         self.last_error: dict[int, str] = {}
 
@@ -55,11 +57,9 @@ class Net:
         if self.failure is not None and not self.failure.done():
             self.failure.set_exception(PeerProblem(message))
 
-    def waiting_for(self, mpc, seconds: float) -> str:
-        """Who has not connected after `seconds`, for the timeout message."""
-        missing = [p.pid for p in mpc.parties if p.pid != mpc.pid and p.protocol is None]
-        if not missing:
-            return f"the parties did not finish connecting within {seconds:.0f} s"
+    def not_connected(self) -> str:
+        """Who is not connected (yet), in words; empty when everyone is."""
+        missing = [p.pid for p in self.mpc.parties if p.pid != self.mpc.pid and p.protocol is None]
         parts = []
         for pid in missing:
             if pid > self.index:
@@ -68,7 +68,14 @@ class Net:
             else:
                 host, port = self.addresses[self.index]
                 parts.append(f"{self.who(pid)} did not connect to this party at {host}:{port}")
-        return "; ".join(parts) + f" within {seconds:.0f} s; nothing was computed"
+        return "; ".join(parts)
+
+    def waiting_for(self, seconds: float) -> str:
+        """Who has not connected after `seconds`, for the timeout message."""
+        missing = self.not_connected()
+        if not missing:
+            return f"the parties did not finish connecting within {seconds:.0f} s; nothing was computed"
+        return missing + f" within {seconds:.0f} s; nothing was computed"
 
 
 def install(mpc, net: Net) -> None:
@@ -76,6 +83,7 @@ def install(mpc, net: Net) -> None:
     from mpyc import asyncoro
 
     loop = mpc._loop
+    net.mpc = mpc
     net.failure = loop.create_future()
     net.failure.add_done_callback(lambda f: f.exception())  # never "exception was never retrieved"
     create_server, create_connection = loop.create_server, loop.create_connection
@@ -136,7 +144,11 @@ def install(mpc, net: Net) -> None:
         def connection_lost(self, exc):
             if self.aborted:
                 return
-            if not net.closing:
+            if not net.closing and not net.connected:
+                waiting = net.not_connected()
+                net.fail(f"{net.who(self.peer_pid)} went away before all three parties were connected"
+                         + (f" ({waiting})" if waiting else "") + "; nothing was computed")
+            elif not net.closing:
                 detail = f": {exc}" if exc else ""
                 net.fail(f"lost the connection to {net.who(self.peer_pid)} during the computation{detail}; "
                          "it stopped or the network failed, nothing was released")
