@@ -2,7 +2,9 @@
 
 A plan fixes everything public about the computation before any data is seen:
   period, joint epsilon and its split over the planned marginals (exact fractions), the deadline;
-  the three computing parties: name, X25519 key (shares are encrypted to it), Ed25519 key (it co-signs results);
+  the three computing parties: name, X25519 key (shares are encrypted to it), Ed25519 key (it co-signs results) and,
+  for parties on their own machines, address (host:port) and TLS certificate, with the CA certificate (joint/tls.py;
+  a plan without addresses, as every plan before them, runs only locally);
   the cells: the national total and every codelist cell of each planned marginal, each with m buckets sized from a
   public prior (BUCKET_FACTOR x the expected count), never from this year's data;
   the field: the comparison bit length for at most `max_orgs` organisations and MPyC's prime for it.

@@ -214,3 +214,25 @@ def test_a_result_without_every_valid_signature_is_refused(world, remote_run, tm
     assert _stored(db) is None  # nothing of the above was stored
     store_party_results(db, world.plan_file, files)
     assert _stored(db) is not None
+
+
+def test_the_readme_three_machines_commands_parse():
+    """README's "Three machines" block cannot run in one process (the parties run at the same time, on three
+    machines); its commands must at least parse as the command line would."""
+    import shlex
+    from pathlib import Path
+
+    from typer.main import get_command
+
+    from tests.cli.test_walkthroughs import sh_blocks
+
+    root = get_command(app)
+    commands = sh_blocks(Path(__file__).resolve().parents[2] / "README.md", "## Three machines")
+    assert any("compute export" in c for c in commands) and any("--no-local" in c for c in commands)
+    for command in commands:
+        words = shlex.split(command)[1:]
+        group, rest = root, words
+        while getattr(group, "commands", None) and rest and rest[0] in group.commands:
+            group, rest = group.commands[rest[0]], rest[1:]
+        with group.make_context(" ".join(words[: len(words) - len(rest)]), rest) as ctx:
+            assert ctx.params is not None
