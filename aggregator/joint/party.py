@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import errno
 import json
 import os
 import resource
@@ -235,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - report every failure in one line for people
         traceback.print_exc()
         hint = ""
-        if isinstance(exc, OSError) and job.get("tls"):
+        if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+            own = parties[args.index]
+            hint = (f" (cannot listen on {job.get('bind') or own['host']}:{own['port']}: the port is taken or the "
+                    "address is not this machine's; --listen binds another local address)")
+        elif isinstance(exc, OSError) and job.get("tls"):
             hint = " (TLS needs .config/party_<i>.crt, .config/party_<i>.key, .config/mpyc_ca.crt)"
         print(f"party {args.index}: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return EXIT_ERROR

@@ -172,12 +172,13 @@ def run_party(home: Path, job_dir: Path, *, out: Path | None = None, timeout: fl
     document = {"format": RESULT_FORMAT, "plan": plan.digest, "period": plan.period, "party": index,
                 "party_name": names[index], "bundles": [bundle for _, bundle, _ in _orgs(job)],
                 "result": result, "signature": signature, "seconds": round(seconds, 3), "stats": stats}
+    from ..errors import InputError
     from ..util.files import write_output
 
     try:
         write_output(out, (json.dumps(document, indent=1, sort_keys=True) + "\n").encode("utf-8"))
-    except Exception as exc:  # InputError: the message names the file
-        raise PartyRunRefused(f"the result was computed but cannot be written: {exc}") from None
+    except InputError as exc:
+        raise PartyRunRefused(f"the result was computed but {exc.message}") from None
     return PartyRun(plan.digest, plan.period, index, names[index], list(result["included"]),
                     dict(result["excluded"]), seconds, str(out), dict(result["counts"]))
 

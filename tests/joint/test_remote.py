@@ -236,3 +236,18 @@ def test_the_readme_three_machines_commands_parse():
             group, rest = group.commands[rest[0]], rest[1:]
         with group.make_context(" ".join(words[: len(words) - len(rest)]), rest) as ctx:
             assert ctx.params is not None
+
+
+def test_a_party_whose_port_is_taken_says_so(world, tmp_path):
+    import socket
+
+    _, machines = _machines(world, tmp_path, indexes=(2,))
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", world.ports[2]))
+        taken.listen()
+        procs = _start(machines, "--connect-timeout", "10", "--timeout", "10")
+        codes = wait_all(list(procs.values()), 60)
+    assert codes == [1]
+    error = " ".join((machines[2] / "log.err").read_text().split())
+    assert f"cannot listen on 127.0.0.1:{world.ports[2]}" in error and "Traceback" not in error
