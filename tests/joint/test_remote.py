@@ -64,8 +64,14 @@ def remote_run(world, tmp_path_factory):
     """Three separate party processes, noise off (test harness only) so the opened counts compare exactly."""
     base = tmp_path_factory.mktemp("remote-run")
     db, machines = _machines(world, base)
+    for machine in machines.values():  # what each party got out of band: the coordinator's key, the published plan
+        shutil.copy(world.plan_file.with_name("coordinator.pub"), machine / "coordinator.pub")
+        shutil.copy(world.plan_file, machine / "published-plan.json")
     started = time.monotonic()
-    procs = _start(machines, "--connect-timeout", "30", "--timeout", "60", "--json", env=NO_NOISE)
+    procs = {i: start_party_cli(m / "home", m / "job", m / "log.txt", "--connect-timeout", "30", "--timeout", "60",
+                                "--coordinator-key", str(m / "coordinator.pub"), "--plan",
+                                str(m / "published-plan.json"), "--json", env=NO_NOISE)
+             for i, m in machines.items()}
     codes = wait_all(list(procs.values()), HARD_TIMEOUT)
     seconds = time.monotonic() - started
     return {"db": db, "machines": machines, "codes": codes, "seconds": seconds,
@@ -170,6 +176,18 @@ def test_a_home_whose_keys_the_plan_does_not_name_is_refused(world, tmp_path):
         shutil.copy(stranger.home / name, tmp_path / "half" / name)
     with pytest.raises(PartyRunRefused, match="match only one of the two keys"):
         run_party(tmp_path / "half", machines[1] / "job", timeout=5, connect_timeout=5)
+    # a plan that does not verify with the coordinator's key the party was given out of band
+    from aggregator.contract.keys import generate_keypair, public_key_text
+
+    (tmp_path / "other.pub").write_text(public_key_text(generate_keypair()[1]))
+    shown = CliRunner().invoke(app, ["compute", "--no-local", "--party-home", str(machines[1] / "home"),
+                                     "--job", str(machines[1] / "job"), "--coordinator-key",
+                                     str(tmp_path / "other.pub")])
+    assert shown.exit_code == 1 and "not a usable computation plan" in " ".join(shown.output.split())
+    # --plan names the plan the party expects; the job folder's must be that one
+    shown = CliRunner().invoke(app, ["compute", "--no-local", "--party-home", str(machines[1] / "home"),
+                                     "--job", str(machines[1] / "job"), "--plan", str(tmp_path / "nope.json")])
+    assert shown.exit_code == 1 and "cannot read the plan file" in shown.output
     # no listening port was opened by any of these
     assert listening(world.ports[1]) == [] and listening(world.ports[2]) == []
 
