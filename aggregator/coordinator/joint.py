@@ -211,6 +211,35 @@ class JointRun:
         return asdict(self)
 
 
+def handed_bundles(db_path: Path, plan_digest: str):
+    """What the parties are given for a plan: (Plan, [(bundle digest, organisation)] of the current bundles that
+    pinned it, by organisation, organisation -> list index (plans with lists; else empty)). Refused when the plan
+    already has its result or no bundle pinned it."""
+    from .store import open_store
+
+    with open_store(db_path, write=False) as con:
+        plan, done = _plan(con, plan_digest)
+        rows = [tuple(r) for r in con.execute(
+            "SELECT digest, org_id FROM bundles WHERE joint_plan = ? AND superseded_by IS NULL ORDER BY org_id",
+            [plan_digest]).fetchall()]
+        reporters = dict(con.execute("SELECT id, reporter_type FROM organisations").fetchall())
+    if done:
+        raise JointRefused(f"plan {plan_digest[:12]} already has its joint result")
+    if not rows:
+        raise JointRefused(f"no merged bundle carries shares for plan {plan_digest[:12]}; nothing to compute")
+    org_lists = {org: plan.list_index(reporters[org]) for _, org in rows} if plan.lists else {}
+    return plan, rows, org_lists
+
+
+def bundle_shares(db_path: Path, digest: str) -> list[bytes]:
+    """The three sealed shares (one per party) of an archived bundle."""
+    from ..contract.envelope import bundle_filename, open_envelope, parse_payload, read_bundle_file
+    from .store import archive_dir
+
+    payload = parse_payload(open_envelope(read_bundle_file(archive_dir(Path(db_path)) / bundle_filename(digest))))
+    return [base64.b64decode(blob) for blob in payload.joint.shares]
+
+
 def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, timeout: float = 600.0,
                   tls: bool = True) -> JointRun:
     """Run the plan's joint computation with the three parties as local processes (127.0.0.1) and store the result.
@@ -218,23 +247,12 @@ def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, t
     Each party process reads only its own home's private keys; the coordinator process passes sealed shares."""
     import time
 
-    from ..contract.envelope import bundle_filename, open_envelope, parse_payload, read_bundle_file
     from ..joint.errors import JointError
     from ..joint.party_home import load_party
     from ..joint.runner import Job, make_tls, run_local
-    from .store import archive_dir, open_store
 
     homes = [load_party(Path(h)) for h in party_homes]
-    with open_store(db_path, write=False) as con:
-        plan, done = _plan(con, plan_digest)
-        rows = con.execute(
-            "SELECT digest, org_id FROM bundles WHERE joint_plan = ? AND superseded_by IS NULL ORDER BY org_id",
-            [plan_digest]).fetchall()
-        reporters = dict(con.execute("SELECT id, reporter_type FROM organisations").fetchall())
-    if done:
-        raise JointRefused(f"plan {plan_digest[:12]} already has its joint result")
-    if not rows:
-        raise JointRefused(f"no merged bundle carries shares for plan {plan_digest[:12]}; nothing to compute")
+    plan, rows, org_lists = handed_bundles(db_path, plan_digest)
     names = [p.name for p in plan.parties]
     if [h.name for h in homes] != names:
         raise JointRefused(f"the party homes must be those of the plan's parties, in order: {', '.join(names)}")
@@ -247,11 +265,9 @@ def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, t
         share_dir.mkdir()
         orgs = []
         for digest, org_id in rows:
-            payload = parse_payload(open_envelope(read_bundle_file(archive_dir(Path(db_path)) / bundle_filename(digest))))
-            for i, blob in enumerate(payload.joint.shares):
-                (share_dir / f"{org_id}.{i}.share").write_bytes(base64.b64decode(blob))
+            for i, blob in enumerate(bundle_shares(db_path, digest)):
+                (share_dir / f"{org_id}.{i}.share").write_bytes(blob)
             orgs.append(org_id)
-        org_lists = {org: plan.list_index(reporters[org]) for org in orgs} if plan.lists else {}
         job = Job(plan.layout(org_lists), plan_digest, orgs, plan.group_scales(), str(share_dir),
                   [str(h.encryption_key) for h in homes], tls=str(make_tls(Path(tmp) / "tls")) if tls else None,
                   sign_keys=[str(h.signing_key) for h in homes])

@@ -7,6 +7,8 @@ look at. Code never has to parse the message: the attributes say the same.
 
 from __future__ import annotations
 
+from ..errors import AggregatorError
+
 
 class JointError(Exception):
     """A joint computation failed; ``party`` is the failing party's index, if known."""
@@ -30,3 +32,8 @@ class ShareDecryptError(JointError):
 
 class PartyFailed(JointError):
     """A computing party exited with an error, was killed, or timed out."""
+
+
+class PartyRunRefused(AggregatorError):
+    """One party's own run (`aggregator compute --no-local`) could not start, was refused, or stopped; this party
+    released nothing. A message for people, exit code 1."""

@@ -14,8 +14,17 @@ memory, for benchmarks).
 
 MPyC has no timeouts: a peer that dies leaves the others waiting forever. So
 the whole run sits under ``asyncio.wait_for`` and, in case the event loop is
-stuck in computation, a watchdog thread that ends the process hard.
+stuck in computation, a watchdog thread that ends the process hard (also when
+the process that started this one is gone).
 Exit codes: 0 done, 2 unusable job/input, 3 timeout, 1 anything else.
+
+A job for a party on its own machine (written by ``remote``) also has
+``connect_timeout`` (the other two must be connected within it; then the
+computation has ``timeout``), ``names``, ``bind`` (listen only on this host),
+``pins`` (base64 DER of the plan's three TLS certificates) and ``job_id`` (the
+parties compare it first: all three must have been given the same plan,
+organisations and bundles); ``wire`` installs the checks, and a lost peer
+ends the run at once.
 
 The MPyC command line is built here, before MPyC is imported (importing it
 parses ``sys.argv``).
@@ -25,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import errno
 import json
 import os
 import resource
@@ -94,6 +105,24 @@ def _write_json(path: str, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+class ConnectTimeout(Exception):
+    """The other parties did not all connect in time."""
+
+
+def _watch_parent(index: int) -> None:
+    """End this process when the one that started it is gone (no party outlives its runner)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                print(f"party {index}: the process that started it is gone; stopping", file=sys.stderr, flush=True)
+                os._exit(EXIT_ERROR)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m aggregator.joint.party")
     ap.add_argument("--job", required=True)
@@ -112,8 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         reveal_exact = bool(job.get("reveal_exact", False))
         if reveal_exact and os.environ.get(TEST_HARNESS_ENV) != "1":
             raise ValueError("reveal_exact is only for the test harness")
+        no_noise = bool(job.get("no_noise", False))
+        if no_noise and os.environ.get(TEST_HARNESS_ENV) != "1":
+            raise ValueError("no_noise is only for the test harness")
         if job.get("fail_party") == args.index:  # test hook: a party that exits early
             raise ValueError("the job asks this party to fail (test hook)")
+        connect_timeout = float(job["connect_timeout"]) if "connect_timeout" in job else None
         key = _load_key(args.key)
     except (OSError, ValueError, KeyError) as exc:
         print(f"party {args.index}: unusable job: {exc}", file=sys.stderr)
@@ -123,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"party {args.index}: timed out after {timeout:.0f} s", file=sys.stderr, flush=True)
         os._exit(EXIT_TIMEOUT)
 
-    watchdog = threading.Timer(timeout + 5.0, _expire)
+    watchdog = threading.Timer(timeout + (connect_timeout or 0.0) + 5.0, _expire)
     watchdog.daemon = True
     watchdog.start()
+    _watch_parent(args.index)
 
     vecs, problems = load_shares(job, args.index, key)
     if job.get("hang_party") == args.index:  # test hook: a party that stops responding
@@ -142,33 +176,71 @@ def main(argv: list[str] | None = None) -> int:
     from . import program
     from .layout import Layout
 
+    from . import wire
+
     layout = Layout.from_json(job["layout"])
+    net = wire.Net(args.index, list(job.get("names") or [f"party {i}" for i in range(3)]),
+                   [(p["host"], int(p["port"])) for p in parties],
+                   pins=[base64.b64decode(c) for c in job["pins"]] if job.get("pins") else None,
+                   bind=job.get("bind"))
+    wire.install(mpc, net)
 
     stats: dict = {}
 
-    async def _go():
-        await mpc.start()
+    async def _compute():
         t0 = time.perf_counter()
+        if "job_id" in job:  # parties on their own machines: the same plan, organisations and bundles everywhere
+            ids = await mpc.transfer(job["job_id"])
+            other = [i for i, j in enumerate(ids) if j != job["job_id"]]
+            if other:
+                raise ValueError(f"{net.who(other[0])} was given another job (plan, organisations or bundles) "
+                                 "than this party; export the job folders again and give every party its own")
         result = await program.run(mpc, layout, vecs, problems, job["scales"],
-                                   reveal_exact=reveal_exact)
+                                   reveal_exact=reveal_exact, noise_free=no_noise)
         stats["mpc_seconds"] = time.perf_counter() - t0
         stats["bytes_sent"] = sum(pr.protocol.nbytes_sent for pr in mpc.parties
                                   if pr.pid != mpc.pid and pr.protocol is not None)
+        net.closing = True
         await mpc.shutdown()
         return result
 
+    async def _go():
+        if connect_timeout is None:  # local runs: one limit for everything
+            return await wire.guarded(net, asyncio.wait_for(_all(), timeout))
+        try:
+            await wire.guarded(net, asyncio.wait_for(mpc.start(), connect_timeout))
+        except (asyncio.TimeoutError, TimeoutError):
+            raise ConnectTimeout(net.waiting_for(connect_timeout)) from None
+        net.connected = True
+        return await wire.guarded(net, asyncio.wait_for(_compute(), timeout))
+
+    async def _all():
+        await mpc.start()
+        net.connected = True
+        return await _compute()
+
     try:
-        result = mpc.run(asyncio.wait_for(_go(), timeout))
+        result = mpc.run(_go())
+    except ConnectTimeout as exc:
+        print(f"party {args.index}: {exc}", file=sys.stderr)
+        return EXIT_TIMEOUT
     except (asyncio.TimeoutError, TimeoutError):
         print(f"party {args.index}: timed out after {timeout:.0f} s", file=sys.stderr)
         return EXIT_TIMEOUT
+    except wire.PeerProblem as exc:
+        print(f"party {args.index}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except ValueError as exc:
         print(f"party {args.index}: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except Exception as exc:  # noqa: BLE001 - report every failure in one line for people
         traceback.print_exc()
         hint = ""
-        if isinstance(exc, OSError) and job.get("tls"):
+        if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+            own = parties[args.index]
+            hint = (f" (cannot listen on {job.get('bind') or own['host']}:{own['port']}: the port is taken or the "
+                    "address is not this machine's; --listen binds another local address)")
+        elif isinstance(exc, OSError) and job.get("tls"):
             hint = " (TLS needs .config/party_<i>.crt, .config/party_<i>.key, .config/mpyc_ca.crt)"
         print(f"party {args.index}: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return EXIT_ERROR
@@ -184,4 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no interpreter teardown: MPyC's pending tasks would print after the one-line reason

@@ -1,5 +1,7 @@
 """A computing party's home: the X25519 key its shares are encrypted to, the Ed25519 key it co-signs results with,
-and its public file `party.json` (name and both public keys) that the coordinator puts in the plan."""
+the TLS key it talks to the other parties with (joint/tls.py), and its public file `party.json` (name, both public
+keys, a TLS certificate request and, for a party on its own machine, its network address host:port) that the
+coordinator puts in the plan."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from .tls import TLS_KEY
 
 ENCRYPTION_KEY = "encryption.key"
 SIGNING_KEY = "signing.key"
@@ -33,6 +36,10 @@ class PartyHome:
     def public_file(self) -> Path:
         return self.home / PUBLIC_FILE
 
+    @property
+    def tls_key(self) -> Path:
+        return self.home / TLS_KEY
+
 
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -40,18 +47,22 @@ def _write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def init_party(home: Path, name: str) -> PartyHome:
-    """Make a party's keys in a new home folder (refuses a folder that already holds party keys)."""
+def init_party(home: Path, name: str, address: str | None = None) -> PartyHome:
+    """Make a party's keys in a new home folder (refuses a folder that already holds party keys); `address`
+    (host:port) is where the other parties reach this one when each runs on its own machine."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     from ..contract.keys import generate_keypair
     from ..util.files import atomic_write
+    from .tls import format_address, make_tls_key, parse_address
 
     home = Path(home)
+    if address is not None:
+        address = format_address(*parse_address(address))
     if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError("a party name is 1-64 letters, digits, '-' or '_'")
-    if (home / ENCRYPTION_KEY).exists() or (home / SIGNING_KEY).exists():
+    if any((home / f).exists() for f in (ENCRYPTION_KEY, SIGNING_KEY, TLS_KEY)):
         raise ConfigError(f"{home} already holds a computing party's keys")
     home.mkdir(parents=True, exist_ok=True)
     x_private = X25519PrivateKey.generate()
@@ -59,9 +70,12 @@ def init_party(home: Path, name: str) -> PartyHome:
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()))
     pem, raw_public = generate_keypair()
     _write_private(home / SIGNING_KEY, pem)
+    request = make_tls_key(home, name)
     x_public = x_private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     public = {"name": name, "encryption_key": base64.b64encode(x_public).decode("ascii"),
-              "signing_key": base64.b64encode(raw_public).decode("ascii")}
+              "signing_key": base64.b64encode(raw_public).decode("ascii"), "tls_request": request}
+    if address is not None:
+        public["address"] = address
     atomic_write(home / PUBLIC_FILE, (json.dumps(public, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return PartyHome(home, name)
 
@@ -75,3 +89,26 @@ def load_party(home: Path) -> PartyHome:
     if not (home / ENCRYPTION_KEY).is_file() or not (home / SIGNING_KEY).is_file():
         raise ConfigError(f"{home} lacks the party's private keys")
     return PartyHome(home, name)
+
+
+def own_public_keys(party: PartyHome) -> tuple[str, str]:
+    """(X25519, Ed25519) public keys, base64 raw, derived from the home's private keys (not read from party.json)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from ..contract.keys import load_private_key
+
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    try:
+        x_public = X25519PrivateKey.from_private_bytes(party.encryption_key.read_bytes()).public_key()
+    except (OSError, ValueError):
+        raise ConfigError(f"{party.encryption_key} is not a party's X25519 key") from None
+    signing = load_private_key(party.signing_key)
+    if not hasattr(signing, "sign") or not hasattr(signing.public_key(), "public_bytes"):
+        raise ConfigError(f"{party.signing_key} is not an Ed25519 key")
+    try:
+        s_public = signing.public_key().public_bytes(*raw)
+    except ValueError:
+        raise ConfigError(f"{party.signing_key} is not an Ed25519 key") from None
+    return (base64.b64encode(x_public.public_bytes(*raw)).decode("ascii"),
+            base64.b64encode(s_public).decode("ascii"))

@@ -2,7 +2,9 @@
 
 A plan fixes everything public about the computation before any data is seen:
   period, joint epsilon and its split over the planned marginals (exact fractions), the deadline;
-  the three computing parties: name, X25519 key (shares are encrypted to it), Ed25519 key (it co-signs results);
+  the three computing parties: name, X25519 key (shares are encrypted to it), Ed25519 key (it co-signs results) and,
+  for parties on their own machines, address (host:port) and TLS certificate, with the CA certificate (joint/tls.py;
+  a plan without addresses, as every plan before them, runs only locally);
   the cells: the national total and every codelist cell of each planned marginal, each with m buckets sized from a
   public prior (BUCKET_FACTOR x the expected count), never from this year's data;
   the field: the comparison bit length for at most `max_orgs` organisations and MPyC's prime for it.
@@ -93,11 +95,16 @@ STRATA_GROUP = "strata"
 
 @dataclass(frozen=True)
 class PartyRef:
-    """A computing party as the plan names it: who, and the two public keys its bundle shares and results use."""
+    """A computing party as the plan names it: who, and the two public keys its bundle shares and results use; for
+    parties on their own machines also where they listen (host:port) and their TLS certificate (joint/tls.py).
+    `tls_request` comes from the party's public file and only ever goes into the certificate, not the plan."""
 
     name: str
     encryption_key: str  # base64 raw X25519
     signing_key: str  # base64 raw Ed25519
+    address: str | None = None  # host:port, in plans made for parties on their own machines
+    certificate: str | None = None  # PEM, issued by plan create (in the plan)
+    tls_request: str | None = None  # PEM certificate signing request (party.json only)
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,16 @@ class Plan:
     @property
     def parties(self) -> list[PartyRef]:
         return [PartyRef(**p) for p in self.document["parties"]]
+
+    @property
+    def networked(self) -> bool:
+        """Does the plan name each party's address and TLS certificate (parties on their own machines)? Plans
+        made before addresses existed, or without them, can only run locally (`aggregator compute --local`)."""
+        return "tls_ca" in self.document and all(p.address and p.certificate for p in self.parties)
+
+    @property
+    def tls_ca(self) -> str | None:
+        return self.document.get("tls_ca")
 
     @property
     def marginals(self) -> list[tuple[str, ...]]:
@@ -239,6 +256,7 @@ def build_plan(
         raise UsageError("a joint release needs exactly three computing parties", "party")
     if len({p.encryption_key for p in parties}) != 3 or len({p.signing_key for p in parties}) != 3:
         raise UsageError("the three computing parties must have different keys", "party")
+    tls = _party_tls(parties, deadline)
     for dims in marginals:
         if not dims or any(d not in DIMENSIONS for d in dims) or len(set(dims)) != len(dims):
             raise UsageError(f"unknown or repeated dimension in planned marginal {','.join(dims)}", "marginal")
@@ -286,11 +304,41 @@ def build_plan(
         "field_bits": bits,
         "prime": str(prime_for(bits)),
     }
+    if tls is not None:
+        ca, certificates, addresses = tls
+        document["tls_ca"] = ca
+        for entry, address, certificate in zip(document["parties"], addresses, certificates):
+            entry["address"], entry["certificate"] = address, certificate
     if lists is not None:
         document["lists"] = [{"name": name, "reporter_types": list(types)} for name, types in LIST_PRESETS[lists]]
         document["list_grouping"] = lists
         document["strata"] = list(strata)
     return document
+
+
+def _party_tls(parties: list[PartyRef], deadline: dt.datetime) -> tuple[str, list[str], list[str]] | None:
+    """With every party's address: (CA certificate, one TLS certificate per party issued from their requests, the
+    addresses in one spelling);
+    None without addresses (a plan for the local run only). Some addresses but not all is a usage error."""
+    from .tls import CERT_DAYS_AFTER_DEADLINE, format_address, issue_certificates, parse_address
+
+    with_address = [p for p in parties if p.address]
+    if not with_address:
+        return None
+    if len(with_address) != len(parties):
+        missing = ", ".join(p.name for p in parties if not p.address)
+        raise UsageError(f"give every computing party an address (host:port) or none; missing: {missing}", "party")
+    addresses = [format_address(*parse_address(p.address, "party")) for p in parties]
+    if len(set(addresses)) != len(addresses):
+        raise UsageError("two computing parties have the same address", "party")
+    lacking = [p.name for p in parties if not p.tls_request]
+    if lacking:
+        raise ConfigError(f"the public file of {', '.join(lacking)} has no TLS certificate request (made by an older "
+                          "version): make the party's home again with `aggregator party init`")
+    utc = deadline.replace(tzinfo=dt.timezone.utc) if deadline.tzinfo is None else deadline.astimezone(dt.timezone.utc)
+    ca, certificates = issue_certificates([(p.name, str(p.tls_request)) for p in parties],
+                                          utc + dt.timedelta(days=CERT_DAYS_AFTER_DEADLINE))
+    return ca, certificates, addresses
 
 
 def sign_plan(document: dict[str, Any], private_key) -> bytes:
@@ -325,17 +373,32 @@ def read_plan_file(path: Path, coordinator_key: bytes | None = None) -> Plan:
     return read_plan(data, coordinator_key)
 
 
-def party_ref_from_file(path: Path) -> PartyRef:
-    """A party's public file (written by `aggregator party init`): name and its two public keys."""
+def party_ref_from_file(path: Path, address: str | None = None) -> PartyRef:
+    """A party's public file (written by `aggregator party init`): name, its two public keys, its TLS certificate
+    request and address if it has them; `address` (host:port) overrides the file's."""
     import json
 
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        ref = PartyRef(str(raw["name"]), str(raw["encryption_key"]), str(raw["signing_key"]))
+        request = raw.get("tls_request")
+        ref = PartyRef(str(raw["name"]), str(raw["encryption_key"]), str(raw["signing_key"]),
+                       address=address or (str(raw["address"]) if raw.get("address") else None),
+                       tls_request=str(request) if request else None)
         for key in (ref.encryption_key, ref.signing_key):
             if len(base64.b64decode(key, validate=True)) != 32:
                 raise ValueError
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise ConfigError(f"{Path(path).name} is not a computing party's public file (name, encryption_key, "
                           "signing_key)") from None
     return ref
+
+
+def party_argument(text: str) -> PartyRef:
+    """`--party FILE` or `--party FILE@HOST:PORT` (the address overrides the one in the file)."""
+    from .tls import parse_address
+
+    path, at, address = str(text).rpartition("@")
+    if at and address and not Path(text).exists():
+        parse_address(address, "party")
+        return party_ref_from_file(Path(path), address)
+    return party_ref_from_file(Path(text))

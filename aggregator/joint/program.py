@@ -167,7 +167,7 @@ async def check_orgs(mpc, secint, Y: np.ndarray, coin: bytes) -> tuple[np.ndarra
 
 async def run(mpc, layout: Layout, shares: dict[str, np.ndarray | None],
               local_problems: dict[str, str], group_scales: dict[str, float],
-              *, reveal_exact: bool = False) -> JointResult:
+              *, reveal_exact: bool = False, noise_free: bool = False) -> JointResult:
     """Run the joint computation as this party; returns the opened (noisy) result."""
     l = layout.bits
     secint = mpc.SecInt(l)
@@ -252,7 +252,7 @@ async def run(mpc, layout: Layout, shares: dict[str, np.ndarray | None],
 
     # (e) noise from parties 0 and 1.
     R = len(scales_v)
-    mine = noise.draw(scales_v) if mpc.pid in (0, 1) else [0] * R
+    mine = noise.draw(scales_v) if mpc.pid in (0, 1) and not noise_free else [0] * R  # noise_free: test harness
     n0, n1 = mpc.input(secint.array(F.array(np.array(mine, dtype=object))), senders=[0, 1])
     released = exact + n0 + n1
 

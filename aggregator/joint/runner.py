@@ -40,7 +40,7 @@ from .layout import Layout
 from .program import JointResult
 
 N_PARTIES = 3
-_ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PKG_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -59,7 +59,7 @@ class Job:
     sign_keys: list[str] | None = None  # per party: Ed25519 PEM key that co-signs the result
 
     def __post_init__(self) -> None:
-        bad = [o for o in self.orgs if not _ORG_ID.match(o)]
+        bad = [o for o in self.orgs if not ORG_ID.match(o)]
         if bad:
             raise ValueError(f"organisation ids must be short and plain: {bad[:3]}")
         if len(set(self.orgs)) != len(self.orgs):
@@ -112,7 +112,7 @@ def _kill_all(procs) -> None:
             pass
 
 
-def _last_line(path: Path, limit: int = 400) -> str:
+def last_line(path: Path, limit: int = 400) -> str:
     """The party's one-line reason (its last stderr line); details stay in the file."""
     try:
         lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
@@ -140,15 +140,45 @@ def run_local(job: Job, timeout: float = 600.0, workdir: str | Path | None = Non
             own_tmp.cleanup()
 
 
+HARNESS_EXTRA_ENV = "AGGREGATOR_JOINT_TEST_EXTRA"
+
+
+def harness_extra() -> dict:
+    """Test hooks for the job file from the environment (JSON in AGGREGATOR_JOINT_TEST_EXTRA), honoured only
+    inside the test harness (party.TEST_HARNESS_ENV=1), so tests can reach parties started by the CLI."""
+    from .party import TEST_HARNESS_ENV
+
+    text = os.environ.get(HARNESS_EXTRA_ENV)
+    if not text or os.environ.get(TEST_HARNESS_ENV) != "1":
+        return {}
+    extra = json.loads(text)
+    return extra if isinstance(extra, dict) else {}
+
+
+def party_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _PKG_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def start_party(job_path: Path, index: int, key: str, out: Path, err: Path, cwd: Path,
+                sign: str | None = None) -> subprocess.Popen:
+    """Start one party process (``python -m aggregator.joint.party``); its stderr goes to `err`."""
+    with open(err, "wb") as ef:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aggregator.joint.party", "--job", str(job_path),
+             "--index", str(index), "--key", str(Path(key).resolve()), "--out", str(out)]
+            + (["--sign", str(Path(sign).resolve())] if sign else []),
+            cwd=cwd, env=party_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=ef)
+
+
 def _run(job: Job, timeout: float, workdir: Path, on_start, keep: bool) -> JointResult:
     ports = _free_ports(N_PARTIES)
     spec = {"layout": job.layout.to_json(), "plan_digest": job.plan_digest, "orgs": job.orgs,
             "scales": job.scales, "share_dir": str(Path(job.share_dir).resolve()),
             "parties": [{"host": "127.0.0.1", "port": port} for port in ports],
             "timeout": timeout, "tls": bool(job.tls), "reveal_exact": job.reveal_exact,
-            **job.extra}
-    env = dict(os.environ)
-    env["PYTHONPATH"] = _PKG_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+            **harness_extra(), **job.extra}
     procs, outs, errs = [], [], []
     deadline = time.monotonic() + timeout
     try:
@@ -160,14 +190,8 @@ def _run(job: Job, timeout: float, workdir: Path, on_start, keep: bool) -> Joint
             outs.append(pdir / "result.json")
             errs.append(pdir / "stderr.txt")
             cwd = Path(job.tls).resolve() if job.tls else pdir
-            with open(errs[-1], "wb") as ef:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "aggregator.joint.party", "--job", str(jpath),
-                     "--index", str(i), "--key", str(Path(job.keys[i]).resolve()),
-                     "--out", str(outs[-1])]
-                    + (["--sign", str(Path(job.sign_keys[i]).resolve())] if job.sign_keys else []),
-                    cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=ef))
+            procs.append(start_party(jpath, i, job.keys[i], outs[-1], errs[-1], cwd,
+                                     job.sign_keys[i] if job.sign_keys else None))
         if on_start is not None:
             on_start(list(procs))
         while True:
@@ -176,7 +200,7 @@ def _run(job: Job, timeout: float, workdir: Path, on_start, keep: bool) -> Joint
             if failed:
                 i = failed[0]
                 _kill_all(procs)
-                why = _last_line(errs[i]) or "no message (killed?)"
+                why = last_line(errs[i]) or "no message (killed?)"
                 raise PartyFailed(f"party {i} failed (exit code {codes[i]}): {why}. "
                                   "The other parties were stopped; nothing was released."
                                   + (f" Details: {errs[i]}" if keep else ""), party=i)

@@ -15,8 +15,11 @@ ROOT_COMMAND = get_command(app)
 
 
 def leaves(group=ROOT_COMMAND, path=()):
+    """Every command a user runs: the leaves, and groups that run by themselves too (`compute`)."""
     for name, command in sorted(getattr(group, "commands", {}).items()):
         if getattr(command, "commands", None):
+            if getattr(command, "invoke_without_command", False):
+                yield (*path, name), command
             yield from leaves(command, (*path, name))
         else:
             yield (*path, name), command

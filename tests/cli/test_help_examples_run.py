@@ -23,11 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # The order a user meets them in: organisation, coordinator, joint release, auditor. The demo and synth examples
 # build a whole synthetic nation (minutes), so they are run by `make demo`, not here; compute (the three-party
 # computation, about a minute) runs in README's "By hand" walkthrough (tests/cli/test_walkthroughs.py), and estimate
-# needs compute's result (tests/coordinator/test_darknumber.py runs it on a stored joint result).
+# needs compute's result (tests/coordinator/test_darknumber.py runs it on a stored joint result); compute export and
+# compute store (parties on their own machines) run in tests/joint/test_remote.py.
 ORDER = ["org linkage-key", "org init", "validate", "submit", "explain", "registry add", "merge", "org receipt add",
          "registry list", "table", "report", "party init", "plan create", "budget", "audit", "registry rotate",
          "registry revoke"]
-NOT_RUN = {"demo", "synth", "compute", "estimate"}
+NOT_RUN = {"demo", "synth", "compute", "compute export", "compute store", "estimate"}
 
 
 def prepare(name: str, folder: Path, env: dict[str, str]) -> None:
