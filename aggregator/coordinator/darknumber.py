@@ -103,7 +103,12 @@ def dark_number(db_path: Path, period: int, *, n_bootstrap: int = 500, seed: int
             notes = list(fit.warnings)
             if lower is not None:
                 # the total cannot be below the people registered, whose own interval is known
-                lower = max(lower, registered.lower)
+                if estimate < registered.lower:
+                    notes.append("the fitted total fell below the lower bound of the people registered (noise); "
+                                 "it is shown at that bound")
+                    estimate = registered.lower
+                # the interval holds its own point estimate: widened where the bootstrap centres elsewhere
+                lower = min(max(lower, registered.lower), estimate)
                 upper = max(upper, estimate)
             # seen / total from the same fitted table (the stratum cell's count carries its own noise, and a share
             # of two differently noised figures could pass 100%)

@@ -35,13 +35,21 @@ FROM valid_rows
 """
 
 
-def build_consent_status(con) -> None:
-    """TEMP table `consent_status` (person_id, consents): whether each person's latest statement is a valid consent."""
+def build_consent_status(con, *, if_missing: bool = False) -> None:
+    """TEMP table `consent_status`, one row per person with a statement: whether the latest is a valid consent
+    (`consents`), how many rows say yes without a date (`undated`), and whether rows both give and refuse consent
+    (`conflicting`). Validation builds it once; the release reads it (`if_missing`) rather than grouping again."""
+    if if_missing and con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'consent_status'"
+    ).fetchone()[0]:
+        return
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE consent_status AS
         SELECT person_id,
-            arg_max(statement = 'consent', {{'day': said_on, 'refusal_first': statement <> 'consent'}}) AS consents
+            arg_max(statement = 'consent', {{'day': said_on, 'refusal_first': statement <> 'consent'}}) AS consents,
+            count(*) FILTER (WHERE statement = 'undated') AS undated,
+            bool_or(statement IN ('consent', 'undated')) AND bool_or(statement = 'refused') AS conflicting
         FROM ({STATEMENTS_SQL}) AS s
         WHERE statement IS NOT NULL
         GROUP BY person_id
@@ -83,15 +91,7 @@ def row_warnings(con, mapping) -> list[dict[str, Any]]:
     if "consent" not in mapping.columns or "consent_date" not in mapping.columns:
         return []  # the mapping warning says it once for everyone
     undated, conflicting = con.execute(
-        f"""
-        WITH s AS ({STATEMENTS_SQL})
-        SELECT
-            (SELECT count(*) FROM s WHERE statement = 'undated'),
-            (SELECT count(*) FROM (
-                SELECT person_id FROM s GROUP BY person_id
-                HAVING bool_or(statement IN ('consent', 'undated')) AND bool_or(statement = 'refused')
-            ))
-        """
+        "SELECT coalesce(sum(undated), 0), count(*) FILTER (WHERE conflicting) FROM consent_status"
     ).fetchone()
     warnings = []
     if undated:
@@ -112,7 +112,9 @@ def row_warnings(con, mapping) -> list[dict[str, Any]]:
 
 
 def consent_warnings(con, mapping) -> list[dict[str, Any]]:
-    """Mapping and row warnings on consent for the validation report (needs TEMP view `valid_rows`)."""
+    """Mapping and row warnings on consent for the validation report (needs TEMP view `valid_rows`); builds
+    `consent_status` for the release."""
+    build_consent_status(con)
     return mapping_warnings(mapping) + row_warnings(con, mapping)
 
 

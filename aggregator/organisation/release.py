@@ -40,7 +40,7 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
     eu = sorted(EU_OTHER)
     ipad, opad = hmac_pads(linkage_key)
     install_normalisation(con, NAMES_SQL)
-    build_consent_status(con)
+    build_consent_status(con, if_missing=True)  # validation built it for these rows
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE people AS
