@@ -108,7 +108,7 @@ def _group_estimates(marginals: list[tuple[tuple[str, ...], Variance, list[float
     pinv = aw.T @ np.linalg.pinv(aw @ aw.T, rcond=1e-10, hermitian=True)  # joint cells x measurements
     x = pinv @ y
     out = {}
-    for dims in list(HIERARCHY) + list(DERIVED) if tables is None else tables:
+    for dims in (list(HIERARCHY) + list(DERIVED)) if tables is None else tables:
         indicator = _indicator(dims)
         gain = indicator @ pinv  # table cells x measurements: the estimate is gain @ y
         # Estimable iff projecting the table's aggregation rows onto the measurements' row space changes nothing.
@@ -269,8 +269,10 @@ def _split_down(table: ConsistentTable, up: ConsistentTable, known: Sequence[int
     return post
 
 
-def consistent_release(measured: dict[tuple[str, ...], tuple[Sequence[float], Sequence[float]]],
-                       known: dict[tuple[str, ...], Sequence[int]] | None = None) -> dict[tuple[str, ...], ConsistentTable]:
+def consistent_release(
+    measured: dict[tuple[str, ...], tuple[Sequence[float], Sequence[float]]],
+    known: dict[tuple[str, ...], Sequence[int]] | None = None,
+) -> dict[tuple[str, ...], ConsistentTable]:
     """One release's own tables made to add up (the joint release): `measured` maps each table, the total () and
     every planned marginal, to (estimates, variances), one per cell in codelist order of the dimensions as given.
 
