@@ -293,7 +293,9 @@ def table(
 
 def _render_table(result, lang: str) -> None:
     """The terminal view: short headers and one interval column, so it fits 80 columns without cutting a value
-    (CSV, Markdown and --json carry every column, the standard error included)."""
+    (CSV, Markdown and --json carry every column, the standard error included). When the joint release covers the
+    cells (a planned breakdown), its figures come first: joint estimate, interval, of whom known individually, then
+    the per-organisation noisy sum and estimate; otherwise the joint total stands at the end of the total row."""
     from rich import box
     from rich.table import Table
 
@@ -301,15 +303,20 @@ def _render_table(result, lang: str) -> None:
 
     nl = lang == "nl"
     joint = any(r.joint for r in result.rows)
+    cells_joint = any(r.joint for r in result.rows if not r.total)
     table = Table(title="Nationale tabel" if nl else "National table", title_justify="left", box=box.SIMPLE_HEAD,
                   pad_edge=False, padding=(0, 0, 0, 1))
     table.add_column("Jaar" if nl else "Year", justify="right", no_wrap=True)
     for name in result.by:
         table.add_column(label_header(name, lang), overflow="fold")
-    heads = (["Regis-\ntraties", "Ruis", "Schat-\nting", "95%-\ninterval"] if nl
-             else ["Records", "Noisy", "Esti-\nmate", "95%\ninterval"])
-    if joint:
-        heads += ["Geza-\nmenlijk", "95%-\ninterval"] if nl else ["Joint", "95%\ninterval"]
+    if cells_joint:
+        heads = (["Geza-\nmenlijk", "95%-\ninterval", "Van wie\nbekend", "Ruis", "Per\norg.", "95%-\ninterval"] if nl
+                 else ["Joint", "95%\ninterval", "Of whom\nknown", "Noisy", "Per\norg", "95%\ninterval"])
+    else:
+        heads = (["Regis-\ntraties", "Ruis", "Schat-\nting", "95%-\ninterval"] if nl
+                 else ["Records", "Noisy", "Esti-\nmate", "95%\ninterval"])
+        if joint:
+            heads += ["Geza-\nmenlijk", "95%-\ninterval"] if nl else ["Joint", "95%\ninterval"]
     for head in heads:
         table.add_column(head, justify="right", no_wrap=True)
     for row in result.rows:
@@ -318,13 +325,38 @@ def _render_table(result, lang: str) -> None:
         else:
             dims = [_short_label(label(n, row.dims[n], lang)) for n in result.by]
         mark = "*" if row.incomplete else ""  # explained by the footnote under the table
-        cells = [str(row.period), *dims, str(row.individual), str(row.noisy), f"{row.estimate}{mark}",
-                 f"{row.lower:.0f}-{row.upper:.0f}{mark}"]
-        if joint:
-            cells += [str(row.joint["estimate"]), f"{row.joint['lower']:.0f}-{row.joint['upper']:.0f}"] if row.joint \
-                else ["", ""]
+        own = [f"{row.estimate}{mark}", f"{row.lower:.0f}-{row.upper:.0f}{mark}"]
+        j = [str(row.joint["estimate"]), f"{row.joint['lower']:.0f}-{row.joint['upper']:.0f}"] if row.joint \
+            else ["", ""]
+        if cells_joint:
+            cells = [str(row.period), *dims, *j, str(row.individual), str(row.noisy), *own]
+        else:
+            cells = [str(row.period), *dims, str(row.individual), str(row.noisy), *own, *(j if joint else [])]
         table.add_row(*cells, style="bold" if row.total else None, end_section=row.total)
     console().print(table)
+    if joint:
+        console().print(_joint_legend(result, cells_joint, nl), highlight=False, markup=False)
+
+
+def _joint_legend(result, cells_joint: bool, nl: bool) -> str:
+    """What the joint columns mean, under the table (wrapped to the terminal)."""
+    if nl:
+        head = ("Gezamenlijk: unieke personen uit de gezamenlijke vrijgave (gecorrigeerd voor botsingen; de cellen "
+                "tellen op tot het totaal), met 95%-interval; van wie bekend: personen met een wettelijke grondslag of "
+                "toestemming, één keer geteld." if cells_joint else
+                "Gezamenlijk: unieke personen uit de gezamenlijke vrijgave, met 95%-interval; die geeft deze "
+                "uitsplitsing niet, alleen het totaal (van wie individueel bekend: de registraties van het totaal).")
+        return (f"{head} De schatting per organisatie telt de eigen ruisgetallen van elke organisatie op, zodat iemand "
+                "die bij meerdere bekend is vaker telt. Standaardfouten: --format csv of --json; de gezamenlijke "
+                "cijfers vóór de consistentiestap: --json.")
+    head = ("Joint: distinct people from the joint release (collision-corrected; its cells add up to its total), with "
+            "its 95% interval; of whom known: people with a lawful basis (statutory or consent), counted once." if
+            cells_joint else
+            "Joint: distinct people from the joint release, with its 95% interval; it does not break down by "
+            f"{' x '.join(result.by)}, only the total (of whom known individually: the total's records).")
+    return (f"{head} The per-organisation estimate adds each organisation's own noisy counts, so a person known to "
+            "several of them counts more than once. Standard errors: --format csv or --json; the joint figures before "
+            "the consistency step: --json.")
 
 
 SHORT_HEADERS = {

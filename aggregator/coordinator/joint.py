@@ -322,18 +322,45 @@ def joint_cell(name: str, group: str, x: int, m: int, noise_variance: float) -> 
 
 def joint_estimates(db_path: Path, period: int) -> dict[str, JointCell]:
     """Every cell of the period's joint result by name ("total", "form=sexual", ...); empty without one."""
-    from ..privacy.mechanism import discrete_laplace_variance
     from .store import open_store
 
     with open_store(db_path, write=False) as con:
-        row = con.execute("SELECT plan, result FROM joint_results WHERE period = ?", [period]).fetchone()
-        if row is None:
-            return {}
-        plan, _ = _plan(con, row[0])
+        return stored_joint(con, period)[1]
+
+
+def stored_joint(con, period: int) -> tuple[Any, dict[str, JointCell]]:
+    """The plan of the period's stored joint result and its cells by name (see joint_estimates); (None, {}) without
+    one."""
+    from ..privacy.mechanism import discrete_laplace_variance
+
+    row = con.execute("SELECT plan, result FROM joint_results WHERE period = ?", [period]).fetchone()
+    if row is None:
+        return None, {}
+    plan, _ = _plan(con, row[0])
     counts = json.loads(row[1])["counts"]
     scales = plan.group_scales()
     out = {}
     for cell in plan.document["cells"]:
         noise = 2 * discrete_laplace_variance(scales[cell["group"]])  # two parties' independent draws
         out[cell["name"]] = joint_cell(cell["name"], cell["group"], int(counts[cell["name"]]), int(cell["m"]), noise)
-    return out
+    return plan, out
+
+
+def joint_tables(plan, cells: dict[str, JointCell], known: dict[tuple[str, ...], list[int]] | None = None) -> dict:
+    """The joint release's published tables: its total and each planned marginal, fitted together by the consistency
+    step (privacy/consistency.py: consistent_release) from the collision-corrected estimates with their variances
+    (noise plus collisions), so that every marginal adds up to the one joint total; `known` (people known
+    individually per cell, per table) floors the integer figures. Empty without cells."""
+    import itertools
+
+    from ..contract.codelists import codes
+    from ..joint.plan import TOTAL, cell_name
+    from ..privacy.consistency import consistent_release
+
+    if plan is None or not cells:
+        return {}
+    measured = {}
+    for dims in [(), *plan.marginals]:
+        names = [cell_name(dims, key) for key in itertools.product(*(codes(d) for d in dims))] if dims else [TOTAL]
+        measured[dims] = ([cells[n].estimate for n in names], [cells[n].variance for n in names])
+    return consistent_release(measured, known)

@@ -8,6 +8,9 @@ For each period and each cell of the requested breakdown (the full codelist prod
               zero-width while the standard error is positive, and it always holds the estimate
 plus one total row per period: THE national total, the same whatever the breakdown. It is the weighted-least-
 squares combination of every released marginal (privacy/consistency.py; raw sums only when nothing was released).
+Where a period has a joint result, the total row and the cells of a planned marginal also carry the joint release's
+figures beside these (national_joint.py: distinct people, consistent with the joint total, of whom known
+individually); the per-organisation figures do not change.
 
 How the cells meet that total:
 - a breakdown of the consistency hierarchy (form, age band, nationality group, gender, province, form x age band,
@@ -95,7 +98,8 @@ class NationalRow:
     raw_estimate: int | None = None  # individual + raw noisy sum, before the consistent post-processing
     raw_variance: float | None = None  # the raw sum's noise variance
     consistent: bool = False  # estimate and interval come from consistency.py (WLS, non-negative, margins add up)
-    joint: dict[str, Any] | None = None  # the period's joint release for this cell: distinct people, 95% interval
+    joint: dict[str, Any] | None = None  # the period's joint release for this cell (national_joint.py): consistent
+    # distinct people, its 95% interval, and `known`, of whom known individually
     incomplete: bool = False  # some releases have no marginal covering the breakdown: their noisy counts are missing
 
     def as_dict(self) -> dict[str, Any]:
@@ -290,9 +294,12 @@ def national_table(db_path: Path, period: int | None = None, by: str | Sequence[
         if names:  # without a breakdown the single cell is the total row
             table_rows.extend(cells)
         table_rows.append(total)
-    table_rows = _with_joint(db_path, names, periods, table_rows)
+    from .national_joint import with_joint
+
+    with open_store(Path(db_path), write=False) as con:  # the joint release beside, where a period has one
+        table_rows, joint_notes = with_joint(con, names, periods, table_rows)
     result = NationalTable(names, period, periods, table_rows, uses, int(linked or 0), int(conflicting or 0),
-                           [*notes, *footnotes], footnotes=footnotes)
+                           [*notes, *joint_notes, *footnotes], footnotes=footnotes)
     result.empty = empty
     return result
 
@@ -343,23 +350,6 @@ def _fit_to_total(cells: list[NationalRow], total: NationalRow) -> list[National
         se, low, high = bounded_interval(c.individual + c.noisy, c.variance, c.individual)
         out[i] = dataclasses.replace(c, estimate=estimate, se=se, lower=min(low, float(estimate)),
                                      upper=max(high, float(estimate)))
-    return out
-
-
-def _with_joint(db_path: Path, names: list[str], periods: list[int], rows: list[NationalRow]) -> list[NationalRow]:
-    """Rows with the joint release beside them where a period has one and it planned this breakdown."""
-    from ..joint.plan import TOTAL, cell_name
-    from .joint import joint_estimates
-
-    estimates = {per: joint_estimates(db_path, per) for per in periods}
-    out = []
-    for row in rows:
-        cells = estimates.get(row.period) or {}
-        name = TOTAL if row.total or not names else cell_name(tuple(names), tuple(row.dims[n] for n in names))
-        cell = cells.get(name)
-        joint = None if cell is None else {"estimate": round(cell.estimate), "lower": round(cell.lower, 1),
-                                           "upper": round(cell.upper, 1)}
-        out.append(dataclasses.replace(row, joint=joint) if joint else row)
     return out
 
 

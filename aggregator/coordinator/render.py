@@ -16,8 +16,10 @@ HEADERS = {
     "upper": ("95% upper", "95% bovengrens"),
     "total": ("Total", "Totaal"),
     "joint": ("Joint estimate (distinct people)", "Gezamenlijke schatting (unieke personen)"),
+    "joint_se": ("Joint standard error", "Gezamenlijk standaardfout"),
     "joint_lower": ("Joint 95% lower", "Gezamenlijk 95% ondergrens"),
     "joint_upper": ("Joint 95% upper", "Gezamenlijk 95% bovengrens"),
+    "joint_known": ("Of whom known individually", "Van wie individueel bekend"),
     "incomplete": ("Incomplete (*)", "Onvolledig (*)"),
 }
 
@@ -44,9 +46,12 @@ def display_rows(table: NationalTable, lang: str = "en") -> tuple[list[str], lis
             round(row.se, 1), round(row.lower, 1), round(row.upper, 1),
         ])
     if any(row.joint for row in table.rows):  # the joint release beside the per-organisation one
-        headers += [header_label(k, lang) for k in ("joint", "joint_lower", "joint_upper")]
+        joint = ("joint", "joint_se", "joint_lower", "joint_upper", "joint_known")
+        headers += [header_label(k, lang) for k in joint]
         for line, row in zip(out, table.rows):
-            line += [row.joint["estimate"], row.joint["lower"], row.joint["upper"]] if row.joint else ["", "", ""]
+            j = row.joint
+            line += ([j["estimate"], round(j["se"], 1), round(j["lower"], 1), round(j["upper"], 1), j["known"]]
+                     if j else [""] * len(joint))
     if table.incomplete:  # cells that miss some releases' noisy counts (the notes say whose)
         headers.append(header_label("incomplete", lang))
         for line, row in zip(out, table.rows):
@@ -76,7 +81,7 @@ def to_markdown(table: NationalTable, lang: str = "en") -> str:
     def cell(value: Any) -> str:
         return str(value).replace("|", "\\|")
 
-    numeric_from = len(headers) - 6
+    numeric_from = 1 + max(len(table.by), 1)  # period, then the breakdown (or the total's label), then numbers
     lines = [
         "| " + " | ".join(cell(h) for h in headers) + " |",
         "| " + " | ".join("---:" if i >= numeric_from or i == 0 else "---" for i in range(len(headers))) + " |",

@@ -4,8 +4,8 @@ What it shows, per period: the national table by form of exploitation with estim
 charts with interval whiskers by form, by age band (minors highlighted) and by nationality group, each bar
 carrying the part seen as individual records; the trend over periods (when there are several); what a
 registration from individual records alone (statutory or consent) would have shown against the hybrid estimate;
-the joint estimate (distinct people, with its interval) beside the per-organisation estimate where the store holds
-a joint result for the period; the privacy
+the joint estimate (distinct people, consistent with the joint total, with its interval) beside the
+per-organisation estimate where the store holds a joint result for the period; the privacy
 budget spent per organisation against its cap, for auditors; and a plain-language explanation of intervals
 and epsilon. Labels in English or Dutch (`lang="nl"`).
 
@@ -81,10 +81,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "joint_note": (
         "The joint estimate comes from the joint release: the organisations computed together, without showing each "
         "other their data, how many distinct people they reported, so a person known to several organisations counts once. "
-        "The estimate column adds the organisations' own figures and can count such a person more than once.",
+        "Its cells are fitted together so that each breakdown adds up to its total, and its interval never starts "
+        "below the people known individually. The estimate column adds the organisations' own figures and can count "
+        "such a person more than once.",
         "De gezamenlijke schatting komt uit de gezamenlijke vrijgave: de organisaties berekenden samen, zonder elkaar hun "
         "gegevens te tonen, hoeveel unieke personen zij meldden, zodat iemand die bij meerdere organisaties bekend is één "
-        "keer telt. De kolom schatting telt de eigen cijfers van de organisaties op en kan zo iemand vaker tellen."),
+        "keer telt. De cellen zijn samen geschat, zodat elke uitsplitsing optelt tot het totaal, en het interval begint "
+        "nooit onder de individueel bekende personen. De kolom schatting telt de eigen cijfers van de organisaties op "
+        "en kan zo iemand vaker tellen."),
     "dark": ("Dark number: registered and estimated in all, per stratum",
              "Donker getal: geregistreerd en geschat totaal, per stratum"),
     "dark_note": (

@@ -11,6 +11,11 @@ exactly: total -> form -> form x age band and form x nationality group; total ->
 Each step projects onto {x >= 0, sum x = parent} and rounds with largest remainders. Intervals come from the WLS
 variance (unbiased before the projection) and are cut at zero people without a lawful basis, never narrowed
 otherwise; the raw sums stay available next to these figures.
+
+The joint release (`consistent_release`) goes through the same WLS: its total and each planned marginal are the
+measurements, each cell with its own variance (noise plus collisions: coordinator/joint.py), so the fitted marginals
+add up to the one fitted total; the figures are then integers, top-down from the total, never below the people
+known individually in a cell, and each table keeps its fitted covariance (for sums of cells).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import math
 from functools import lru_cache
 from dataclasses import dataclass, field
 from itertools import product
+from typing import Sequence
 
 from ..contract.codelists import codes, DIMENSIONS
 
@@ -49,40 +55,67 @@ class ConsistentTable:
     wls: list[float]
     variance: list[float]
     post: list[int] = field(default_factory=list)
+    covariance: list[list[float]] | None = None  # fitted covariance of the cells (consistent_release keeps it)
+    known: list[int] | None = None  # people known individually per cell, the floor of `post` (consistent_release)
 
     def by_key(self) -> dict[tuple[str, ...], tuple[float, float, int]]:
         return {k: (w, v, p) for k, w, v, p in zip(self.keys, self.wls, self.variance, self.post)}
+
+    def sum_of(self, keys: list[tuple[str, ...]]) -> tuple[float, float, int]:
+        """WLS estimate, variance and integer figure of a sum of cells; the variance from the fitted covariance
+        when the table has one (else the cells' variances add)."""
+        index = [self.keys.index(k) for k in keys]
+        if self.covariance is None:
+            variance = math.fsum(self.variance[i] for i in index)
+        else:
+            variance = math.fsum(self.covariance[i][j] for i in index for j in index)
+        return math.fsum(self.wls[i] for i in index), max(variance, 0.0), sum(self.post[i] for i in index)
 
 
 def _axes(dims: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(i for i, d in enumerate(DIMS) if d not in dims)
 
 
-def _measurement_matrix(marginals: list[tuple[tuple[str, ...], float]]):
+Variance = float | Sequence[float]  # one variance for every cell of a marginal, or one per cell (codelist order)
+
+
+def _sd(dims: tuple[str, ...], variance: Variance):
+    """Standard deviation per cell of a marginal (codelist order of `dims`)."""
+    import numpy as np
+
+    return np.sqrt(np.broadcast_to(np.asarray(variance, dtype=float), (_indicator(dims).shape[0],)))
+
+
+def _measurement_matrix(marginals: list[tuple[tuple[str, ...], Variance]]):
     """Rows: every cell of every marginal (codelist order); columns: joint cells; each row weighted by 1/sd."""
     import numpy as np
 
-    blocks = [_indicator(dims) / math.sqrt(variance) for dims, variance in marginals]
+    blocks = [_indicator(dims) / _sd(dims, variance)[:, None] for dims, variance in marginals]
     return np.vstack(blocks)
 
 
-def _group_estimates(marginals: list[tuple[tuple[str, ...], float, list[float]]]) -> dict[tuple[str, ...], tuple]:
-    """WLS estimates and variances of every estimable hierarchy table for one group of same-workload releases."""
+def _group_estimates(marginals: list[tuple[tuple[str, ...], Variance, list[float]]],
+                     tables: Sequence[tuple[str, ...]] | None = None, *,
+                     covariance: bool = False) -> dict[tuple[str, ...], tuple]:
+    """WLS estimates and variances of every estimable table for one group of measurements (same-workload releases,
+    or the joint release): `tables` to estimate (default: the hierarchy's), each as (estimate, variance) or, with
+    `covariance`, (estimate, variance, covariance matrix)."""
     import numpy as np
 
     aw = _measurement_matrix([(d, v) for d, v, _ in marginals])
-    y = np.concatenate([np.asarray(cells, dtype=float) / math.sqrt(v) for _, v, cells in marginals])
+    y = np.concatenate([np.asarray(cells, dtype=float) / _sd(d, v) for d, v, cells in marginals])
     # pinv(A) = A^T pinv(A A^T): a small measurements x measurements problem instead of an SVD over every joint cell.
     pinv = aw.T @ np.linalg.pinv(aw @ aw.T, rcond=1e-10, hermitian=True)  # joint cells x measurements
     x = pinv @ y
     out = {}
-    for dims in list(HIERARCHY) + list(DERIVED):
+    for dims in (list(HIERARCHY) + list(DERIVED)) if tables is None else tables:
         indicator = _indicator(dims)
         gain = indicator @ pinv  # table cells x measurements: the estimate is gain @ y
         # Estimable iff projecting the table's aggregation rows onto the measurements' row space changes nothing.
         if not np.allclose(gain @ aw, indicator, atol=1e-6):
             continue
-        out[dims] = (indicator @ x, (gain**2).sum(axis=1))
+        # The weighted measurements have unit variance, so the estimate's covariance is gain @ gain.T.
+        out[dims] = (indicator @ x, (gain**2).sum(axis=1)) + ((gain @ gain.T,) if covariance else ())
     return out
 
 
@@ -206,13 +239,7 @@ def _post_process(tables: dict[tuple[str, ...], ConsistentTable]) -> None:
         if parent not in tables or not tables[parent].post:
             del tables[dims]
             continue
-        table, up = tables[dims], tables[parent]
-        post = [0] * len(table.keys)
-        for pkey, pvalue in zip(up.keys, up.post):
-            members = [i for i, k in enumerate(table.keys) if k[: len(parent)] == pkey]
-            for i, v in zip(members, project_to_simplex([table.wls[i] for i in members], pvalue)):
-                post[i] = v
-        table.post = post
+        tables[dims].post = _split_down(tables[dims], tables[parent])
     for dims, source in DERIVED.items():
         if dims not in tables:
             continue
@@ -225,3 +252,51 @@ def _post_process(tables: dict[tuple[str, ...], ConsistentTable]) -> None:
         for key, value in zip(src.keys, src.post):
             sums[(key[axis],)] = sums.get((key[axis],), 0) + value
         table.post = [sums.get(k, 0) for k in table.keys]
+
+
+def _split_down(table: ConsistentTable, up: ConsistentTable, known: Sequence[int] | None = None) -> list[int]:
+    """Integer cells of `table` adding up exactly to each integer cell of its parent table `up` (whose dimensions it
+    contains): per parent cell, the WLS cells projected onto the simplex and rounded by largest remainders; with
+    `known`, each cell never below its floor (the projection is of the part above it)."""
+    floor = list(known) if known is not None else [0] * len(table.keys)
+    at = [table.dims.index(d) for d in up.dims]
+    post = [0] * len(table.keys)
+    for pkey, pvalue in zip(up.keys, up.post):
+        members = [i for i, k in enumerate(table.keys) if tuple(k[a] for a in at) == pkey]
+        base = sum(floor[i] for i in members)
+        for i, v in zip(members, project_to_simplex([table.wls[i] - floor[i] for i in members], pvalue - base)):
+            post[i] = floor[i] + v
+    return post
+
+
+def consistent_release(
+    measured: dict[tuple[str, ...], tuple[Sequence[float], Sequence[float]]],
+    known: dict[tuple[str, ...], Sequence[int]] | None = None,
+) -> dict[tuple[str, ...], ConsistentTable]:
+    """One release's own tables made to add up (the joint release): `measured` maps each table, the total () and
+    every planned marginal, to (estimates, variances), one per cell in codelist order of the dimensions as given.
+
+    The WLS fit is _group_estimates' over all of them at once (weights 1 / cell variance), so each fitted marginal
+    adds up to the one fitted total; every table keeps its fitted covariance. Integer figures go top-down: the total
+    rounded, then each table split down from its parent (the largest measured table whose dimensions it contains,
+    else the total), never below `known` (people known individually per cell; a parent's known people must be its
+    cells' sum, as records are)."""
+    if () not in measured:
+        raise ValueError("a release's tables are fitted to its total: measure the total ()")
+    fitted = _group_estimates([(dims, variances, estimates) for dims, (estimates, variances) in measured.items()],
+                              list(measured), covariance=True)
+    known = known or {}
+    tables: dict[tuple[str, ...], ConsistentTable] = {}
+    for dims in sorted(fitted, key=len):  # parents first
+        estimate, variance, covariance = fitted[dims]
+        keys = list(product(*(codes(d) for d in dims)))
+        floor = [max(int(k), 0) for k in known.get(dims, [0] * len(keys))]
+        table = ConsistentTable(dims, keys, [float(v) for v in estimate], [float(v) for v in variance],
+                                covariance=[[float(c) for c in row] for row in covariance], known=floor)
+        if dims:
+            parent = max((p for p in tables if set(p) < set(dims)), key=len)
+            table.post = _split_down(table, tables[parent], floor)
+        else:
+            table.post = [max(floor[0], round(table.wls[0]))]
+        tables[dims] = table
+    return tables

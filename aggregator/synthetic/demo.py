@@ -230,16 +230,17 @@ def run_demo(
     notes: list[str] = [f"{idle} organisation(s) met nobody this year and submitted nothing"] if idle else []
     if merged.refused:
         notes.append(f"{merged.refused} bundle(s) refused by the coordinator: {merged.reasons}")
-    joint_cells: dict[str, Any] = {}
+    joint_tables: dict[tuple[str, ...], Any] = {}
     if plan is not None:
-        from ..coordinator.joint import compute_local, joint_estimates
+        from ..coordinator.joint import compute_local
+        from ..coordinator.national_joint import joint_release
         from ..joint.plan import read_plan_file
 
         digest = read_plan_file(plan).digest
         run = compute_local(db, digest, [out / PARTIES_DIR / name for name in PARTY_NAMES])
         if run.excluded:
             notes.append(f"{len(run.excluded)} organisation(s) excluded from the joint computation")
-        joint_cells = joint_estimates(db, year)
+        joint_tables = joint_release(db, year)  # consistent: the forms and the age bands add up to its total
         tick("joint", 1, 1)
     dark, dark_report = _dark_number(db, year, seed, nation_dir, strata) if plan is not None and lists else ([], None)
 
@@ -257,17 +258,18 @@ def run_demo(
     for cell in by_form.cells(year):
         form = cell.dims["form"]
         rows.append(_demo_row(form, label("form", form, lang), truth_form[(form,)], consent_form[(form,)],
-                              [cell], by_form.z, targets[form], _joint(joint_cells, [f"form={form}"], truth_form[(form,)], joint_targets[form])))
+                              [cell], by_form.z, targets[form],
+                              _joint(joint_tables, ("form",), [(form,)], truth_form[(form,)], joint_targets.get(form))))
     minors = [c for c in by_age.cells(year) if c.dims["age_band"] in MINOR_BANDS]
     rows.append(_demo_row(
         "minors", ROW_LABELS["minors"][lang], sum(truth_age[(b,)] for b in MINOR_BANDS),
         sum(consent_age[(b,)] for b in MINOR_BANDS), minors, by_age.z, targets["minors"],
-        _joint(joint_cells, [f"age_band={b}" for b in MINOR_BANDS], sum(truth_age[(b,)] for b in MINOR_BANDS),
-               joint_targets["minors"]),
+        _joint(joint_tables, ("age_band",), [(b,) for b in MINOR_BANDS], sum(truth_age[(b,)] for b in MINOR_BANDS),
+               joint_targets.get("minors")),
     ))
     rows.append(_demo_row("total", ROW_LABELS["total"][lang], nation.truth_total, nation.consent_only_total,
                           [by_form.total(year)], by_form.z, targets["total"],
-                          _joint(joint_cells, ["total"], nation.truth_total, joint_targets["total"])))
+                          _joint(joint_tables, (), [()], nation.truth_total, joint_targets.get("total"))))
 
     files = {"nation": str(nation_dir), "linkage_key": str(out / LINKAGE_FILE), "homes": str(out / HOMES_DIR),
              "bundles": str(bundles), "database": str(db)}
@@ -364,22 +366,19 @@ def _joint_targets(jobs: list[tuple], workers: int) -> dict[str, int]:
     return targets
 
 
-def _joint(cells: dict[str, Any], names: list[str], truth: int, target: int) -> dict[str, Any] | None:
-    """The joint estimate of a sum of cells: estimates add; one cell keeps its own (asymmetric) interval, a sum
-    of cells takes the normal interval of the summed variances."""
-    from ..privacy.intervals import interval
+def _joint(tables: dict[tuple[str, ...], Any], dims: tuple[str, ...], keys: list[tuple[str, ...]], truth: int,
+           target: int | None) -> dict[str, Any] | None:
+    """The joint estimate of a cell or a sum of cells of one consistent joint table (national_joint.figures: the
+    figure the national table shows, its bounded interval; a sum's variance from the fitted covariance)."""
+    from ..coordinator.national_joint import figures
 
-    if not cells:
+    if not tables or dims not in tables:
         return None
-    parts = [cells[name] for name in names]
-    estimate = sum(c.estimate for c in parts)
-    if len(parts) == 1:
-        lower, upper = parts[0].lower, parts[0].upper
-    else:
-        _, lower, upper = interval(estimate, sum(c.variance for c in parts))
-        lower = max(lower, 0.0)
-    return {"estimate": round(estimate), "lower": round(lower, 1), "upper": round(upper, 1),
-            "covered": lower <= truth <= upper, "target": int(target), "target_covered": lower <= target <= upper}
+    shown = figures(tables[dims], keys)
+    lower, upper = shown["lower"], shown["upper"]
+    return {"estimate": int(shown["estimate"]), "lower": round(lower, 1), "upper": round(upper, 1),
+            "covered": lower <= truth <= upper, "target": int(target or 0),
+            "target_covered": lower <= (target or 0) <= upper}
 
 
 def _joint_plan(out: Path, db: Path, year: int, epsilon: Fraction, scale: float, lists: str | None = None,

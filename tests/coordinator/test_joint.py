@@ -62,6 +62,26 @@ def test_every_organisation_takes_part_and_the_joint_rows_cover_the_truth(demo):
     assert total.joint["estimate"] < total.release_target
 
 
+def test_the_national_table_publishes_joint_tables_that_add_up(demo):
+    """After a real computation: the joint form and age band cells add up to the joint total, each interval starts at
+    or above the people known individually, and the demo's joint rows are the table's figures."""
+    from aggregator.coordinator.national import national_table
+
+    result, out = demo
+    for by in ("form", "age_band"):
+        table = national_table(out / DB_FILE, 2025, [by])
+        total = table.total(2025).joint
+        assert sum(c.joint["estimate"] for c in table.cells(2025)) == total["estimate"], by
+        for row in [*table.cells(2025), table.total(2025)]:
+            j = row.joint
+            assert j["known"] == row.individual and j["known"] <= j["lower"] <= j["estimate"] <= j["upper"]
+            assert j["upper"] > j["lower"]
+        if by == "form":
+            assert result.row("total").joint["estimate"] == total["estimate"]
+            for cell in table.cells(2025):
+                assert result.row(cell.dims["form"]).joint["estimate"] == cell.joint["estimate"]
+
+
 def test_a_second_computation_for_the_same_plan_is_refused(demo, tmp_path):
     db = _copy(demo, tmp_path)
     plan, result, signatures, bundles = _stored(db)

@@ -92,3 +92,115 @@ def test_post_processing_margins_add_up_exactly_and_nothing_is_negative():
         for child in (("form", "age_band"), ("form", "nationality_group")):
             for f in codes("form"):
                 assert sum(p for k, p in zip(tables[child].keys, tables[child].post) if k[0] == f) == form[(f,)]
+
+
+# ---------------------------------------------------------------- the joint release's own tables (consistent_release)
+
+
+def test_a_release_fitted_to_its_total_adds_up_and_keeps_its_floors():
+    from aggregator.privacy.consistency import consistent_release
+
+    measured = {(): ([100.0], [25.0]),
+                ("form",): ([40.0, 30.0, 20.0, 2.0, 3.0], [9.0, 9.0, 9.0, 4.0, 4.0]),
+                ("age_band",): ([10.0, 20.0, 30.0, 40.0, 5.0], [4.0, 6.0, 8.0, 9.0, 3.0])}
+    known = {(): [20], ("form",): [5, 5, 5, 4, 1], ("age_band",): [2, 2, 2, 2, 12]}
+    tables = consistent_release(measured, known)
+    total = tables[()]
+    assert total.variance[0] < 25.0  # three measurements of the total instead of one
+    for dims in (("form",), ("age_band",)):
+        t = tables[dims]
+        assert sum(t.wls) == pytest.approx(total.wls[0], abs=1e-9)
+        assert sum(t.post) == total.post[0] and all(p >= k for p, k in zip(t.post, t.known))
+        assert t.sum_of(t.keys)[1] == pytest.approx(total.variance[0], rel=1e-9)  # from the covariance
+        assert all(v < m for v, m in zip(t.variance, measured[dims][1]))
+    # cells whose fitted value is below the people known individually stand at that floor
+    assert tables[("form",)].post[3] == 4 and tables[("age_band",)].post[4] == 12
+    # a cell measured far more precisely than the rest barely moves
+    precise = consistent_release({(): ([100.0], [400.0]), ("form",): ([50.0, 20.0, 10.0, 5.0, 5.0],
+                                                                       [0.01, 400.0, 400.0, 400.0, 400.0])})
+    assert precise[("form",)].wls[0] == pytest.approx(50.0, abs=0.01)
+
+
+JOINT_PEOPLE = 2_000  # about the demo at --scale 0.3
+JOINT_REPLICATES = 400
+
+
+@pytest.fixture(scope="module")
+def joint_replicates():
+    """400 synthetic joint releases of one population (form and age band from the plan's prior shares), each cell's
+    people hashed afresh into the plan's buckets and its count noised twice at the plan's scale, as the parties do;
+    each release corrected per cell (linear counting, noise plus collision variance: coordinator/joint.py) and
+    fitted by consistent_release. Returns the errors against the true distinct people and the stated variances
+    (replicates x cells: total, forms, age bands) and whether every fit added up."""
+    import base64
+    import datetime as dt
+    from fractions import Fraction
+
+    from aggregator.coordinator.joint import joint_cell, joint_tables
+    from aggregator.joint.plan import PRIOR_SHARES, TOTAL, PartyRef, Plan, build_plan, cell_name
+    from aggregator.privacy.mechanism import discrete_laplace_variance
+
+    parties = [PartyRef(f"p{i}", base64.b64encode(bytes([i]) * 32).decode(),
+                        base64.b64encode(bytes([10 + i]) * 32).decode()) for i in range(3)]
+    document = build_plan(2025, Fraction(1), parties, prior_total=JOINT_PEOPLE,
+                          deadline=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
+    plan = Plan(document, "simulated")
+    rng = np.random.default_rng(1)
+    members = {TOTAL: JOINT_PEOPLE}
+    for dim in ("form", "age_band"):
+        drawn = rng.choice(5, JOINT_PEOPLE, p=[PRIOR_SHARES[dim][c] for c in codes(dim)])
+        members.update({cell_name((dim,), (c,)): int((drawn == i).sum()) for i, c in enumerate(codes(dim))})
+    scales = plan.group_scales()
+
+    def noise(scale):  # one party's discrete Laplace draw: the difference of two geometrics
+        p = 1 - math.exp(-1 / scale)
+        return int(rng.geometric(p) - rng.geometric(p))
+
+    errors, stated, adds_up = [], [], True
+    for _ in range(JOINT_REPLICATES):
+        cells = {}
+        for c in document["cells"]:
+            m, b = int(c["m"]), scales[c["group"]]
+            x = len(np.unique(rng.integers(0, m, size=members[c["name"]]))) + noise(b) + noise(b)
+            cells[c["name"]] = joint_cell(c["name"], c["group"], x, m, 2 * discrete_laplace_variance(b))
+        tables = joint_tables(plan, cells)
+        error, variance = [], []
+        for dims, table in tables.items():
+            error += [w - members[cell_name(dims, k) if dims else TOTAL] for k, w in zip(table.keys, table.wls)]
+            variance += table.variance
+            adds_up &= abs(sum(table.wls) - tables[()].wls[0]) < 1e-6 and sum(table.post) == tables[()].post[0]
+        errors.append(error)
+        stated.append(variance)
+    return np.asarray(errors), np.asarray(stated), adds_up
+
+
+def _calibrated(errors, stated, understated=1.0):
+    """Whether 95% intervals from the stated variance (times `understated`) cover the truth at the stated rate:
+    over all cells, within 3 binomial standard errors of 95% for 400 replicates (cells of one replicate are
+    correlated, so 400 is the honest count), each cell within 4; and each cell's spread matches its stated
+    variance within a band the 400-replicate sampling error (~7%) allows."""
+    variance = stated * understated
+    covered = np.abs(errors) <= 1.96 * np.sqrt(variance)
+    tolerance = math.sqrt(0.95 * 0.05 / JOINT_REPLICATES)
+    pooled = abs(covered.mean() - 0.95) <= 3 * tolerance
+    per_cell = bool(np.all(np.abs(covered.mean(axis=0) - 0.95) <= 4 * tolerance))
+    ratio = errors.var(axis=0, ddof=1) / variance.mean(axis=0)
+    spread = bool(np.all((ratio > 0.75) & (ratio < 1.33)))
+    return pooled, per_cell, spread
+
+
+def test_the_consistent_joint_tables_add_up_in_every_replicate(joint_replicates):
+    errors, _, adds_up = joint_replicates
+    assert adds_up and errors.shape == (JOINT_REPLICATES, 11)
+
+
+def test_consistent_joint_intervals_cover_the_truth_at_the_stated_rate(joint_replicates):
+    errors, stated, _ = joint_replicates
+    assert _calibrated(errors, stated) == (True, True, True)
+    assert np.all(np.abs(errors.mean(axis=0)) < 3 * np.sqrt(stated.mean(axis=0) / JOINT_REPLICATES) + 0.5)  # bias
+
+
+def test_the_coverage_check_fails_when_the_variance_is_understated_by_30_percent(joint_replicates):
+    errors, stated, _ = joint_replicates
+    pooled, per_cell, spread = _calibrated(errors, stated, understated=0.7)
+    assert not pooled and not per_cell and not spread
