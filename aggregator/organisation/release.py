@@ -26,6 +26,7 @@ from ..util.clock import utc_now
 
 from ..contract.validity import BUNDLE_LIFETIME  # noqa: E402  (one rule for both sides)
 RECORD_DIMENSIONS = tuple(DIMENSIONS)
+LATEST_KEY = "((report_date - DATE '1900-01-01')::BIGINT * 4294967296 + __row)"  # unique per row, as __row is
 NAMES_SQL = "SELECT family_name FROM valid_rows UNION ALL SELECT given_names FROM valid_rows"  # what pseudonyms fold
 
 # ------------------------------------------------------------ people
@@ -44,21 +45,18 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE people AS
-        WITH per_person AS (
-            -- the latest row of the period describes the person
-            SELECT person_id,
-                arg_max({{
-                    'family_name': family_name, 'given_names': given_names, 'date_of_birth': date_of_birth,
-                    'form': form, 'gender': gender, 'nationality': nationality, 'province': province,
-                    'age': coalesce(age, date_part('year', age(report_date, date_of_birth)))
-                }}, (report_date - DATE '1900-01-01')::BIGINT * 4294967296 + __row) AS p  -- latest day, then last row
-            FROM valid_rows
-            WHERE year(report_date) = $period
-            GROUP BY person_id
+        WITH latest AS (
+            -- the latest row of the period describes the person: latest day, then last row (one integer key per row)
+            SELECT max({LATEST_KEY}) AS k FROM valid_rows WHERE year(report_date) = $period GROUP BY person_id
+        ),
+        per_person AS (
+            SELECT person_id, family_name, given_names, date_of_birth, form, gender, nationality, province,
+                coalesce(age, date_part('year', age(report_date, date_of_birth))) AS age
+            FROM valid_rows JOIN latest ON {LATEST_KEY} = latest.k
         ),
         based AS (
             -- consent: the person's latest statement over the whole export (consent.py)
-            SELECT person_id, p.*,
+            SELECT per_person.*,
                 CASE
                     WHEN $kind = 'investigative' THEN 'statutory'
                     WHEN coalesce(c.consents, FALSE) THEN 'consent'

@@ -41,6 +41,19 @@ def test_one_record_per_person_and_the_latest_row_wins(tmp_path):
     assert ("sexual",) in forms and ("labour",) not in forms
 
 
+def test_on_the_same_latest_day_the_last_row_of_the_file_describes_the_person(tmp_path):
+    rows = [
+        row(1, report_date="01-09-2025", form="arbeidsuitbuiting"),
+        row(1, report_date="01-02-2025", form="criminele uitbuiting"),
+        row(1, report_date="01-09-2025", form="seksuele uitbuiting"),  # same latest day, later in the file: wins
+        row(2, report_date="01-09-2025", form="seksuele uitbuiting"),
+        row(2, report_date="01-09-2025", form="arbeidsuitbuiting"),
+    ]
+    con = people(tmp_path, rows, kind="investigative")
+    assert con.execute("SELECT person_id, form FROM people ORDER BY person_id").fetchall() == [
+        ("P00001", "sexual"), ("P00002", "labour")]
+
+
 def test_only_records_that_leave_get_a_pseudonym(tmp_path):
     con = people(tmp_path, [row(3, consent="ja", consent_date="01-03-2025"), row(4, consent="nee", consent_date="")])
     assert sorted(con.execute("SELECT basis, pseudonym IS NULL FROM people").fetchall(), key=str) == [
