@@ -593,9 +593,21 @@ def selfcheck(folder: str | None = None) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def describe() -> None:
+    """The peers as JSON for run_all.py (which stays small by not importing this module)."""
+    import json
+
+    out = {name: {"what": p.what, "cannot": p.cannot, "notes": p.notes, "validates": True} for name, p in PEERS.items()}
+    out["opendp"] = {"what": "OpenDP split_dataframe >> select_column >> count_by_categories >> laplace for the 3 "
+                             "marginals on raw columns (form, gender, province); no validation, no dedupe",
+                     "cannot": {}, "notes": "", "validates": False}
+    print(json.dumps(out))
+
+
 def main() -> None:
     name, *args = sys.argv[1:]
     commands = {
+        "describe": describe,
         "duckdb-csv": duckdb_csv,
         "duckdb-floor": duckdb_floor,
         "duckdb-bundles": duckdb_bundles,
