@@ -524,11 +524,18 @@ def check_aggregator(export: str) -> tuple[bool, str]:
     return report.valid, ", ".join(report.errors_by_rule) or f"{report.rows_read} rows"
 
 
-def selfcheck(folder: str | None = None) -> None:
-    """Every validating peer must accept the clean file and reject each bad row of a rule kind it claims."""
+def selfcheck(*argv: str) -> None:
+    """Every validating peer must accept the clean file and reject each bad row of a rule kind it claims.
+
+    `selfcheck [FOLDER] [--verbose] [--json]`: --verbose prints each peer's reason for every rejection, --json ends
+    with one line of JSON per peer (run_all.py reads it); exit 1 when a peer misses a rule it claims.
+    """
+    import json
     import shutil
     import tempfile
 
+    flags = {a for a in argv if a.startswith("--")}
+    folder = next((a for a in argv if not a.startswith("--")), None)
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here))
     import data
@@ -543,11 +550,14 @@ def selfcheck(folder: str | None = None) -> None:
         _write_case(base, case_dir / "export.csv", changes)
         cases.append((kind, fname, case_dir / "export.csv"))
     checkers = {"aggregator": (check_aggregator, {})} | {n: (p.check, p.cannot) for n, p in PEERS.items()}
-    failures = []
+    failures: list[str] = []
+    summary = {name: {"clean": "", "rejects": 0, "misses": [], "declared_misses": [], "errors": []}
+               for name in checkers}
+    out = sys.stderr if "--json" in flags else sys.stdout
     width = max(len(f"{k} ({f})") for k, f, _ in cases)
-    print(f"{'case':<{width}}  " + "  ".join(f"{n:<14}" for n in checkers))
+    print(f"{'case':<{width}}  " + "  ".join(f"{n:<14}" for n in checkers), file=out)
 
-    def verdict(name, check, path) -> tuple[bool | None, str]:
+    def verdict(check, path) -> tuple[bool | None, str]:
         try:
             return check(str(path))
         except ImportError as exc:
@@ -557,40 +567,57 @@ def selfcheck(folder: str | None = None) -> None:
 
     line = f"{'clean file (must pass)':<{width}}  "
     for name, (check, _) in checkers.items():
-        ok, detail = verdict(name, check, base)
-        line += f"{('accepts' if ok else 'ERROR' if ok is None else 'REJECTS'):<14}  "
+        ok, detail = verdict(check, base)
+        cell = "accepts" if ok else "ERROR" if ok is None else "REJECTS"
+        summary[name]["clean"] = cell
+        line += f"{cell:<14}  "
         if not ok:
             failures.append(f"{name}: clean file: {detail}")
-    print(line, flush=True)
+    print(line, file=out, flush=True)
+    reasons = []
     for kind, fname, path in cases:
-        line = f"{f'{kind} ({fname})':<{width}}  "
+        label = f"{kind} ({fname})"
+        line = f"{label:<{width}}  "
         for name, (check, cannot) in checkers.items():
-            ok, detail = verdict(name, check, path)
+            ok, detail = verdict(check, path)
             if ok is None:
                 cell = "ERROR"
-                failures.append(f"{name}: {kind} ({fname}): {detail}")
+                failures.append(f"{name}: {label}: {detail}")
+                summary[name]["errors"].append(label)
             elif not ok:
                 cell = "rejects"
+                summary[name]["rejects"] += 1
+                reasons.append(f"  {label} / {name}: {detail[:160]}")
                 if name == "aggregator" and AGGREGATOR_RULE.get(kind, kind) not in detail:
                     cell = "WRONG RULE"
-                    failures.append(f"aggregator: {kind} ({fname}) rejected for {detail}")
+                    failures.append(f"aggregator: {label} rejected for {detail}")
             elif kind in cannot:
                 cell = "misses (decl.)"
+                summary[name]["declared_misses"].append(label)
             else:
                 cell = "MISSES"
-                failures.append(f"{name}: accepts a bad row of rule {kind} ({fname})")
+                failures.append(f"{name}: accepts a bad row of rule {label}")
+                summary[name]["misses"].append(label)
             line += f"{cell:<14}  "
-        print(line, flush=True)
+        print(line, file=out, flush=True)
+    if "--verbose" in flags:
+        print("\nwhy each bad row was rejected:\n" + "\n".join(reasons), file=out)
     for name, peer in PEERS.items():
         if peer.cannot:
-            print(f"{name} cannot express: " + "; ".join(f"{k} ({why})" for k, why in peer.cannot.items()))
+            print(f"{name} cannot express: " + "; ".join(f"{k} ({why})" for k, why in peer.cannot.items()), file=out)
     if failures:
-        print("\nselfcheck FAILED:\n  " + "\n  ".join(failures))
-        sys.exit(1)
-    print(f"\nselfcheck passed: {len(cases)} bad rows over {len(set(k for k, _, _ in cases))} rule kinds; "
-          f"every peer rejects each rule kind it claims (work {work})")
+        print("\nselfcheck FAILED:\n  " + "\n  ".join(failures), file=out)
+    else:
+        print(f"\nselfcheck passed: {len(cases)} bad rows over {len(set(k for k, _, _ in cases))} rule kinds; "
+              f"every peer accepts the clean file and rejects each rule kind it claims", file=out)
+    if "--json" in flags:
+        for name, entry in summary.items():
+            entry["cases"] = len(cases)
+        print(json.dumps(summary))
     if not folder:
         shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        sys.exit(1)
 
 
 def describe() -> None:

@@ -213,6 +213,20 @@ def profile(argv: list[str], *, env: dict[str, str], cwd: Path, out: Path, top: 
     return buf.getvalue()
 
 
+def selfcheck_text(entry: dict | None) -> str:
+    """One line from `peers.py selfcheck --json` for one peer."""
+    if not entry:
+        return "not run"
+    text = f"clean file: {entry['clean']}; rejects {entry['rejects']} of {entry['cases']} bad rows (one per case)"
+    if entry["misses"]:
+        text += "; MISSES " + ", ".join(entry["misses"])
+    if entry["declared_misses"]:
+        text += "; misses as declared " + ", ".join(entry["declared_misses"])
+    if entry["errors"]:
+        text += "; ERRORS on " + ", ".join(entry["errors"])
+    return text
+
+
 def short_rows(n: int) -> str:
     """10000 -> 10k, 1000000 -> 1M, 2500000 -> 2.5M."""
     for unit, size in (("M", 1_000_000), ("k", 1_000)):
@@ -542,14 +556,21 @@ def main() -> None:
                 ours = run_once(validate, env=env, cwd=run_dir).seconds
             except (RuntimeError, TimeoutError) as exc:
                 print(f"  (no reference times for the peers: {exc})", flush=True)
-        print(f"peers (one run each, same export, same rules; `python benchmarks/peers.py selfcheck` checks that each "
-              f"rejects a bad row of every rule kind it claims); aggregator validate {ours or 0:.3f} s, "
-              f"floor {floor_s or 0:.3f} s", flush=True)
+        # the self-check first: a peer that lets a bad row through on a rule it claims would look faster than it is
+        checked = subprocess.run([py, str(PEERS), "selfcheck", "--json"], env=env, capture_output=True, text=True)
+        try:
+            selfcheck = json.loads(checked.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            selfcheck = {}
+            print(f"  selfcheck did not run: {checked.stderr.strip().splitlines()[-1:]}", flush=True)
+        print(f"peers (one run each, same export, same rules; the selfcheck gives each a small export with one bad "
+              f"row per rule kind); aggregator validate {ours or 0:.3f} s, floor {floor_s or 0:.3f} s", flush=True)
         for name in wanted:
             meta = described[name]
             argv = [py, str(PEERS), name, str(export)]
             entry = {"peer": name, "what": meta["what"], "command": shell_text(argv),
-                     "cannot_express": meta.get("cannot", {}), "notes": meta.get("notes", "")}
+                     "cannot_express": meta.get("cannot", {}), "notes": meta.get("notes", ""),
+                     "selfcheck": selfcheck.get(name)}
             try:
                 r = run_once(argv, env=env, cwd=run_dir, timeout=args.peer_timeout)
             except (RuntimeError, TimeoutError) as exc:
@@ -568,6 +589,7 @@ def main() -> None:
                 print("      cannot express: " + ("; ".join(f"{k} ({why})" for k, why in cannot.items())
                                                   if cannot else "none (all rule kinds of aggregator validate)"),
                       flush=True)
+                print(f"      selfcheck: {selfcheck_text(selfcheck.get(name))}", flush=True)
             if meta.get("notes"):
                 print(f"      note: {meta['notes']}", flush=True)
             peers.append(entry)
@@ -608,7 +630,8 @@ def main() -> None:
               "validate and submit are judged on the floor); CPU ratio against what the target is judged on")
     if peers:
         print()
-        ph = f"{'peer':<16} {'seconds':>9} {'x validate':>10} {'x floor':>8} {'peak MiB':>9}  cannot express"
+        ph = (f"{'peer':<16} {'seconds':>9} {'x validate':>10} {'x floor':>8} {'peak MiB':>9}  {'selfcheck':<10} "
+              f"cannot express")
         print(ph)
         print("-" * len(ph))
         for p in peers:
@@ -620,7 +643,10 @@ def main() -> None:
             meta = described[p["peer"]]
             gaps = ", ".join(p["cannot_express"]) if p["cannot_express"] else ("-" if meta.get("validates") else
                                                                                 "(not a validator)")
-            print(f"{p['peer']:<16} {p['seconds']:9.2f} {xv} {xf} {p['max_rss'] / 2**20:9.0f}  {gaps}")
+            sc = p.get("selfcheck")
+            sc = "-" if not meta.get("validates") else "?" if not sc else \
+                f"{sc['rejects']}/{sc['cases']}" + ("" if not (sc["misses"] or sc["errors"]) else " FAIL")
+            print(f"{p['peer']:<16} {p['seconds']:9.2f} {xv} {xf} {p['max_rss'] / 2**20:9.0f}  {sc:<10} {gaps}")
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "rows": args.rows,
