@@ -3,11 +3,15 @@
     .venv/bin/python benchmarks/run_all.py                     # 1M-row export, 1,000 bundles (a few minutes)
     .venv/bin/python benchmarks/run_all.py --rows 20000 --bundles 50 --reps 3 --no-peers   # smoke run, < 1 minute
     .venv/bin/python benchmarks/run_all.py --large             # adds peak RSS of submit on 10M rows (slow)
+    .venv/bin/python benchmarks/run_all.py --only none --no-peers --scaling   # floor/validate/submit at 10k-1M rows
 
 Inputs are generated with a fixed seed into a scratch folder (default: $TMPDIR/aggregator-bench, reused between
 runs; never committed). Every figure is the median wall time of --reps runs of a fresh process; the subject and its
-baseline run alternately so that load on the machine hits both alike. Results go to stdout and to
-benchmarks/results-latest.json (not committed). See benchmarks/README.md.
+baselines run in turn so that load on the machine hits all alike. validate and submit are timed against two bare
+DuckDB baselines: today's read + 4-column group-by, and the floor (every mapped column cast to its type and counted),
+on which their targets are judged. Then the peers (frictionless, pandera on pandas and on polars, patito,
+dataframely, OpenDP), after `peers.py selfcheck`. Results go to stdout and to benchmarks/results-latest.json (not
+committed). See benchmarks/README.md.
 """
 
 from __future__ import annotations
