@@ -553,11 +553,13 @@ def main() -> None:
             sys.exit(f"--peers: unknown peer(s) {', '.join(missing)}; one of {', '.join(described)}")
         val = next((f for f in figures if f.name == "validate" and f.seconds), None)
         ours = val.seconds if val else None
+        ours_cpu = val.cpu_seconds if val else None
         floor_s = val.floor_seconds if val else None
         if ours is None or floor_s is None:  # references for the ratios: one run each
             try:
                 floor_s = run_once(duck_floor, env=env, cwd=run_dir).seconds
-                ours = run_once(validate, env=env, cwd=run_dir).seconds
+                ref = run_once(validate, env=env, cwd=run_dir)
+                ours, ours_cpu = ref.seconds, ref.cpu
             except (RuntimeError, TimeoutError) as exc:
                 print(f"  (no reference times for the peers: {exc})", flush=True)
         # the self-check first: a peer that lets a bad row through on a rule it claims would look faster than it is
@@ -583,7 +585,8 @@ def main() -> None:
             else:
                 entry.update(seconds=r.seconds, cpu_seconds=r.cpu, max_rss=r.max_rss,
                              ratio_to_floor=r.seconds / floor_s if floor_s else None,
-                             ratio_to_aggregator_validate=r.seconds / ours if ours else None, status="ok")
+                             ratio_to_aggregator_validate=r.seconds / ours if ours else None,
+                             cpu_ratio_to_aggregator_validate=r.cpu / ours_cpu if ours_cpu else None, status="ok")
                 extra = f", {entry['ratio_to_aggregator_validate']:.1f}x aggregator validate" if ours else ""
                 extra += f", {entry['ratio_to_floor']:.1f}x floor" if floor_s else ""
                 print(f"  {name}: {r.seconds:.2f} s{extra}, peak RSS {r.max_rss / 2**20:.0f} MiB", flush=True)
@@ -614,7 +617,8 @@ def main() -> None:
 
     # ---------------------------------------------------------------- summary
     print()
-    header = (f"{'figure':<24} {'seconds':>9} {'baseline':>9} {'ratio':>7} {'floor':>8} {'ratio':>7}  {'target':<14} "
+    w = max([24, *(len(f.name) for f in figures)])
+    header = (f"{'figure':<{w}} {'seconds':>9} {'baseline':>9} {'ratio':>7} {'floor':>8} {'ratio':>7}  {'target':<14} "
               f"{'result':<6} {'CPU ratio':>9}")
     print(header)
     print("-" * len(header))
@@ -628,13 +632,14 @@ def main() -> None:
         frat = f"{f.floor_ratio:6.2f}x" if f.floor_ratio else f"{'-':>7}"
         cpu_ratio = f.floor_cpu_ratio if f.judged_on == "floor" else f.cpu_ratio
         cpu = f"{cpu_ratio:8.2f}x" if cpu_ratio else f"{'-':>9}"
-        print(f"{f.name:<24} {sec} {bas} {rat} {flo} {frat}  {f.target:<14} {f.status:<6} {cpu}")
+        print(f"{f.name:<{w}} {sec} {bas} {rat} {flo} {frat}  {f.target:<14} {f.status:<6} {cpu}")
     if any(f.judged_on == "floor" for f in figures):
         print("baseline = DuckDB read + 4-column group-by; floor = DuckDB casting every mapped column (targets of "
               "validate and submit are judged on the floor); CPU ratio against what the target is judged on")
     if peers:
         print()
-        ph = (f"{'peer':<16} {'seconds':>9} {'x validate':>10} {'x floor':>8} {'peak MiB':>9}  {'selfcheck':<10} "
+        ph = (f"{'peer':<16} {'seconds':>9} {'x validate':>10} {'x floor':>8} {'CPU x val.':>10} {'peak MiB':>9}  "
+              f"{'selfcheck':<10} "
               f"cannot express")
         print(ph)
         print("-" * len(ph))
@@ -650,7 +655,11 @@ def main() -> None:
             sc = p.get("selfcheck")
             sc = "-" if not meta.get("validates") else "?" if not sc else \
                 f"{sc['rejects']}/{sc['cases']}" + ("" if not (sc["misses"] or sc["errors"]) else " FAIL")
-            print(f"{p['peer']:<16} {p['seconds']:9.2f} {xv} {xf} {p['max_rss'] / 2**20:9.0f}  {sc:<10} {gaps}")
+            xc = f"{p['cpu_ratio_to_aggregator_validate']:9.1f}x" if p.get("cpu_ratio_to_aggregator_validate") \
+                else f"{'-':>10}"
+            print(f"{p['peer']:<16} {p['seconds']:9.2f} {xv} {xf} {xc} {p['max_rss'] / 2**20:9.0f}  {sc:<10} {gaps}")
+        print("one run per peer against the medians of validate and the floor; on a busy machine trust the CPU ratio; "
+              "selfcheck = bad rows rejected of those given (peers.py selfcheck)")
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "rows": args.rows,
