@@ -32,3 +32,15 @@ UKDAT_5 = {
     (0, 0, 1, 0, 1): 11, (0, 0, 0, 1, 1): 8, (1, 1, 1, 0, 0): 1, (1, 1, 0, 1, 0): 1,
     (0, 1, 1, 1, 0): 4, (1, 1, 1, 1, 0): 1,
 }
+
+
+# Korean women held in sexual slavery by the Japanese military in Palembang: three lists (b, c, d), from Ball, Shin
+# and Yang (2018), "There may have been 14 undocumented Korean 'comfort women' in Palembang, Indonesia", HRDAG
+# technical report, Figure 1; as shipped in the R package MultipleSystemsEstimation 1.3.2 (Silverman; data `Korea`).
+KOREA_LISTS = ("b", "c", "d")
+# (b, c, d): count
+KOREA = {(0, 0, 1): 41, (0, 1, 0): 5, (1, 0, 0): 5, (1, 1, 0): 54, (1, 0, 1): 6, (0, 1, 1): 0, (1, 1, 1): 12}
+# Fixed-model population estimates (observed + exp(intercept)) of that package's Poisson log-linear fit, as its own
+# test suite states them (tests/testthat/test-model-selection.R, "downhill search follows the expected Korea path"):
+# hierarchy [12,3] (interaction b:c) and [12,23] (b:c and c:d).
+KOREA_FIXED_MODEL_TOTALS = {(("b", "c"),): 268.7778, (("b", "c"), ("c", "d")): 157.16667}
