@@ -6,8 +6,11 @@ import tempfile
 from pathlib import Path
 
 
-def connect(*, memory_limit: str = "1GB", temp_dir: Path | None = None, threads: int | None = None):
-    """An in-memory DuckDB connection with a memory cap and an out-of-core temp folder."""
+def connect(*, memory_limit: str = "512MB", temp_dir: Path | None = None, threads: int | None = None):
+    """An in-memory DuckDB connection with a memory cap and an out-of-core temp folder.
+
+    512 MB keeps a whole submit of 10,000,000 rows under 1 GiB of peak memory (875 MiB measured; with 1 GB DuckDB
+    alone took that much and the process peaked at 1,235 MiB); 1,000,000 rows fit in memory either way."""
     import duckdb
 
     con = duckdb.connect(":memory:")
