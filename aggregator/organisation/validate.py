@@ -247,23 +247,27 @@ def _mapped_fields(mapping, specs: list[FieldSpec]) -> list[FieldSpec]:
 def value_lookups(con, mapping, specs: list[FieldSpec]) -> dict[str, dict[str, str]]:
     """field -> {value as the export has it: code} for the values in export_raw that the value map changes.
 
-    One scan finds the distinct values of every mapped field; only those the map changes go into the SQL, so mapping a
-    row is a small lookup (none at all for an export that already uses the codes), never a join."""
+    One scan finds the distinct values of every mapped field and DuckDB keeps those the map changes (at most the map's
+    size, however many distinct values an export holds); only those go into the SQL, so mapping a row is a small
+    lookup (none at all for an export that already uses the codes), never a join over the rows."""
     fields = _mapped_fields(mapping, specs)
     if not fields:
         return {}
-    present = con.execute(
-        "SELECT " + ", ".join(f"list(DISTINCT {_source_sql(mapping, s)})" for s in fields) + " FROM export_raw AS r"
-    ).fetchone()
-    value_map: dict[tuple[str, str], str] = {(f, source): code for f, source, code in _value_map_rows(mapping)}
-    lookups: dict[str, dict[str, str]] = {}
-    for spec, values in zip(fields, present, strict=True):
-        changed = {}
-        for value in filter(None, values or ()):
-            code = value_map.get((spec.name, value.lower()))
-            if code is not None and code != value:
-                changed[value] = code
-        lookups[spec.name] = changed
+    con.execute("CREATE OR REPLACE TEMP TABLE value_map (field VARCHAR, source VARCHAR, code VARCHAR)")
+    con.executemany("INSERT INTO value_map VALUES (?, ?, ?)", _value_map_rows(mapping))
+    distinct = ", ".join(f"list(DISTINCT {_source_sql(mapping, s)}) AS f{i}" for i, s in enumerate(fields))
+    present = " UNION ALL ".join(f"SELECT '{s.name}' AS field, unnest(f{i}) AS value FROM d" for i, s in enumerate(fields))
+    changed = con.execute(
+        f"""
+        WITH d AS (SELECT {distinct} FROM export_raw AS r), present AS ({present})
+        SELECT p.field, p.value, m.code
+        FROM present AS p JOIN value_map AS m ON m.field = p.field AND m.source = lower(p.value)
+        WHERE m.code IS DISTINCT FROM p.value
+        """
+    ).fetchall()
+    lookups: dict[str, dict[str, str]] = {s.name: {} for s in fields}
+    for fname, value, code in changed:
+        lookups[fname][value] = code
     return lookups
 
 

@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 from aggregator.util.engine import connect
 from aggregator.errors import MappingError
 from aggregator.contract.schema import Mapping, Registration
-from aggregator.organisation.validate import check_export, compiled_rules, field_specs, normalised_rows, pydantic_verdict, validate_export, write_errors_csv
+from aggregator.organisation.validate import (
+    check_export, compiled_rules, field_specs, normalised_rows, pydantic_verdict, validate_export, value_lookups,
+    write_errors_csv,
+)
 from tests.orgfactory import CANARIES, canary_rows, row, write_export
 
 EXPORT_DATE = dt.date(2025, 12, 31)
@@ -199,3 +202,16 @@ def test_compiled_rules_cover_field_and_model_constraints():
     assert ("required", "report_date") in rules and ("out-of-range", "age") in rules
     assert ("not-iso-3166", "nationality") in rules and ("date-order", "date_of_birth") in rules
     assert len(rules) >= 25
+
+
+def test_value_lookups_hold_only_values_the_map_changes_however_many_distinct_values_an_export_has():
+    """A code column full of distinct free text (a mapping pointing at the wrong column) must not bring every value
+    into Python or into the SQL: only values the value map changes come back."""
+    con = connect(memory_limit="512MB")
+    con.execute("CREATE TEMP TABLE export_raw AS SELECT range + 2 AS __row, 'free text ' || range AS form, "
+                "CASE WHEN range % 2 = 0 THEN 'Vrouw' ELSE 'male' END AS gender FROM range(20000)")
+    columns = {"form": "form", "gender": "gender", "person_id": "form", "report_date": "form"}
+    mapping = Mapping(columns=columns, date_formats=["%Y-%m-%d"])
+    lookups = value_lookups(con, mapping, field_specs())
+    assert lookups == {"form": {}, "gender": {"Vrouw": "female"}}  # "male" is already the code
+    con.close()
