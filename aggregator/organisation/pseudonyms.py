@@ -82,6 +82,7 @@ def fold_table() -> tuple[list[str], list[str]]:
 # ASCII text needs no table: its step only lower-cases and turns whitespace and the hyphen into a space.
 ASCII_SPACES = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f-"
 ASCII_FOLDED = ASCII_SPACES + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+ASCII_SPACES_CLASS = r"[\t\n\x0b\x0c\r\x1c-\x1f-]"  # the same characters, as an RE2 class
 
 
 def _sql_text(text: str) -> str:
@@ -110,7 +111,10 @@ def install_normalisation(con, texts_sql: str, params: dict | None = None) -> No
     con.execute(
         f"""
         CREATE OR REPLACE TEMP MACRO pseudonym_fold(x) AS coalesce(CASE
-            WHEN strlen(x) = length(x) THEN translate(lower(x), {_sql_text(ASCII_SPACES)}, '{" " * len(ASCII_SPACES)}')
+            WHEN strlen(x) = length(x) THEN CASE  -- translate() is costly: only for the text that needs it
+                WHEN regexp_matches(x, '{ASCII_SPACES_CLASS}')
+                THEN translate(lower(x), {_sql_text(ASCII_SPACES)}, '{" " * len(ASCII_SPACES)}')
+                ELSE lower(x) END
             ELSE array_to_string(list_transform(string_split(x, ''), lambda c: {per_char}), '')
         END, '')
         """
@@ -119,15 +123,18 @@ def install_normalisation(con, texts_sql: str, params: dict | None = None) -> No
 
 def normalised_sql(expression: str) -> str:
     """The normalisation of one text expression, as SQL (needs install_normalisation over its texts first)."""
-    return (
-        f"trim(regexp_replace(nfc_normalize(pseudonym_fold(nfc_normalize({expression}))), ' +', ' ', 'g'), ' ')"
-    )
+    folded = f"nfc_normalize(pseudonym_fold(nfc_normalize({expression})))"
+    # collapse and trim only text that has spaces to collapse or trim (few names do)
+    spaced = "contains(f, '  ') OR starts_with(f, ' ') OR ends_with(f, ' ')"
+    return f"list_transform([{folded}], lambda f: CASE WHEN {spaced} THEN trim(regexp_replace(f, ' +', ' ', 'g'), ' ') ELSE f END)[1]"
 
 
 def _normalised_sql(column: str) -> str:
     """Length-prefixed normalised text (or '-' when missing), as SQL."""
     norm = normalised_sql(f"CAST({column} AS VARCHAR)")
-    return f"CASE WHEN {column} IS NULL THEN '-' ELSE CAST(octet_length(encode({norm})) AS VARCHAR) || ':' || {norm} END"
+    # the one-element list binds the normalised text to n, so it is computed once, not once for its length and again
+    prefixed = f"list_transform([{norm}], lambda n: CAST(octet_length(encode(n)) AS VARCHAR) || ':' || n)[1]"
+    return f"CASE WHEN {column} IS NULL THEN '-' ELSE {prefixed} END"
 
 
 # Linkable only with a family name AND a date of birth: a partial identity (a birth date alone) would link strangers.
