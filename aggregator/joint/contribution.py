@@ -28,14 +28,19 @@ def bucket_vector(con, plan: Plan, linkage_key: bytes):
     layout = plan.layout()
     offsets = layout.offsets()
     vector = np.zeros(layout.size, dtype=np.uint8)
-    salt = bucket_salt(linkage_key, plan)
-    bucket = "CAST(('0x' || substr(sha256($salt || p.pseudonym), 1, 15)) AS UBIGINT) % c.m + c.start"
+    # each person's keyed hash once, whatever the number of planned cells they fall in
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE people_hashed AS SELECT *, "
+        "CAST(('0x' || substr(sha256($salt || pseudonym), 1, 15)) AS UBIGINT) AS bucket_hash FROM people",
+        {"salt": bucket_salt(linkage_key, plan)},
+    )
+    bucket = "p.bucket_hash % c.m + c.start"
     for dims in [(), *plan.marginals]:
         group = ",".join(dims) if dims else TOTAL
         cells = plan.cells_of(group)
         starts = [offsets[c["name"]][0] for c in cells]
         ms = [int(c["m"]) for c in cells]
-        params: dict[str, Any] = {"salt": salt, "start": starts, "m": ms}
+        params: dict[str, Any] = {"start": starts, "m": ms}
         keys = []
         for i, dim in enumerate(dims):
             params[f"k{i}"] = [c["name"].split(",")[i].split("=", 1)[1] for c in cells]
@@ -44,21 +49,22 @@ def bucket_vector(con, plan: Plan, linkage_key: bytes):
         sql = f"""
             WITH c AS (SELECT UNNEST($start::UBIGINT[]) AS start, UNNEST($m::UBIGINT[]) AS m
                        {''.join(', ' + k for k in keys)})
-            SELECT DISTINCT {bucket} AS j FROM people AS p JOIN c ON {join}
+            SELECT DISTINCT {bucket} AS j FROM people_hashed AS p JOIN c ON {join}
         """
         hits = con.execute(sql, params).fetchnumpy()["j"]
         vector[np.asarray(hits, dtype=np.int64)] = 1
     strata = plan.cells_of(STRATA_GROUP)
     if strata:
-        params = {"salt": salt, "start": [offsets[c["name"]][0] for c in strata], "m": [int(c["m"]) for c in strata],
+        params = {"start": [offsets[c["name"]][0] for c in strata], "m": [int(c["m"]) for c in strata],
                   "name": [c["name"] for c in strata]}
         sql = f"""
             WITH c AS (SELECT UNNEST($start::UBIGINT[]) AS start, UNNEST($m::UBIGINT[]) AS m,
                               UNNEST($name::VARCHAR[]) AS name)
-            SELECT DISTINCT {bucket} AS j FROM people AS p JOIN c ON c.name = {stratum_expression(plan.strata)}
+            SELECT DISTINCT {bucket} AS j FROM people_hashed AS p JOIN c ON c.name = {stratum_expression(plan.strata)}
         """
         hits = con.execute(sql, params).fetchnumpy()["j"]
         vector[np.asarray(hits, dtype=np.int64)] = 1
+    con.execute("DROP TABLE people_hashed")
     return vector
 
 
