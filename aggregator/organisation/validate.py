@@ -252,8 +252,11 @@ def value_lookups(con, mapping, specs: list[FieldSpec]) -> dict[str, dict[str, s
     fields = _mapped_fields(mapping, specs)
     if not fields:
         return {}
-    con.execute("CREATE OR REPLACE TEMP TABLE value_map (field VARCHAR, source VARCHAR, code VARCHAR)")
-    con.executemany("INSERT INTO value_map VALUES (?, ?, ?)", _value_map_rows(mapping))
+    fnames, sources, codes = map(list, zip(*_value_map_rows(mapping)))
+    con.execute(  # one statement, not a round trip per row (executemany took 0.17 s for the ~740 rows)
+        "CREATE OR REPLACE TEMP TABLE value_map AS SELECT unnest($f) AS field, unnest($s) AS source, unnest($c) AS code",
+        {"f": fnames, "s": sources, "c": codes},
+    )
     distinct = ", ".join(f"list(DISTINCT {_source_sql(mapping, s)}) AS f{i}" for i, s in enumerate(fields))
     present = " UNION ALL ".join(f"SELECT '{s.name}' AS field, unnest(f{i}) AS value FROM d" for i, s in enumerate(fields))
     changed = con.execute(
