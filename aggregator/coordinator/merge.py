@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import duckdb
 
@@ -87,35 +88,27 @@ SELECT UNNEST($idx::BIGINT[]), 'accept', UNNEST($org::VARCHAR[]), UNNEST($period
        UNNEST($digest::VARCHAR[]), UNNEST($epsilon::VARCHAR[]), UNNEST($entry::VARCHAR[]),
        UNNEST($prev_hash::VARCHAR[]), UNNEST($hash::VARCHAR[])
 """
+# The large tables come from column arrays registered with DuckDB (NumPy; scanned in C++, far cheaper than
+# turning every value of a list parameter into a DuckDB value): `_columns` below.
 _INSERT_RECORDS = """
 INSERT INTO records (digest, org_id, period, pseudonym, basis, form, age_band, gender, nationality_group, province)
-SELECT UNNEST($digest::VARCHAR[]), UNNEST($org::VARCHAR[]), UNNEST($period::INTEGER[]),
-       UNNEST($pseudonym::VARCHAR[]), UNNEST($basis::VARCHAR[]), UNNEST($form::VARCHAR[]),
-       UNNEST($age_band::VARCHAR[]), UNNEST($gender::VARCHAR[]), UNNEST($nationality_group::VARCHAR[]),
-       UNNEST($province::VARCHAR[])
+SELECT digest::VARCHAR, org::VARCHAR, period::INTEGER, pseudonym::VARCHAR, basis::VARCHAR, form::VARCHAR,
+       age_band::VARCHAR, gender::VARCHAR, nationality_group::VARCHAR, province::VARCHAR
+FROM merge_records
 """
 _INSERT_MARGINALS = """
 INSERT INTO marginals (digest, marginal_index, dimensions, epsilon, scale, variance, expected_error_95)
-SELECT UNNEST($digest::VARCHAR[]), UNNEST($index::INTEGER[]), UNNEST($dimensions::VARCHAR[][]),
-       UNNEST($epsilon::VARCHAR[]), UNNEST($scale::DOUBLE[]), UNNEST($variance::DOUBLE[]), UNNEST($error::DOUBLE[])
+SELECT digest::VARCHAR, marginal_index::INTEGER, dimensions::VARCHAR[], epsilon::VARCHAR, scale::DOUBLE, variance::DOUBLE,
+       error::DOUBLE
+FROM merge_marginals
 """
-# The cells of a marginal are every codelist cell of its dimensions in order (checked when staged), so they
-# come from one template per dimension set (`shape`) joined to the marginal's list of counts.
+# The cells of a marginal are every codelist cell of its dimensions in order (checked when staged), so their
+# dimension columns come from one template per dimension set (`_cell_template`), extended per marginal.
 _INSERT_CELLS = """
 INSERT INTO noisy_cells (digest, marginal_index, form, age_band, gender, nationality_group, province, count)
-SELECT m.digest, m.marginal_index, t.form, t.age_band, t.gender, t.nationality_group, t.province, m.counts[t.pos]
-FROM (
-    SELECT UNNEST($ord::INTEGER[]) AS ord, UNNEST($digest::VARCHAR[]) AS digest,
-           UNNEST($index::INTEGER[]) AS marginal_index, UNNEST($shape::VARCHAR[]) AS shape,
-           UNNEST($counts::BIGINT[][]) AS counts
-) AS m
-JOIN (
-    SELECT UNNEST($t_shape::VARCHAR[]) AS shape, UNNEST($t_pos::INTEGER[]) AS pos,
-           UNNEST($t_form::VARCHAR[]) AS form, UNNEST($t_age_band::VARCHAR[]) AS age_band,
-           UNNEST($t_gender::VARCHAR[]) AS gender, UNNEST($t_nationality_group::VARCHAR[]) AS nationality_group,
-           UNNEST($t_province::VARCHAR[]) AS province
-) AS t ON t.shape = m.shape
-ORDER BY m.ord, t.pos
+SELECT digest::VARCHAR, marginal_index::INTEGER, form::VARCHAR, age_band::VARCHAR, gender::VARCHAR,
+       nationality_group::VARCHAR, province::VARCHAR, count::BIGINT
+FROM merge_cells
 """
 _INSERT_WITHDRAWALS = """
 INSERT INTO withdrawals (digest, org_id, period, pseudonym, sequence)
@@ -172,9 +165,11 @@ class Batch:
                          "nationality_group", "province")
         }
         self.marginals: dict[str, list[Any]] = {
-            name: [] for name in ("digest", "index", "dimensions", "epsilon", "scale", "variance", "error")
+            name: [] for name in ("digest", "marginal_index", "dimensions", "epsilon", "scale", "variance", "error")
         }
-        self.cells: dict[str, list[Any]] = {name: [] for name in ("ord", "digest", "index", "shape", "counts")}
+        self.cells: dict[str, list[Any]] = {
+            name: [] for name in ("digest", "marginal_index", *DIMENSIONS, "count")
+        }
         self.withdrawals: dict[str, list[Any]] = {name: [] for name in ("digest", "org", "period", "pseudonym", "sequence")}
         self.superseded_by: dict[str, str] = {}  # digest -> the digest that replaced it, old and new bundles
 
@@ -216,17 +211,19 @@ class Batch:
             m, c = self.marginals, self.cells
             for index, marginal in enumerate(p.release.marginals):
                 m["digest"].append(digest)
-                m["index"].append(index)
+                m["marginal_index"].append(index)
                 m["dimensions"].append(list(marginal.dimensions))
                 m["epsilon"].append(exact_text(Fraction(marginal.epsilon)))
                 m["scale"].append(marginal.scale)
                 m["variance"].append(marginal.variance)
                 m["error"].append(marginal.expected_error_95)
-                c["ord"].append(len(c["ord"]))
-                c["digest"].append(digest)
-                c["index"].append(index)
-                c["shape"].append(",".join(marginal.dimensions))
-                c["counts"].append([cell.count for cell in marginal.cells])
+                template = _cell_template(tuple(marginal.dimensions))
+                n = len(marginal.cells)
+                c["digest"].extend([digest] * n)
+                c["marginal_index"].extend([index] * n)
+                for dim in DIMENSIONS:
+                    c[dim].extend(template[dim])
+                c["count"].extend([cell.count for cell in marginal.cells])
         withdrawals = p.withdrawals
         if withdrawals:
             w = self.withdrawals
@@ -247,10 +244,10 @@ class Batch:
         )
         con.execute(_INSERT_LEDGER, self.ledger)
         if self.records["digest"]:
-            con.execute(_INSERT_RECORDS, self.records)
+            _insert_columns(con, "merge_records", self.records, _INSERT_RECORDS)
         if self.marginals["digest"]:
-            con.execute(_INSERT_MARGINALS, self.marginals)
-            con.execute(_INSERT_CELLS, {**self.cells, **_cell_templates(set(self.cells["shape"]))})
+            _insert_columns(con, "merge_marginals", self.marginals, _INSERT_MARGINALS)
+            _insert_columns(con, "merge_cells", self.cells, _INSERT_CELLS)
         old = {d: by for d, by in self.superseded_by.items() if d not in new}
         if old:
             con.execute(_SUPERSEDE, {"digest": list(old), "superseded_by": list(old.values())})
@@ -268,17 +265,37 @@ class Batch:
         return flags
 
 
-def _cell_templates(shapes: Iterable[str]) -> dict[str, list[Any]]:
-    """Every codelist cell of each dimension set ('form,gender'), numbered from 1 in order, as column lists."""
-    out: dict[str, list[Any]] = {"t_shape": [], "t_pos": [], **{f"t_{dim}": [] for dim in DIMENSIONS}}
-    for shape in sorted(shapes):
-        dims = shape.split(",")
-        for pos, key in enumerate(cell_keys(tuple(dims)), start=1):
-            out["t_shape"].append(shape)
-            out["t_pos"].append(pos)
-            for dim in DIMENSIONS:
-                out[f"t_{dim}"].append(key[dims.index(dim)] if dim in dims else None)
-    return out
+@lru_cache(maxsize=64)
+def _cell_template(dims: tuple[str, ...]) -> dict[str, list[str | None]]:
+    """The dimension columns of every codelist cell of `dims` in order (None where a dimension is not in `dims`)."""
+    keys = cell_keys(dims)
+    return {dim: [key[dims.index(dim)] for key in keys] if dim in dims else [None] * len(keys) for dim in DIMENSIONS}
+
+
+_INTEGER_COLUMNS = frozenset({"period", "marginal_index", "count"})
+_FLOAT_COLUMNS = frozenset({"scale", "variance", "error"})
+
+
+def _insert_columns(con: duckdb.DuckDBPyConnection, view: str, columns: dict[str, list[Any]], sql: str) -> None:
+    """Run `sql` (an INSERT ... SELECT FROM `view`) over the column lists, registered as NumPy arrays.
+
+    Every value is kept as it is: text and lists as Python objects, integers as int64, floats as float64; the
+    INSERT casts each column to its table type."""
+    import numpy as np
+
+    arrays: dict[str, Any] = {}
+    for name, values in columns.items():
+        if name in _INTEGER_COLUMNS:
+            arrays[name] = np.array(values, dtype=np.int64)
+        elif name in _FLOAT_COLUMNS:
+            arrays[name] = np.array(values, dtype=np.float64)
+        else:  # one object per row, also for a column of equal-length lists (np.array would make it 2-D)
+            arrays[name] = np.fromiter(values, dtype=object, count=len(values))
+    con.register(view, arrays)
+    try:
+        con.execute(sql)
+    finally:
+        con.unregister(view)
 
 
 ProgressCallback = Callable[[str, int, int], None]
