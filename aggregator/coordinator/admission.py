@@ -74,6 +74,7 @@ class Staged:
     key: KeyInfo
     epsilon: Fraction
     linked: int = 0  # records that shared a pseudonym with an earlier record of the bundle (kept as one person)
+    marginal_epsilons: list[str] = field(default_factory=list)  # each marginal's exact epsilon text, in order
 
 
 def _key_info(con: duckdb.DuckDBPyConnection, keyid: str) -> KeyInfo | None:
@@ -100,11 +101,11 @@ def malformed(message: str) -> BundleRejected:
     return BundleRejected(message, "malformed-release")
 
 
-def _release_epsilon(payload: Any) -> Fraction:
-    """Check the release's marginals and return its exact epsilon (0 without a release)."""
+def _release_epsilon(payload: Any) -> tuple[Fraction, list[str]]:
+    """Check the release's marginals; its exact epsilon (0 without a release) and each marginal's exact text."""
     release = payload.release
     if release is None:
-        return Fraction(0)
+        return Fraction(0), []
 
     def frac(text: str, where: str) -> Fraction:
         return parse_epsilon(text, what=f"{where} epsilon", error=malformed, bounded=False)
@@ -113,10 +114,12 @@ def _release_epsilon(payload: Any) -> Fraction:
     if not release.marginals:
         raise BundleRejected("release has no marginals", "malformed-release")
     parts = Fraction(0)
+    texts: list[str] = []
     for index, marginal in enumerate(release.marginals):
         where = f"marginal {index}"
         eps = frac(marginal.epsilon, where)
         parts += eps
+        texts.append(exact_text(eps))
         dims = marginal.dimensions
         unknown = [d for d in dims if d not in DIMENSIONS]
         if unknown or len(set(dims)) != len(dims):
@@ -137,7 +140,7 @@ def _release_epsilon(payload: Any) -> Fraction:
             raise BundleRejected(f"{where} variance does not match its discrete Laplace scale", "malformed-release")
     if parts != total:
         raise BundleRejected("release epsilon is not the sum of its marginals' epsilons", "malformed-release")
-    return total
+    return total, texts
 
 
 def _joint_epsilon(payload: Any, state: MergeState, now: dt.datetime) -> Fraction:
@@ -164,8 +167,8 @@ def _joint_epsilon(payload: Any, state: MergeState, now: dt.datetime) -> Fractio
     return plan.epsilon
 
 
-def _check_payload(payload: Any, opened: Any, key: KeyInfo, now: dt.datetime) -> Fraction:
-    """Rules that need only the payload and the registry; returns the bundle's exact epsilon."""
+def _check_payload(payload: Any, opened: Any, key: KeyInfo, now: dt.datetime) -> tuple[Fraction, list[str]]:
+    """Rules that need only the payload and the registry; the release's exact epsilon and its marginals' texts."""
     org = payload.organisation
     if payload.key_id != opened.keyid:
         raise BundleRejected("payload key_id differs from the key that signed the envelope", "key-mismatch")
@@ -291,9 +294,10 @@ def stage(state: MergeState, position: int, path: Path, now: dt.datetime) -> Sta
     if key.revoked_at is not None or key.status == "revoked":
         raise BundleRejected(f"the key {key.keyid} of {key.org_id} is revoked", "revoked")
     payload = parse_payload(opened)
-    epsilon = _check_payload(payload, opened, key, now) + _joint_epsilon(payload, state, now)
+    release_epsilon, marginal_epsilons = _check_payload(payload, opened, key, now)
+    epsilon = release_epsilon + _joint_epsilon(payload, state, now)
     linked = link_shared_pseudonyms(payload)
-    return Staged(position, name, data, opened.digest, opened.keyid, payload, key, epsilon, linked)
+    return Staged(position, name, data, opened.digest, opened.keyid, payload, key, epsilon, linked, marginal_epsilons)
 
 
 def outcome(staged: Staged, status: str, **extra: Any) -> BundleOutcome:
@@ -343,7 +347,7 @@ def check_rules(state: MergeState, staged: Staged, batch: Batch, now: dt.datetim
         )
     superseded = list(state.current.get(key, []))
     marginals = (
-        [{"dimensions": m.dimensions, "epsilon": exact_text(Fraction(m.epsilon))} for m in p.release.marginals]
+        [{"dimensions": m.dimensions, "epsilon": eps} for m, eps in zip(p.release.marginals, staged.marginal_epsilons)]
         if p.release
         else []
     )

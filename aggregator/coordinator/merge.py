@@ -213,7 +213,7 @@ class Batch:
                 m["digest"].append(digest)
                 m["marginal_index"].append(index)
                 m["dimensions"].append(list(marginal.dimensions))
-                m["epsilon"].append(exact_text(Fraction(marginal.epsilon)))
+                m["epsilon"].append(staged.marginal_epsilons[index])
                 m["scale"].append(marginal.scale)
                 m["variance"].append(marginal.variance)
                 m["error"].append(marginal.expected_error_95)
