@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from ..contract.codelists import DIMENSIONS, codes
-from ..contract.envelope import open_envelope, parse_payload, read_bundle_file, verify_envelope
+from ..contract.envelope import open_envelope, read_bundle_file, verify_envelope
 from ..contract.validity import check_times
 from ..errors import BundleRejected
 from ..privacy.epsilon import exact_text, parse_epsilon
 from ..privacy.mechanism import discrete_laplace_variance
 from ..util.clock import iso, utc_naive  # noqa: F401
 from .ledger import GENESIS_HASH, chain_entry
+from .payload import parse_staged_payload
 
 if TYPE_CHECKING:
     from .merge import Batch
@@ -75,6 +76,7 @@ class Staged:
     epsilon: Fraction
     linked: int = 0  # records that shared a pseudonym with an earlier record of the bundle (kept as one person)
     marginal_epsilons: list[str] = field(default_factory=list)  # each marginal's exact epsilon text, in order
+    counts: list[list[int]] = field(default_factory=list)  # each marginal's noisy counts, in codelist cell order
 
 
 def _key_info(con: duckdb.DuckDBPyConnection, keyid: str) -> KeyInfo | None:
@@ -101,11 +103,13 @@ def malformed(message: str) -> BundleRejected:
     return BundleRejected(message, "malformed-release")
 
 
-def _release_epsilon(payload: Any) -> tuple[Fraction, list[str]]:
-    """Check the release's marginals; its exact epsilon (0 without a release) and each marginal's exact text."""
+def _release_epsilon(payload: Any, counts: list[list[int]] | None = None) -> tuple[Fraction, list[str], list[list[int]]]:
+    """Check the release's marginals: its exact epsilon (0 without a release), each marginal's exact epsilon text
+    and its counts. `counts` are those of cells already found to be every codelist cell in order (see
+    parse_staged_payload; the marginals then carry no cells), None when the marginals' cells are still to check."""
     release = payload.release
     if release is None:
-        return Fraction(0), []
+        return Fraction(0), [], []
 
     def frac(text: str, where: str) -> Fraction:
         return parse_epsilon(text, what=f"{where} epsilon", error=malformed, bounded=False)
@@ -124,11 +128,12 @@ def _release_epsilon(payload: Any) -> tuple[Fraction, list[str]]:
         unknown = [d for d in dims if d not in DIMENSIONS]
         if unknown or len(set(dims)) != len(dims):
             raise BundleRejected(f"{where} has unknown or repeated dimensions", "malformed-release")
-        expected = cell_keys(tuple(dims))
-        if len(marginal.cells) != len(expected) or any(
-            tuple(cell.key) != key for cell, key in zip(marginal.cells, expected)
-        ):
-            raise BundleRejected(f"{where} does not list every codelist cell in order", "malformed-release")
+        if counts is None:
+            expected = cell_keys(tuple(dims))
+            if len(marginal.cells) != len(expected) or any(
+                tuple(cell.key) != key for cell, key in zip(marginal.cells, expected)
+            ):
+                raise BundleRejected(f"{where} does not list every codelist cell in order", "malformed-release")
         if not (math.isfinite(marginal.scale) and math.isfinite(marginal.variance)):
             raise BundleRejected(f"{where} has a non-finite scale or variance", "malformed-release")
         # Pure DP with sensitivity 1: epsilon = 1/scale. A smaller scale than the claimed epsilon allows
@@ -140,7 +145,9 @@ def _release_epsilon(payload: Any) -> tuple[Fraction, list[str]]:
             raise BundleRejected(f"{where} variance does not match its discrete Laplace scale", "malformed-release")
     if parts != total:
         raise BundleRejected("release epsilon is not the sum of its marginals' epsilons", "malformed-release")
-    return total, texts
+    if counts is None:
+        counts = [[cell.count for cell in marginal.cells] for marginal in release.marginals]
+    return total, texts, counts
 
 
 def _joint_epsilon(payload: Any, state: MergeState, now: dt.datetime) -> Fraction:
@@ -167,8 +174,10 @@ def _joint_epsilon(payload: Any, state: MergeState, now: dt.datetime) -> Fractio
     return plan.epsilon
 
 
-def _check_payload(payload: Any, opened: Any, key: KeyInfo, now: dt.datetime) -> tuple[Fraction, list[str]]:
-    """Rules that need only the payload and the registry; the release's exact epsilon and its marginals' texts."""
+def _check_payload(
+    payload: Any, opened: Any, key: KeyInfo, now: dt.datetime, counts: list[list[int]] | None
+) -> tuple[Fraction, list[str], list[list[int]]]:
+    """Rules that need only the payload and the registry; what _release_epsilon returns."""
     org = payload.organisation
     if payload.key_id != opened.keyid:
         raise BundleRejected("payload key_id differs from the key that signed the envelope", "key-mismatch")
@@ -191,7 +200,7 @@ def _check_payload(payload: Any, opened: Any, key: KeyInfo, now: dt.datetime) ->
             f"{org.id} is not an investigative organisation and cannot send records on a statutory basis",
             "statutory-from-non-investigative",
         )
-    return _release_epsilon(payload)
+    return _release_epsilon(payload, counts)
 
 
 def link_shared_pseudonyms(payload: Any) -> int:
@@ -293,11 +302,12 @@ def stage(state: MergeState, position: int, path: Path, now: dt.datetime) -> Sta
     verify_envelope(opened, key.raw)
     if key.revoked_at is not None or key.status == "revoked":
         raise BundleRejected(f"the key {key.keyid} of {key.org_id} is revoked", "revoked")
-    payload = parse_payload(opened)
-    release_epsilon, marginal_epsilons = _check_payload(payload, opened, key, now)
+    payload, checked = parse_staged_payload(opened)
+    release_epsilon, marginal_epsilons, counts = _check_payload(payload, opened, key, now, checked)
     epsilon = release_epsilon + _joint_epsilon(payload, state, now)
     linked = link_shared_pseudonyms(payload)
-    return Staged(position, name, data, opened.digest, opened.keyid, payload, key, epsilon, linked, marginal_epsilons)
+    return Staged(position, name, data, opened.digest, opened.keyid, payload, key, epsilon, linked, marginal_epsilons,
+                  counts)
 
 
 def outcome(staged: Staged, status: str, **extra: Any) -> BundleOutcome:

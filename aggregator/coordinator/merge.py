@@ -218,12 +218,13 @@ class Batch:
                 m["variance"].append(marginal.variance)
                 m["error"].append(marginal.expected_error_95)
                 template = _cell_template(tuple(marginal.dimensions))
-                n = len(marginal.cells)
+                counts = staged.counts[index]
+                n = len(counts)
                 c["digest"].extend([digest] * n)
                 c["marginal_index"].extend([index] * n)
                 for dim in DIMENSIONS:
                     c[dim].extend(template[dim])
-                c["count"].extend([cell.count for cell in marginal.cells])
+                c["count"].extend(counts)
         withdrawals = p.withdrawals
         if withdrawals:
             w = self.withdrawals
