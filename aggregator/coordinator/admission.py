@@ -25,7 +25,7 @@ from .ledger import GENESIS_HASH, chain_entry
 from .payload import parse_staged_payload
 
 if TYPE_CHECKING:
-    from .merge import Batch
+    from .batch import Batch
 
 @dataclass
 class BundleOutcome:
