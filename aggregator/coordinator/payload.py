@@ -61,14 +61,15 @@ def _plain_cells(raw: dict[str, Any], bound: int) -> tuple[dict[str, Any], list[
         expected = _cell_key_lists(tuple(dims))
         if len(cells) != len(expected):
             return None
-        counts = []
-        for cell, key in zip(cells, expected):
-            if type(cell) is not dict or len(cell) != 2 or cell.get("key") != key:
-                return None
-            count = cell.get("count")
-            if type(count) is not int or not -bound <= count <= bound:
-                return None
-            counts.append(count)
+        try:  # every cell a dict with exactly "key" and "count"; the keys those of the codelist cells, in order
+            keys = [cell["key"] for cell in cells]
+            counts = [cell["count"] for cell in cells]
+        except (TypeError, KeyError):
+            return None
+        if keys != expected or set(map(type, cells)) != {dict} or set(map(len, cells)) != {2}:
+            return None
+        if set(map(type, counts)) != {int} or min(counts) < -bound or max(counts) > bound:  # bool is no int here
+            return None
         marginals.append({**marginal, "cells": []})
         all_counts.append(counts)
     return {**raw, "release": {**release, "marginals": marginals}}, all_counts

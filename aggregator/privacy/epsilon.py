@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation, localcontext
 from fractions import Fraction
-from functools import lru_cache
 from typing import Callable
 
 from ..errors import UsageError
@@ -33,8 +32,17 @@ def parse_epsilon(
         raise error(f"{what} must be given as text or an exact number, not a float")
     text = None if isinstance(value, Fraction) else str(value).strip()
     try:
-        # The same few texts come again and again (every marginal of every bundle): their checked value is cached.
-        return _checked(value, bounded, minimum, maximum) if text is None else _checked_text(text, bounded, minimum, maximum)
+        if text is None:
+            return _checked(value, bounded, minimum, maximum)
+        # The same few texts come again and again (every marginal of every bundle): their checked value is cached,
+        # keyed by plain integers (hashing a Fraction is slow).
+        key = (text, bounded, minimum.numerator, minimum.denominator, maximum.numerator, maximum.denominator)
+        number = _CHECKED.get(key)
+        if number is None:
+            number = _checked_text(text, bounded, minimum, maximum)
+            if len(_CHECKED) < _CHECKED_SIZE:
+                _CHECKED[key] = number
+        return number
     except _Refused as refused:
         exc = error(refused.message(what, text or "", minimum, maximum))
         if refused.kind == "not-finite" and isinstance(exc, (InvalidOperation, ValueError, ZeroDivisionError)):
@@ -58,9 +66,12 @@ class _Refused(Exception):
         }[self.kind]
 
 
-@lru_cache(maxsize=4096)
+_CHECKED: dict[tuple[str, bool, int, int, int, int], Fraction] = {}  # accepted values only
+_CHECKED_SIZE = 4096
+
+
 def _checked_text(text: str, bounded: bool, minimum: Fraction, maximum: Fraction) -> Fraction:
-    """The exact value of a stripped text, checked (a refusal raises _Refused and is not cached)."""
+    """The exact value of a stripped text, checked (a refusal raises _Refused)."""
     try:
         if "/" in text:
             number = Fraction(text)
