@@ -22,7 +22,7 @@ from ..privacy.epsilon import exact_text, parse_epsilon
 from ..privacy.mechanism import discrete_laplace_variance
 from ..util.clock import iso, utc_naive  # noqa: F401
 from .ledger import GENESIS_HASH, chain_entry
-from .payload import parse_staged_payload
+from .payload import RecordColumns, parse_staged_payload
 
 if TYPE_CHECKING:
     from .batch import Batch
@@ -71,12 +71,13 @@ class Staged:
     data: bytes
     digest: str
     keyid: str
-    payload: Any  # schema.Payload
+    payload: Any  # schema.Payload without its records (see `records`) and, when they were plain, its cells (`counts`)
     key: KeyInfo
     epsilon: Fraction
     linked: int = 0  # records that shared a pseudonym with an earlier record of the bundle (kept as one person)
     marginal_epsilons: list[str] = field(default_factory=list)  # each marginal's exact epsilon text, in order
     counts: list[list[int]] = field(default_factory=list)  # each marginal's noisy counts, in codelist cell order
+    records: RecordColumns = field(default_factory=lambda: RecordColumns([], [], [], [], [], [], []))
 
 
 def _key_info(con: duckdb.DuckDBPyConnection, keyid: str) -> KeyInfo | None:
@@ -175,7 +176,7 @@ def _joint_epsilon(payload: Any, state: MergeState, now: dt.datetime) -> Fractio
 
 
 def _check_payload(
-    payload: Any, opened: Any, key: KeyInfo, now: dt.datetime, counts: list[list[int]] | None
+    payload: Any, records: RecordColumns, opened: Any, key: KeyInfo, now: dt.datetime, counts: list[list[int]] | None
 ) -> tuple[Fraction, list[str], list[list[int]]]:
     """Rules that need only the payload and the registry; what _release_epsilon returns."""
     org = payload.organisation
@@ -195,7 +196,7 @@ def _check_payload(
             "reporter-type-mismatch",
         )
     check_times(payload.created_at, payload.expires_at, now, key_retired_at=key.retired_at, keyid=key.keyid)
-    if key.kind != "investigative" and any(r.basis == "statutory" for r in payload.records):
+    if key.kind != "investigative" and "statutory" in records.basis:
         raise BundleRejected(
             f"{org.id} is not an investigative organisation and cannot send records on a statutory basis",
             "statutory-from-non-investigative",
@@ -203,19 +204,10 @@ def _check_payload(
     return _release_epsilon(payload, counts)
 
 
-def link_shared_pseudonyms(payload: Any) -> int:
+def link_shared_pseudonyms(records: RecordColumns) -> int:
     """One pseudonym is one person nationally: keep the first record of each pseudonym (two people with the same
     names and date of birth cannot be told apart); returns how many records were folded into an earlier one."""
-    seen: set[str] = set()
-    kept = []
-    for r in payload.records:
-        if r.pseudonym not in seen:
-            seen.add(r.pseudonym)
-            kept.append(r)
-    linked = len(payload.records) - len(kept)
-    if linked:
-        payload.records = kept
-    return linked
+    return records.keep_first_of_each_pseudonym()
 
 
 def linked_note(linked: int) -> str:
@@ -302,12 +294,12 @@ def stage(state: MergeState, position: int, path: Path, now: dt.datetime) -> Sta
     verify_envelope(opened, key.raw)
     if key.revoked_at is not None or key.status == "revoked":
         raise BundleRejected(f"the key {key.keyid} of {key.org_id} is revoked", "revoked")
-    payload, checked = parse_staged_payload(opened)
-    release_epsilon, marginal_epsilons, counts = _check_payload(payload, opened, key, now, checked)
+    payload, checked, records = parse_staged_payload(opened)
+    release_epsilon, marginal_epsilons, counts = _check_payload(payload, records, opened, key, now, checked)
     epsilon = release_epsilon + _joint_epsilon(payload, state, now)
-    linked = link_shared_pseudonyms(payload)
+    linked = link_shared_pseudonyms(records)
     return Staged(position, name, data, opened.digest, opened.keyid, payload, key, epsilon, linked, marginal_epsilons,
-                  counts)
+                  counts, records)
 
 
 def outcome(staged: Staged, status: str, **extra: Any) -> BundleOutcome:
@@ -320,7 +312,7 @@ def outcome(staged: Staged, status: str, **extra: Any) -> BundleOutcome:
         period=p.period,
         sequence=p.sequence,
         epsilon=exact_text(staged.epsilon),
-        records=len(p.records),
+        records=len(staged.records),
         withdrawals=len(p.withdrawals),
         marginals=len(p.release.marginals) if p.release else 0,
         **extra,
@@ -375,7 +367,7 @@ def check_rules(state: MergeState, staged: Staged, batch: Batch, now: dt.datetim
             "spent": exact_text(spent + staged.epsilon),
             "cap": exact_text(staged.key.cap),
             "marginals": marginals,
-            "records": len(p.records),
+            "records": len(staged.records),
             "withdrawals": len(p.withdrawals),
             "supersedes": superseded,
         },

@@ -22,6 +22,7 @@ from ..contract.codelists import DIMENSIONS
 from ..privacy.epsilon import exact_text
 from ..util.clock import utc_naive
 from .admission import cell_keys
+from .payload import RECORD_CODES
 
 if TYPE_CHECKING:
     from .admission import Staged
@@ -123,7 +124,6 @@ UPDATE bundles SET flagged = f.flagged
 FROM (SELECT UNNEST($digest::VARCHAR[]) AS digest, UNNEST($flagged::VARCHAR[]) AS flagged) AS f
 WHERE bundles.digest = f.digest
 """
-_RECORD_CODES = ("form", "age_band", "gender", "nationality_group", "province")
 
 
 class Batch:
@@ -141,7 +141,7 @@ class Batch:
         }
         # one element per bundle that has such rows (see the module docstring)
         self.records: dict[str, list[Any]] = {
-            name: [] for name in ("digest", "org", "period", "pseudonym", "basis", *_RECORD_CODES)
+            name: [] for name in ("digest", "org", "period", "pseudonym", "basis", *RECORD_CODES)
         }
         self.marginals: dict[str, list[str]] = {
             name: [] for name in ("digest", "marginal_index", "dimensions", "epsilon", "scale", "variance", "error")
@@ -157,20 +157,18 @@ class Batch:
         bundle = {
             "digest": digest, "org": org_id, "period": period, "sequence": p.sequence, "keyid": staged.keyid,
             "created_at": utc_naive(p.created_at), "expires_at": utc_naive(p.expires_at),
-            "ledger_index": chained.index, "epsilon": exact_text(staged.epsilon), "n_records": len(p.records),
+            "ledger_index": chained.index, "epsilon": exact_text(staged.epsilon), "n_records": len(staged.records),
             "n_withdrawals": len(p.withdrawals), "joint_plan": p.joint.plan if p.joint else None,
             "joint_epsilon": exact_text(Fraction(p.joint.epsilon)) if p.joint else None,
         }
         ledger = {"idx": chained.index, "org": org_id, "period": period, "digest": digest,
                   "epsilon": chained.body["epsilon"], "entry": chained.text, "prev_hash": chained.prev_hash,
                   "hash": chained.hash}
-        records = p.records
+        records = staged.records
         record_row = {
             "digest": digest, "org": org_id, "period": period,
-            "pseudonym": _joined([rec.pseudonym for rec in records]),
-            "basis": _joined([rec.basis for rec in records]),
-            **{column: _joined([getattr(rec, column)._value_ for rec in records]) for column in _RECORD_CODES},
-        } if records else None
+            **{column: _joined(getattr(records, column)) for column in ("pseudonym", "basis", *RECORD_CODES)},
+        } if len(records) else None
         marginal_row = cell_row = None
         if p.release:
             marginals = p.release.marginals

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from aggregator.contract.envelope import OpenedEnvelope, PAYLOAD_TYPE, canonical_json, parse_payload
 from aggregator.coordinator.admission import _release_epsilon
-from aggregator.coordinator.payload import parse_staged_payload
+from aggregator.coordinator.payload import RecordColumns, parse_staged_payload
 from aggregator.errors import BundleRejected
 from tests import bundlefactory as bf
 
@@ -37,21 +37,26 @@ def _opened(raw: Any) -> OpenedEnvelope:
 
 
 def _outcome(parse, release_check, raw: Any) -> tuple:
-    """What merge makes of a payload: the refusal (reason, message), or the checked release and the model's dump
-    without cells."""
+    """What merge makes of a payload: the refusal (reason, message), or the checked release, the records as
+    columns and the model's dump without records and cells."""
     try:
-        payload, counts = parse(_opened(raw))
+        payload, counts, records = parse(_opened(raw))
         total, texts, all_counts = release_check(payload, counts)
     except BundleRejected as exc:
         return ("refused", exc.reason, exc.message)
     dump = payload.model_dump(mode="json")
+    dump.pop("records")
     for marginal in (dump.get("release") or {}).get("marginals", []):
         marginal.pop("cells")
-    return ("ok", total, texts, all_counts, dump)
+    return ("ok", total, texts, all_counts, records, dump)
 
 
 def _before(raw: Any) -> tuple:
-    return _outcome(lambda opened: (parse_payload(opened), None), lambda p, counts: _release_epsilon(p), raw)
+    def parse(opened):
+        payload = parse_payload(opened)
+        return payload, None, RecordColumns.of(payload.records)
+
+    return _outcome(parse, lambda p, counts: _release_epsilon(p), raw)
 
 
 def _now(raw: Any) -> tuple:
@@ -118,6 +123,31 @@ EDITS = {
     "schema version 2": lambda r: r.update(schema_version=2),
     "scale too small": lambda r: r["release"]["marginals"][0].update(scale=0.1),
     "epsilon sum off": lambda r: r["release"].update(epsilon="1"),
+    "pseudonym upper case": lambda r: r["records"][0].update(pseudonym=r["records"][0]["pseudonym"].upper()),
+    "pseudonym and newline": lambda r: r["records"][0].update(pseudonym=r["records"][0]["pseudonym"] + "\n"),
+    "pseudonym short": lambda r: r["records"][1].update(pseudonym=r["records"][1]["pseudonym"][:63]),
+    "pseudonym number": lambda r: r["records"][1].update(pseudonym=7),
+    "pseudonym null": lambda r: r["records"][1].update(pseudonym=None),
+    "pseudonyms shared": lambda r: r["records"][1].update(pseudonym=r["records"][0]["pseudonym"]),
+    "basis statutory": lambda r: r["records"][0].update(basis="statutory"),
+    "basis other case": lambda r: r["records"][0].update(basis="Consent"),
+    "basis list": lambda r: r["records"][0].update(basis=["consent"]),
+    "code unknown": lambda r: r["records"][1].update(form="fishing"),
+    "code of another list": lambda r: r["records"][1].update(gender="NL-ZH"),
+    "code number": lambda r: r["records"][1].update(province=3),
+    "code list": lambda r: r["records"][1].update(age_band=["18_24"]),
+    "record field extra": lambda r: r["records"][0].update(name="x"),
+    "record field missing": lambda r: r["records"][0].pop("province"),
+    "record field renamed": lambda r: r["records"][0].update(nationality=r["records"][0].pop("nationality_group")),
+    "record list": lambda r: r["records"].__setitem__(0, list(r["records"][0].values())),
+    "record null": lambda r: r["records"].__setitem__(0, None),
+    "record text": lambda r: r["records"].__setitem__(0, "record"),
+    "records empty": lambda r: r.update(records=[]),
+    "records null": lambda r: r.update(records=None),
+    "records missing": lambda r: r.pop("records"),
+    "records object": lambda r: r.update(records={"0": r["records"][0]}),
+    "bad record and bad scale": lambda r: (r["records"][0].update(basis="x"),
+                                           r["release"]["marginals"][1].update(scale=0.01)),
 }
 
 
@@ -127,10 +157,11 @@ def test_plain_cells_are_checked_as_the_model_and_the_cell_rule_check_them(name)
     assert _now(raw) == _before(raw)
 
 
-def test_a_plain_payload_takes_the_direct_path_and_keeps_its_counts():
-    payload, counts = parse_staged_payload(_opened(BASE))
+def test_a_plain_payload_takes_the_direct_path_and_keeps_its_counts_and_records():
+    payload, counts, records = parse_staged_payload(_opened(BASE))
     assert counts == [[c["count"] for c in m["cells"]] for m in BASE["release"]["marginals"]]
-    assert all(m.cells == [] for m in payload.release.marginals)
+    assert all(m.cells == [] for m in payload.release.marginals) and payload.records == []
+    assert records.pseudonym == [r["pseudonym"] for r in BASE["records"]] and records.form == ["sexual", "sexual"]
     assert _now(BASE)[0] == "ok"
 
 
@@ -161,3 +192,33 @@ def test_any_edit_of_cells_gives_the_same_outcome(edits):
 def test_the_canonical_payload_bytes_parse_alike():
     data = canonical_json(BASE)
     assert _now(data) == _before(data)
+
+
+record_values = st.one_of(
+    st.sampled_from(["consent", "statutory", "sexual", "labour", "18_24", "female", "NL", "NL-ZH", "Consent", "",
+                     "a" * 64, "A" * 64, "0" * 63, "f" * 65, "0" * 64 + "\n"]),
+    st.none(), st.integers(-2, 2), st.lists(st.just("consent"), max_size=1),
+)
+record_fields = st.sampled_from(["pseudonym", "basis", "form", "age_band", "gender", "nationality_group", "province",
+                                 "extra"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), record_fields, st.one_of(record_values, st.just("<drop>")))))
+def test_any_edit_of_records_gives_the_same_outcome(edits):
+    raw = copy.deepcopy(BASE)
+    for index, name, value in edits:
+        if value == "<drop>":
+            raw["records"][index].pop(name, None)
+        else:
+            raw["records"][index][name] = value
+    assert _now(raw) == _before(raw)
+
+
+def test_record_codes_are_the_codelists_of_the_record_model():
+    from aggregator.contract.codelists import DIMENSIONS
+    from aggregator.contract.schema import Record
+    from aggregator.coordinator.payload import RECORD_CODES
+
+    assert set(Record.model_fields) == {"pseudonym", "basis", *RECORD_CODES}
+    assert all(Record.model_fields[code].annotation is DIMENSIONS[code] for code in RECORD_CODES)
