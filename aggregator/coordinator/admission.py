@@ -104,7 +104,9 @@ def malformed(message: str) -> BundleRejected:
     return BundleRejected(message, "malformed-release")
 
 
-def _release_epsilon(payload: Any, counts: list[list[int]] | None = None) -> tuple[Fraction, list[str], list[list[int]]]:
+def _release_epsilon(
+    payload: Any, counts: list[list[int]] | None = None
+) -> tuple[Fraction, list[str], list[list[int]]]:
     """Check the release's marginals: its exact epsilon (0 without a release), each marginal's exact epsilon text
     and its counts. `counts` are those of cells already found to be every codelist cell in order (see
     parse_staged_payload; the marginals then carry no cells), None when the marginals' cells are still to check."""
