@@ -56,7 +56,11 @@ class RecordColumns:
         if len(set(self.pseudonym)) == n:
             return 0
         seen: set[str] = set()
-        kept = [i for i, p in enumerate(self.pseudonym) if not (p in seen or seen.add(p))]
+        kept: list[int] = []
+        for i, pseudonym in enumerate(self.pseudonym):
+            if pseudonym not in seen:
+                seen.add(pseudonym)
+                kept.append(i)
         for column in fields(self):
             values = getattr(self, column.name)
             setattr(self, column.name, [values[i] for i in kept])
