@@ -104,11 +104,9 @@ def _reject_constants(token: str) -> Any:
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError("duplicate JSON key")
-        seen[key] = value
+    seen = dict(pairs)  # in order; fewer entries than pairs means a key came twice
+    if len(seen) != len(pairs):
+        raise ValueError("duplicate JSON key")
     return seen
 
 
@@ -160,14 +158,26 @@ def open_envelope(data: bytes, *, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES, pay
         raise BundleRejected("bundle envelope fields are not valid base64", "not-an-envelope") from None
     # Only the one canonical encoding is accepted, so a re-serialised or re-padded copy of a bundle cannot pose as
     # a different bundle (the digest names the file).
-    canonical = {
-        "payloadType": raw["payloadType"],
-        "payload": base64.b64encode(payload_bytes).decode("ascii"),
-        "signatures": [{"keyid": keyid, "sig": base64.b64encode(signature).decode("ascii")}],
-    }
-    if canonical_json(canonical) != data:
+    if _canonical_envelope(raw["payloadType"], payload_bytes, keyid, signature) != data:
         raise BundleRejected("bundle is not in canonical form (re-encoded or altered envelope)", "not-canonical")
     return OpenedEnvelope(sha256_hex(data), raw["payloadType"], payload_bytes, keyid, signature)
+
+
+def _canonical_envelope(payload_type: str, payload_bytes: bytes, keyid: str, signature: bytes) -> bytes:
+    """canonical_json of the envelope of these parts. Base64 text needs no escaping, and a printable ASCII string
+    is written by json.dumps exactly as JCS writes it, so the usual envelope is put together directly (the same
+    bytes, without walking a large payload string twice); anything else goes through canonical_json."""
+    payload = base64.b64encode(payload_bytes)
+    sig = base64.b64encode(signature)
+    if all(text.isascii() and text.isprintable() for text in (payload_type, keyid)):
+        return b'{"payload":"%s","payloadType":%s,"signatures":[{"keyid":%s,"sig":"%s"}]}' % (
+            payload, json.dumps(payload_type).encode("ascii"), json.dumps(keyid).encode("ascii"), sig,
+        )
+    return canonical_json({
+        "payloadType": payload_type,
+        "payload": payload.decode("ascii"),
+        "signatures": [{"keyid": keyid, "sig": sig.decode("ascii")}],
+    })
 
 
 def verify_envelope(opened: OpenedEnvelope, raw_public_key: bytes) -> None:

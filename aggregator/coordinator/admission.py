@@ -15,16 +15,17 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from ..contract.codelists import DIMENSIONS, codes
-from ..contract.envelope import open_envelope, parse_payload, read_bundle_file, verify_envelope
+from ..contract.envelope import open_envelope, read_bundle_file, verify_envelope
 from ..contract.validity import check_times
 from ..errors import BundleRejected
 from ..privacy.epsilon import exact_text, parse_epsilon
 from ..privacy.mechanism import discrete_laplace_variance
 from ..util.clock import iso, utc_naive  # noqa: F401
 from .ledger import GENESIS_HASH, chain_entry
+from .payload import RecordColumns, parse_staged_payload
 
 if TYPE_CHECKING:
-    from .merge import Batch
+    from .batch import Batch
 
 @dataclass
 class BundleOutcome:
@@ -70,10 +71,13 @@ class Staged:
     data: bytes
     digest: str
     keyid: str
-    payload: Any  # schema.Payload
+    payload: Any  # schema.Payload without its records (see `records`) and, when they were plain, its cells (`counts`)
     key: KeyInfo
     epsilon: Fraction
     linked: int = 0  # records that shared a pseudonym with an earlier record of the bundle (kept as one person)
+    marginal_epsilons: list[str] = field(default_factory=list)  # each marginal's exact epsilon text, in order
+    counts: list[list[int]] = field(default_factory=list)  # each marginal's noisy counts, in codelist cell order
+    records: RecordColumns = field(default_factory=lambda: RecordColumns([], [], [], [], [], [], []))
 
 
 def _key_info(con: duckdb.DuckDBPyConnection, keyid: str) -> KeyInfo | None:
@@ -100,11 +104,15 @@ def malformed(message: str) -> BundleRejected:
     return BundleRejected(message, "malformed-release")
 
 
-def _release_epsilon(payload: Any) -> Fraction:
-    """Check the release's marginals and return its exact epsilon (0 without a release)."""
+def _release_epsilon(
+    payload: Any, counts: list[list[int]] | None = None
+) -> tuple[Fraction, list[str], list[list[int]]]:
+    """Check the release's marginals: its exact epsilon (0 without a release), each marginal's exact epsilon text
+    and its counts. `counts` are those of cells already found to be every codelist cell in order (see
+    parse_staged_payload; the marginals then carry no cells), None when the marginals' cells are still to check."""
     release = payload.release
     if release is None:
-        return Fraction(0)
+        return Fraction(0), [], []
 
     def frac(text: str, where: str) -> Fraction:
         return parse_epsilon(text, what=f"{where} epsilon", error=malformed, bounded=False)
@@ -113,19 +121,22 @@ def _release_epsilon(payload: Any) -> Fraction:
     if not release.marginals:
         raise BundleRejected("release has no marginals", "malformed-release")
     parts = Fraction(0)
+    texts: list[str] = []
     for index, marginal in enumerate(release.marginals):
         where = f"marginal {index}"
         eps = frac(marginal.epsilon, where)
         parts += eps
+        texts.append(exact_text(eps))
         dims = marginal.dimensions
         unknown = [d for d in dims if d not in DIMENSIONS]
         if unknown or len(set(dims)) != len(dims):
             raise BundleRejected(f"{where} has unknown or repeated dimensions", "malformed-release")
-        expected = cell_keys(tuple(dims))
-        if len(marginal.cells) != len(expected) or any(
-            tuple(cell.key) != key for cell, key in zip(marginal.cells, expected)
-        ):
-            raise BundleRejected(f"{where} does not list every codelist cell in order", "malformed-release")
+        if counts is None:
+            expected = cell_keys(tuple(dims))
+            if len(marginal.cells) != len(expected) or any(
+                tuple(cell.key) != key for cell, key in zip(marginal.cells, expected)
+            ):
+                raise BundleRejected(f"{where} does not list every codelist cell in order", "malformed-release")
         if not (math.isfinite(marginal.scale) and math.isfinite(marginal.variance)):
             raise BundleRejected(f"{where} has a non-finite scale or variance", "malformed-release")
         # Pure DP with sensitivity 1: epsilon = 1/scale. A smaller scale than the claimed epsilon allows
@@ -137,7 +148,9 @@ def _release_epsilon(payload: Any) -> Fraction:
             raise BundleRejected(f"{where} variance does not match its discrete Laplace scale", "malformed-release")
     if parts != total:
         raise BundleRejected("release epsilon is not the sum of its marginals' epsilons", "malformed-release")
-    return total
+    if counts is None:
+        counts = [[cell.count for cell in marginal.cells] for marginal in release.marginals]
+    return total, texts, counts
 
 
 def _joint_epsilon(payload: Any, state: MergeState, now: dt.datetime) -> Fraction:
@@ -164,8 +177,10 @@ def _joint_epsilon(payload: Any, state: MergeState, now: dt.datetime) -> Fractio
     return plan.epsilon
 
 
-def _check_payload(payload: Any, opened: Any, key: KeyInfo, now: dt.datetime) -> Fraction:
-    """Rules that need only the payload and the registry; returns the bundle's exact epsilon."""
+def _check_payload(
+    payload: Any, records: RecordColumns, opened: Any, key: KeyInfo, now: dt.datetime, counts: list[list[int]] | None
+) -> tuple[Fraction, list[str], list[list[int]]]:
+    """Rules that need only the payload and the registry; what _release_epsilon returns."""
     org = payload.organisation
     if payload.key_id != opened.keyid:
         raise BundleRejected("payload key_id differs from the key that signed the envelope", "key-mismatch")
@@ -183,27 +198,18 @@ def _check_payload(payload: Any, opened: Any, key: KeyInfo, now: dt.datetime) ->
             "reporter-type-mismatch",
         )
     check_times(payload.created_at, payload.expires_at, now, key_retired_at=key.retired_at, keyid=key.keyid)
-    if key.kind != "investigative" and any(r.basis == "statutory" for r in payload.records):
+    if key.kind != "investigative" and "statutory" in records.basis:
         raise BundleRejected(
             f"{org.id} is not an investigative organisation and cannot send records on a statutory basis",
             "statutory-from-non-investigative",
         )
-    return _release_epsilon(payload)
+    return _release_epsilon(payload, counts)
 
 
-def link_shared_pseudonyms(payload: Any) -> int:
+def link_shared_pseudonyms(records: RecordColumns) -> int:
     """One pseudonym is one person nationally: keep the first record of each pseudonym (two people with the same
     names and date of birth cannot be told apart); returns how many records were folded into an earlier one."""
-    seen: set[str] = set()
-    kept = []
-    for r in payload.records:
-        if r.pseudonym not in seen:
-            seen.add(r.pseudonym)
-            kept.append(r)
-    linked = len(payload.records) - len(kept)
-    if linked:
-        payload.records = kept
-    return linked
+    return records.keep_first_of_each_pseudonym()
 
 
 def linked_note(linked: int) -> str:
@@ -290,10 +296,12 @@ def stage(state: MergeState, position: int, path: Path, now: dt.datetime) -> Sta
     verify_envelope(opened, key.raw)
     if key.revoked_at is not None or key.status == "revoked":
         raise BundleRejected(f"the key {key.keyid} of {key.org_id} is revoked", "revoked")
-    payload = parse_payload(opened)
-    epsilon = _check_payload(payload, opened, key, now) + _joint_epsilon(payload, state, now)
-    linked = link_shared_pseudonyms(payload)
-    return Staged(position, name, data, opened.digest, opened.keyid, payload, key, epsilon, linked)
+    payload, checked, records = parse_staged_payload(opened)
+    release_epsilon, marginal_epsilons, counts = _check_payload(payload, records, opened, key, now, checked)
+    epsilon = release_epsilon + _joint_epsilon(payload, state, now)
+    linked = link_shared_pseudonyms(records)
+    return Staged(position, name, data, opened.digest, opened.keyid, payload, key, epsilon, linked, marginal_epsilons,
+                  counts, records)
 
 
 def outcome(staged: Staged, status: str, **extra: Any) -> BundleOutcome:
@@ -306,7 +314,7 @@ def outcome(staged: Staged, status: str, **extra: Any) -> BundleOutcome:
         period=p.period,
         sequence=p.sequence,
         epsilon=exact_text(staged.epsilon),
-        records=len(p.records),
+        records=len(staged.records),
         withdrawals=len(p.withdrawals),
         marginals=len(p.release.marginals) if p.release else 0,
         **extra,
@@ -343,7 +351,7 @@ def check_rules(state: MergeState, staged: Staged, batch: Batch, now: dt.datetim
         )
     superseded = list(state.current.get(key, []))
     marginals = (
-        [{"dimensions": m.dimensions, "epsilon": exact_text(Fraction(m.epsilon))} for m in p.release.marginals]
+        [{"dimensions": m.dimensions, "epsilon": eps} for m, eps in zip(p.release.marginals, staged.marginal_epsilons)]
         if p.release
         else []
     )
@@ -361,7 +369,7 @@ def check_rules(state: MergeState, staged: Staged, batch: Batch, now: dt.datetim
             "spent": exact_text(spent + staged.epsilon),
             "cap": exact_text(staged.key.cap),
             "marginals": marginals,
-            "records": len(p.records),
+            "records": len(staged.records),
             "withdrawals": len(p.withdrawals),
             "supersedes": superseded,
         },

@@ -24,13 +24,17 @@ order of the files on the command line does not matter.
 How a merge run works (fast for thousands of bundles, same outcome as merging them one by one in that order):
   1. the state the rules need is read once: accepted digests, (org, period, sequence) -> digest, latest sequence
      and exact epsilon spent per (org, period), bundles not yet superseded, the registry keys, the ledger head;
-  2. every bundle is read, opened, verified and parsed ("verify" progress), then the replay, rollback and budget
-     rules run in Python in (org, period, sequence) order against that state, which each accepted bundle updates
-     (so later bundles of the run see it), and its ledger entry is chained in memory ("ingest" progress);
-  3. all accepted bundles are written in ONE transaction, one set insert per table (UNNEST of column lists),
-     superseded_by and the withdrawal flags by one UPDATE each;
+  2. every bundle is read, opened, verified and parsed ("verify" progress; plain records and cells are checked
+     directly and kept as columns, anything else goes through the Payload model: payload.py), then the replay,
+     rollback and budget rules run in Python in (org, period, sequence) order against that state, which each
+     accepted bundle updates (so later bundles of the run see it), and its ledger entry is chained in memory
+     ("ingest" progress);
+  3. all accepted bundles are written in ONE transaction, one set insert per table (UNNEST of column lists; the
+     records, marginals and cells as one row per bundle of joined columns: batch.py), superseded_by and the
+     withdrawal flags by one UPDATE each;
   4. still inside the transaction, the archive files are written in a background thread while DuckDB inserts
-     the rows (temp file, fsync in parallel threads, rename, one fsync of the folder); COMMIT only after both.
+     the rows (temp file written and fsynced through its descriptor, the fsyncs in parallel threads, rename, one
+     fsync of the folder); COMMIT only after both.
 A refused bundle is never written. If anything fails before COMMIT (archive full, a database error) the
 transaction rolls back and the archive files this run created are removed: nothing of the run is merged and the
 error says so. If the process dies between the archive writes and COMMIT, archive files without a bundle row

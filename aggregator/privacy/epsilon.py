@@ -30,26 +30,68 @@ def parse_epsilon(
     same rules give a usage error on the command line and a refusal inside a bundle."""
     if isinstance(value, float):
         raise error(f"{what} must be given as text or an exact number, not a float")
-    if isinstance(value, Fraction):
-        number = value
-    else:
-        text = str(value).strip()
-        try:
-            if "/" in text:
-                number = Fraction(text)
-            else:
-                dec = Decimal(text)
-                if not dec.is_finite():
-                    raise error(f"{what} must be a finite number, not {text[:40]!r}")
-                number = Fraction(dec)
-        except (InvalidOperation, ValueError, ZeroDivisionError):
-            raise error(f"{what} must be a positive number such as 1.0 or 1/2, not {text[:40]!r}") from None
+    text = None if isinstance(value, Fraction) else str(value).strip()
+    try:
+        if text is None:
+            return _checked(value, bounded, minimum, maximum)
+        # The same few texts come again and again (every marginal of every bundle): their checked value is cached,
+        # keyed by plain integers (hashing a Fraction is slow).
+        key = (text, bounded, minimum.numerator, minimum.denominator, maximum.numerator, maximum.denominator)
+        number = _CHECKED.get(key)
+        if number is None:
+            number = _checked_text(text, bounded, minimum, maximum)
+            if len(_CHECKED) < _CHECKED_SIZE:
+                _CHECKED[key] = number
+        return number
+    except _Refused as refused:
+        exc = error(refused.message(what, text or "", minimum, maximum))
+        if refused.kind == "not-finite" and isinstance(exc, (InvalidOperation, ValueError, ZeroDivisionError)):
+            exc = error(_Refused("not-a-number").message(what, text or "", minimum, maximum))  # as it always read
+        raise exc from None
+
+
+class _Refused(Exception):
+    """Why parse_epsilon refuses a value; it raises the caller's error with `message` instead."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def message(self, what: str, text: str, minimum: Fraction, maximum: Fraction) -> str:
+        return {
+            "not-finite": f"{what} must be a finite number, not {text[:40]!r}",
+            "not-a-number": f"{what} must be a positive number such as 1.0 or 1/2, not {text[:40]!r}",
+            "not-positive": f"{what} must be greater than zero",
+            "below": f"{what} below {minimum} adds so much noise that the release is useless; refused",
+            "above": f"{what} above {maximum} gives no meaningful protection; refused",
+        }[self.kind]
+
+
+_CHECKED: dict[tuple[str, bool, int, int, int, int], Fraction] = {}  # accepted values only
+_CHECKED_SIZE = 4096
+
+
+def _checked_text(text: str, bounded: bool, minimum: Fraction, maximum: Fraction) -> Fraction:
+    """The exact value of a stripped text, checked (a refusal raises _Refused)."""
+    try:
+        if "/" in text:
+            number = Fraction(text)
+        else:
+            dec = Decimal(text)
+            if not dec.is_finite():
+                raise _Refused("not-finite")
+            number = Fraction(dec)
+    except (InvalidOperation, ValueError, ZeroDivisionError):
+        raise _Refused("not-a-number") from None
+    return _checked(number, bounded, minimum, maximum)
+
+
+def _checked(number: Fraction, bounded: bool, minimum: Fraction, maximum: Fraction) -> Fraction:
     if number <= 0:
-        raise error(f"{what} must be greater than zero")
+        raise _Refused("not-positive")
     if bounded and number < minimum:
-        raise error(f"{what} below {minimum} adds so much noise that the release is useless; refused")
+        raise _Refused("below")
     if bounded and number > maximum:
-        raise error(f"{what} above {maximum} gives no meaningful protection; refused")
+        raise _Refused("above")
     return number
 
 

@@ -154,10 +154,10 @@ def test_an_unexpected_error_while_checking_refuses_that_bundle_only(tmp_path, m
     good = bf.bundle_file(tmp_path / "in", good_org, records=[bf.record(2)])
     real = admission._release_epsilon
 
-    def breaks(payload):
+    def breaks(payload, *rest):
         if payload.organisation.id == "shelter-bad":
             raise OverflowError("int too large to convert")
-        return real(payload)
+        return real(payload, *rest)
 
     monkeypatch.setattr(admission, "_release_epsilon", breaks)
     result = merge_bundles(db, [bad, good])

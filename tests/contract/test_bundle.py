@@ -29,3 +29,19 @@ def test_canonical_json_is_rfc8785(value):
             canonical_json(value)
         return
     assert canonical_json(value) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=12), st.binary(max_size=64), st.text(max_size=20), st.binary(max_size=64))
+def test_envelope_put_together_directly_is_its_canonical_json(payload_type, payload, keyid, signature):
+    """open_envelope's canonical form check builds the usual envelope without canonical_json: the same bytes."""
+    import base64
+
+    from aggregator.contract.envelope import _canonical_envelope
+
+    expected = rfc8785.dumps({
+        "payloadType": payload_type,
+        "payload": base64.b64encode(payload).decode("ascii"),
+        "signatures": [{"keyid": keyid, "sig": base64.b64encode(signature).decode("ascii")}],
+    })
+    assert _canonical_envelope(payload_type, payload, keyid, signature) == expected
