@@ -18,7 +18,7 @@ from typing import Any
 
 from ..contract.codelists import DEFAULT_VALUE_ALIASES, ISO_3166_ALPHA2
 from ..contract.nationalities import nationality_aliases
-from ..util.engine import quote_ident
+from ..util.engine import quote_ident, quote_literal
 from ..errors import MappingError
 
 MAX_EXPLAINED_ROWS = 1000
@@ -273,10 +273,6 @@ def value_lookups(con, mapping, specs: list[FieldSpec]) -> dict[str, dict[str, s
     return lookups
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _typed_view_sql(mapping, specs: list[FieldSpec], lookups: dict[str, dict[str, str]]) -> str:
     """SQL of the view `typed_rows`: each field after value mapping (`<f>`); dates, integers and yes/no also keep
     their text beside the typed value (`<f>__raw`), so a value that does not parse can be told from one that is
@@ -284,12 +280,12 @@ def _typed_view_sql(mapping, specs: list[FieldSpec], lookups: dict[str, dict[str
     selects = ["r.__row AS __row"]
     # ISO dates are always understood too: spreadsheet date cells arrive as YYYY-MM-DD whatever their display format.
     date_formats = list(dict.fromkeys([*mapping.date_formats, "%Y-%m-%d"]))
-    formats = [_literal(f) for f in date_formats]
+    formats = [quote_literal(f) for f in date_formats]
     for spec in specs:
         raw = _source_sql(mapping, spec)
         lookup = lookups.get(spec.name)
         if lookup:
-            pairs = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in sorted(lookup.items()))
+            pairs = ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in sorted(lookup.items()))
             # an empty code maps a value to missing
             raw = f"NULLIF(coalesce(MAP {{{pairs}}}[{raw}], {raw}), '')"
         if spec.name == "nationality":

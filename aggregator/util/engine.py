@@ -21,7 +21,7 @@ def connect(*, memory_limit: str = "512MB", temp_dir: Path | None = None, thread
     con.execute("SET enable_progress_bar_print = false")
     spill = temp_dir if temp_dir is not None else Path(tempfile.gettempdir()) / "aggregator-spill"
     spill.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET temp_directory = '{_quote_literal(str(spill))}'")
+    con.execute(f"SET temp_directory = {quote_literal(str(spill))}")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
@@ -32,8 +32,9 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _quote_literal(text: str) -> str:
-    return text.replace("'", "''")
+def quote_literal(text: str) -> str:
+    """A DuckDB string literal for any text."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _checked_size(size: str) -> str:
