@@ -10,6 +10,7 @@ of people any organisation knows in the stratum (linear counting of the stratum 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,8 @@ def dark_number(db_path: Path, period: int, *, n_bootstrap: int = 500, seed: int
             share = fit.observed / estimate if estimate and estimate > 0 and fit.observed > 0 else None
         except EstimationError as exc:
             notes = [str(exc)]
-        rows.append(StratumRow(stratum_label(name), round(registered.estimate), round(registered.lower, 1),
-                               round(registered.upper, 1), estimate, lower, upper, share, model, notes))
+        if lower is not None:  # whole people, rounded outward: a shown interval is never narrower than computed
+            lower, upper = math.floor(lower), math.ceil(upper)
+        rows.append(StratumRow(stratum_label(name), round(registered.estimate), math.floor(registered.lower),
+                               math.ceil(registered.upper), estimate, lower, upper, share, model, notes))
     return DarkNumberReport(period, list(lists), criterion, n_bootstrap, rows)
