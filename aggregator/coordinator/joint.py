@@ -35,12 +35,12 @@ class JointRefused(AggregatorError):
 def register_plan(db_path: Path, document: dict[str, Any], *, now: dt.datetime | None = None):
     """Record a computation plan (the signed file is published separately); returns the Plan."""
     from ..contract.envelope import canonical_json, sha256_hex
-    from ..joint.plan import PLAN_VERSION, Plan
+    from ..joint.plan import PLAN_VERSIONS, Plan
     from ..util.clock import parse_iso, store_now
     from .ledger import append_entry
     from .store import atomic, open_store
 
-    if not isinstance(document, dict) or document.get("plan_version") != PLAN_VERSION:
+    if not isinstance(document, dict) or document.get("plan_version") not in PLAN_VERSIONS:
         raise InputError("not a computation plan this aggregator knows")
     plan = Plan(document, sha256_hex(canonical_json(document)))
     now = store_now(now)
@@ -350,7 +350,12 @@ def joint_tables(plan, cells: dict[str, JointCell], known: dict[tuple[str, ...],
     """The joint release's published tables: its total and each planned marginal, fitted together by the consistency
     step (privacy/consistency.py: consistent_release) from the collision-corrected estimates with their variances
     (noise plus collisions), so that every marginal adds up to the one joint total; `known` (people known
-    individually per cell, per table) floors the integer figures. Empty without cells."""
+    individually per cell, per table) floors the integer figures. Empty without cells.
+
+    With linkage bounds (plan.py) each cell's distinct people lie between (distinct pseudonyms - people contributed
+    under local pseudonyms, U) and (distinct pseudonyms): the cells measured are then the midpoints, distinct
+    pseudonyms - U/2 (variance + var(U)/4), and each table keeps its cells' U and var(U) (`unlinked`) for the
+    bounds (national_joint.figures)."""
     import itertools
 
     from ..contract.codelists import codes
@@ -359,8 +364,37 @@ def joint_tables(plan, cells: dict[str, JointCell], known: dict[tuple[str, ...],
 
     if plan is None or not cells:
         return {}
-    measured = {}
+    measured, unlinked = {}, {}
     for dims in [(), *plan.marginals]:
         names = [cell_name(dims, key) for key in itertools.product(*(codes(d) for d in dims))] if dims else [TOTAL]
-        measured[dims] = ([cells[n].estimate for n in names], [cells[n].variance for n in names])
-    return consistent_release(measured, known)
+        estimates, variances = [cells[n].estimate for n in names], [cells[n].variance for n in names]
+        if plan.unlinked_dims is not None:
+            unlinked[dims] = unlinked_people(plan, cells, dims)
+            estimates = [e - u / 2 for e, (u, _) in zip(estimates, unlinked[dims])]
+            variances = [v + uv / 4 for v, (_, uv) in zip(variances, unlinked[dims])]
+        measured[dims] = (estimates, variances)
+    tables = consistent_release(measured, known)
+    for dims, per_cell in unlinked.items():
+        tables[dims].unlinked = per_cell
+    return tables
+
+
+def unlinked_people(plan, cells: dict[str, JointCell], dims: tuple[str, ...]) -> list[tuple[float, float]]:
+    """Per cell of the marginal `dims` (codelist order): the estimated people contributed under a local pseudonym
+    and its variance, summed over the plan's "unlinked" cells that fall in it. A cell's own estimate is not clamped
+    at zero (linear counting is about the identity near zero), so the noise of many empty cells does not add up
+    to a positive bias."""
+    import itertools
+
+    from ..contract.codelists import codes
+    from ..joint.plan import unlinked_cell_name
+
+    udims = plan.unlinked_dims
+    index = [udims.index(d) for d in dims]
+    sums: dict[tuple[str, ...], list[float]] = {key: [0.0, 0.0] for key in itertools.product(*(codes(d) for d in dims))}
+    for ukey in itertools.product(*(codes(d) for d in udims)):
+        cell = cells[unlinked_cell_name(udims, ukey)]
+        entry = sums[tuple(ukey[i] for i in index)]
+        entry[0] += cell.estimate if cell.noisy_buckets > 0 else float(cell.noisy_buckets)
+        entry[1] += cell.variance
+    return [(u, v) for u, v in sums.values()]

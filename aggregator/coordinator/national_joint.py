@@ -12,12 +12,16 @@ cell. Such a row gets `joint`:
   se, lower, upper  the fitted standard error and 95% interval (intervals.bounded_interval: outward to whole people,
                   never below `known`, never zero-width while se > 0, always holding the estimate)
   raw_estimate, raw_lower, raw_upper  the cell's own linear count and interval, before the consistency step
+  unlinked        with linkage bounds (plans from version 2): people contributed under a local pseudonym (no name or
+                  no date of birth at that organisation), who may also be counted elsewhere; the estimate is the
+                  midpoint of the bounds and the interval spans both (figures)
 The per-organisation columns of the row stay exactly as they are without a joint result.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +63,29 @@ def joint_release(db_path: Path, period: int) -> dict:
 
 def figures(table, keys: list[tuple[str, ...]]) -> dict[str, Any]:
     """Estimate, bounded 95% interval, se and people known individually of a sum of cells of one consistent joint
-    table (one key: the cell); the variance of a sum comes from the fitted covariance."""
+    table (one key: the cell); the variance of a sum comes from the fitted covariance.
+
+    With linkage bounds (the table's `unlinked`, coordinator/joint.py: joint_tables) the estimate is the midpoint
+    M = L - U/2 of the bounds, L the distinct pseudonyms and U the people contributed under local pseudonyms; the
+    interval runs from the lower 97.5% bound of L - U to the upper 97.5% bound of L, so it holds the distinct
+    people at 95% or more whatever share of U is also known elsewhere. The bounds' standard error is taken as
+    sd(M) + sd(U)/2, which is at least the standard deviation of M - U/2 and of M + U/2 whatever the correlation
+    of the fitted M and U (Cauchy-Schwarz)."""
     wls, variance, post = table.sum_of(keys)
     known = sum(table.known[table.keys.index(k)] for k in keys)
-    se, low, high = bounded_interval(wls, variance, known)
-    return {"estimate": post, "lower": min(low, float(post)), "upper": max(high, float(post)), "se": se,
-            "known": known, "wls": round(wls, 3), "variance": variance}
+    out: dict[str, Any] = {"known": known, "wls": round(wls, 3), "variance": variance}
+    if table.unlinked is None:
+        se, low, high = bounded_interval(wls, variance, known)
+    else:
+        index = [table.keys.index(k) for k in keys]
+        u = math.fsum(table.unlinked[i][0] for i in index)
+        u_variance = math.fsum(table.unlinked[i][1] for i in index)
+        half = abs(u) / 2  # U is an unbiased estimate, so it can be negative when the true U is about zero
+        bound_variance = (math.sqrt(variance) + math.sqrt(u_variance) / 2) ** 2
+        se, low, _ = bounded_interval(wls - half, bound_variance, known)
+        _, _, high = bounded_interval(wls + half, bound_variance, known)
+        out["unlinked"] = round(max(u, 0.0))
+    return {"estimate": post, "lower": min(low, float(post)), "upper": max(high, float(post)), "se": se, **out}
 
 
 def _release(con, period: int) -> tuple[Any, dict, dict]:

@@ -5,6 +5,8 @@ falls in, bucket j = keyed hash of the pseudonym mod m_cell, computed in DuckDB 
 key is derived from the linkage key and the plan, so buckets agree across organisations (the same person lands in
 the same bucket everywhere) and nobody without the linkage key can compute them. The 0/1 vector over all cells is
 Shamir-shared and each share encrypted to one party; the exact vector and its counts never leave this function.
+People known here only under a local pseudonym (no family name or no date of birth) also go into the plan's
+"unlinked" cells, which bound the linkage error (plan.py, linkage bounds).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from .plan import STRATA_GROUP, STRATIFIERS, STRATUM_FALLBACK, TOTAL, Plan
+from .plan import STRATA_GROUP, STRATIFIERS, STRATUM_FALLBACK, UNLINKED_GROUP, UNLINKED_PREFIX, Plan, group_name
 
 
 def bucket_salt(linkage_key: bytes, plan: Plan) -> str:
@@ -35,21 +37,22 @@ def bucket_vector(con, plan: Plan, linkage_key: bytes):
         {"salt": bucket_salt(linkage_key, plan)},
     )
     bucket = "p.bucket_hash % c.m + c.start"
-    for dims in [(), *plan.marginals]:
-        group = ",".join(dims) if dims else TOTAL
-        cells = plan.cells_of(group)
+    groups = [(dims, plan.cells_of(group_name(dims)), "TRUE") for dims in [(), *plan.marginals]]
+    if plan.unlinked_dims is not None:  # linkage bounds: the people this organisation knows under a local pseudonym
+        groups.append((plan.unlinked_dims, plan.cells_of(UNLINKED_GROUP), "NOT p.linkable"))
+    for dims, cells, where in groups:
         starts = [offsets[c["name"]][0] for c in cells]
         ms = [int(c["m"]) for c in cells]
         params: dict[str, Any] = {"start": starts, "m": ms}
         keys = []
         for i, dim in enumerate(dims):
-            params[f"k{i}"] = [c["name"].split(",")[i].split("=", 1)[1] for c in cells]
+            params[f"k{i}"] = [c["name"].removeprefix(UNLINKED_PREFIX).split(",")[i].split("=", 1)[1] for c in cells]
             keys.append(f"UNNEST($k{i}::VARCHAR[]) AS k{i}")
         join = " AND ".join(f"p.{dim} = c.k{i}" for i, dim in enumerate(dims)) or "TRUE"
         sql = f"""
             WITH c AS (SELECT UNNEST($start::UBIGINT[]) AS start, UNNEST($m::UBIGINT[]) AS m
                        {''.join(', ' + k for k in keys)})
-            SELECT DISTINCT {bucket} AS j FROM people_hashed AS p JOIN c ON {join}
+            SELECT DISTINCT {bucket} AS j FROM people_hashed AS p JOIN c ON {join} WHERE {where}
         """
         hits = con.execute(sql, params).fetchnumpy()["j"]
         vector[np.asarray(hits, dtype=np.int64)] = 1

@@ -22,6 +22,15 @@ classes): sensitivity 2, so those groups get scale 2/epsilon_group. A person is 
 strata's pattern groups compose in parallel and each gets the whole pattern share of epsilon. The split, in exact
 fractions: half of epsilon to the pattern tables, the other half equally over the total, each marginal, the stratum
 counts and the multiplicity tables; without lists, epsilon equally over the total and the marginals.
+
+Linkage bounds (plans from plan_version 2 on). A person without a family name or a date of birth at an organisation
+gets a pseudonym local to that organisation (organisation/pseudonyms.py), so the deduplicated counts above count them
+once per organisation that knows them that way: the help line, for one, exports no names. The distinct people of a
+cell therefore lie between (distinct pseudonyms) - (local pseudonyms) and (distinct pseudonyms). To bound them the
+plan adds the group "unlinked": one cell per combination of the planned marginals' dimensions (the cross of their
+codelists), holding only the people an organisation contributes under a local pseudonym. A person is in at most one
+of its cells: sensitivity 1. It gets UNLINKED_SHARE of the epsilon that is not the pattern tables' half, and each
+of the other groups outside the pattern tables gives up that share of its own.
 """
 
 from __future__ import annotations
@@ -38,7 +47,8 @@ from typing import Any
 from ..errors import ConfigError, InputError, UsageError
 
 PLAN_TYPE = "application/vnd.registration-aggregator.plan+json"
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: the "unlinked" group (linkage bounds)
+PLAN_VERSIONS = (1, 2)  # read and computed; version 1 plans have no linkage bounds
 BUCKET_FACTOR = 8
 MIN_BUCKETS = 64
 DEFAULT_MARGINALS: tuple[tuple[str, ...], ...] = (("form",), ("age_band",))
@@ -54,6 +64,19 @@ PRIOR_SHARES: dict[str, dict[str, float]] = {
     "form": {"sexual": 0.45, "labour": 0.25, "criminal": 0.2, "organ_removal": 0.01, "other_unknown": 0.09},
     "age_band": {"under_15": 0.08, "15_17": 0.17, "18_24": 0.25, "25_plus": 0.45, "unknown": 0.05},
 }
+
+# Linkage bounds (module docstring): the share of epsilon for the people contributed under a local pseudonym and the
+# prior share of such contributions among the people known (chosen, from docs/figures.md: the help line's 285
+# chatters are about 4% of ~7,000, plus records without a date of birth). The share is chosen: the bounds of a
+# total sum the noise of every "unlinked" cell (25 by default), so at an eighth that noise (sd about 80 at epsilon 1)
+# would widen the national interval more than the unlinked people themselves; a quarter halves it and costs the
+# other groups a third more noise. The prior sizes their buckets, at least UNLINKED_MIN_BUCKETS: linear counting is
+# near the identity only while the noise (sd about 8 per cell at epsilon 1) is small against the buckets.
+UNLINKED_GROUP = "unlinked"
+UNLINKED_PREFIX = "unlinked:"
+UNLINKED_SHARE = Fraction(1, 4)
+PRIOR_UNLINKED_SHARE = 0.06
+UNLINKED_MIN_BUCKETS = 512
 
 # Lists for multiple-systems estimation: reporter types grouped as the Dutch studies did (docs/figures.md, F10: police,
 # military police, labour inspectorate, regional care coordinators, residential care and shelters, others), or fewer
@@ -153,6 +176,14 @@ class Plan:
     def strata(self) -> list[str]:
         return list(self.document.get("strata", []))
 
+    @property
+    def unlinked_dims(self) -> tuple[str, ...] | None:
+        """The dimensions of the plan's "unlinked" cells (module docstring: linkage bounds); None in plans without
+        them (plan_version 1), whose joint figures count a person known under local pseudonyms at k organisations
+        k times, unbounded."""
+        dims = self.document.get("unlinked_dims")
+        return tuple(dims) if dims is not None else None
+
     def list_index(self, reporter_type: str) -> int:
         """Which list an organisation of this reporter type is on."""
         for k, (_, types) in enumerate(self.lists):
@@ -196,6 +227,15 @@ def cell_name(dims: tuple[str, ...], key: tuple[str, ...]) -> str:
 
 def group_name(dims: tuple[str, ...]) -> str:
     return ",".join(dims) if dims else TOTAL
+
+
+def unlinked_cell_name(dims: tuple[str, ...], key: tuple[str, ...]) -> str:
+    return UNLINKED_PREFIX + (cell_name(dims, key) if dims else TOTAL)
+
+
+def unlinked_dimensions(marginals) -> tuple[str, ...]:
+    """Every dimension of the planned marginals, once, in order of first appearance."""
+    return tuple(dict.fromkeys(d for dims in marginals for d in dims))
 
 
 def _buckets(expected: float) -> int:
@@ -250,6 +290,7 @@ def build_plan(
     from ..privacy.epsilon import exact_text, parse_epsilon
     from ..util.clock import iso
     from .field import bit_length_for, prime_for
+    from .layout import MULTIPLICITY_SUFFIX, PATTERNS_SUFFIX
 
     epsilon = parse_epsilon(epsilon)
     if len(parties) != 3:
@@ -277,8 +318,6 @@ def build_plan(
     if lists is None:
         split = {name: epsilon / len(groups) for name in names}
     else:
-        from .layout import MULTIPLICITY_SUFFIX, PATTERNS_SUFFIX
-
         strata_cells = stratum_names(strata)
         for name, share in strata_cells:
             cells.append({"name": name, "group": STRATA_GROUP, "m": _buckets(prior_total * share), "stratum": True})
@@ -287,6 +326,14 @@ def build_plan(
         for name, _ in strata_cells:
             split[name + PATTERNS_SUFFIX] = epsilon / 2
             split[name + MULTIPLICITY_SUFFIX] = rest
+    unlinked_dims = unlinked_dimensions(marginals)
+    for key in itertools.product(*(codes(d) for d in unlinked_dims)):
+        expected = prior_total * PRIOR_UNLINKED_SHARE * _prior_share(unlinked_dims, key)
+        cells.append({"name": unlinked_cell_name(unlinked_dims, key), "group": UNLINKED_GROUP,
+                      "m": max(UNLINKED_MIN_BUCKETS, _buckets(expected))})
+    counted = [g for g in split if not g.endswith(PATTERNS_SUFFIX)]  # the pattern tables keep their half
+    split[UNLINKED_GROUP] = (epsilon - (epsilon / 2 if lists is not None else 0)) * UNLINKED_SHARE
+    split.update({g: split[g] * (1 - UNLINKED_SHARE) for g in counted})
     bits = bit_length_for(max_orgs)
     document = {
         "plan_version": PLAN_VERSION,
@@ -297,6 +344,7 @@ def build_plan(
         "parties": [{"name": p.name, "encryption_key": p.encryption_key, "signing_key": p.signing_key}
                     for p in parties],
         "marginals": [list(m) for m in marginals],
+        "unlinked_dims": list(unlinked_dims),
         "prior_total": prior_total,
         "bucket_factor": BUCKET_FACTOR,
         "cells": cells,
@@ -360,7 +408,7 @@ def read_plan(data: bytes, coordinator_key: bytes | None = None) -> Plan:
         document = strict_json_loads(opened.payload_bytes, "plan")
     except BundleRejected as exc:
         raise InputError(f"not a usable computation plan: {exc.message}") from None
-    if not isinstance(document, dict) or document.get("plan_version") != PLAN_VERSION:
+    if not isinstance(document, dict) or document.get("plan_version") not in PLAN_VERSIONS:
         raise InputError("not a computation plan this aggregator knows (plan_version)")
     return Plan(document, sha256_hex(opened.payload_bytes))
 

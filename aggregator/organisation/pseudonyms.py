@@ -138,9 +138,12 @@ def _normalised_sql(column: str) -> str:
 
 
 # Linkable only with a family name AND a date of birth: a partial identity (a birth date alone) would link strangers.
+# A person is linked across organisations by family name, given names and date of birth; without a family name or a
+# date of birth the pseudonym is local to the organisation (the person cannot be recognised elsewhere).
+LINKABLE_SQL = "(family_name IS NOT NULL AND date_of_birth IS NOT NULL)"
 PSEUDONYM_MESSAGE_SQL = f"""
 CASE
-  WHEN family_name IS NULL OR date_of_birth IS NULL
+  WHEN NOT {LINKABLE_SQL}
   THEN 'local|' || CAST(octet_length(encode($org_id)) AS VARCHAR) || ':' || $org_id
        || '|' || CAST(octet_length(encode(person_id)) AS VARCHAR) || ':' || person_id
   ELSE 'person{PSEUDONYM_VERSION}|' || {_normalised_sql('family_name')} || '|' || {_normalised_sql('given_names')}

@@ -18,7 +18,7 @@ from .home import OrgConfig
 from ..privacy.workload import DEFAULT_WORKLOAD, expected_query_errors, split_epsilon, workload_named
 from ..privacy.epsilon import exact_text, PRIVACY_UNIT
 from .consent import build_consent_status
-from .pseudonyms import HMAC_SQL, hmac_pads, install_normalisation
+from .pseudonyms import HMAC_SQL, LINKABLE_SQL, hmac_pads, install_normalisation
 from .spending import Spend, SpendingFile
 from .withdrawals import PEOPLE_SUFFIX, people_path, released_people, withdrawals, write_people
 from ..privacy.mechanism import discrete_laplace_quantile, discrete_laplace_variance, release_counts
@@ -66,6 +66,7 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
         SELECT
             -- pseudonyms only for records that leave, unless a joint release buckets everyone
             CASE WHEN basis IS NOT NULL OR $everyone THEN {HMAC_SQL} END AS pseudonym,
+            {LINKABLE_SQL} AS linkable,  -- FALSE: the pseudonym is local to this organisation (pseudonyms.py)
             basis,
             person_id,  -- local; kept in the home for withdrawals (withdrawals.py), never in a bundle
             form,

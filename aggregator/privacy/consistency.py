@@ -57,6 +57,9 @@ class ConsistentTable:
     post: list[int] = field(default_factory=list)
     covariance: list[list[float]] | None = None  # fitted covariance of the cells (consistent_release keeps it)
     known: list[int] | None = None  # people known individually per cell, the floor of `post` (consistent_release)
+    # linkage bounds of a joint release (coordinator/joint.py: joint_tables): per cell, the estimated people contributed
+    # under local pseudonyms and its variance; the cells then hold the midpoint of the bounds
+    unlinked: list[tuple[float, float]] | None = None
 
     def by_key(self) -> dict[tuple[str, ...], tuple[float, float, int]]:
         return {k: (w, v, p) for k, w, v, p in zip(self.keys, self.wls, self.variance, self.post)}

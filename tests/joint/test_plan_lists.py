@@ -16,7 +16,7 @@ from aggregator.errors import UsageError
 from aggregator.joint.contribution import bucket_vector
 from aggregator.joint.layout import MULTIPLICITY_SUFFIX, PATTERNS_SUFFIX
 from aggregator.joint.noise import sensitivities
-from aggregator.joint.plan import LIST_PRESETS, STRATA_GROUP, Plan, PartyRef, build_plan
+from aggregator.joint.plan import LIST_PRESETS, STRATA_GROUP, UNLINKED_GROUP, UNLINKED_SHARE, Plan, PartyRef, build_plan
 
 DEADLINE = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 
@@ -52,8 +52,8 @@ def test_the_split_spends_exactly_epsilon_and_the_scales_match_the_sensitivities
     sequential = [g for g in eps if not g.endswith((PATTERNS_SUFFIX, MULTIPLICITY_SUFFIX))]
     spent = sum(eps[g] for g in sequential) + eps[strata[0] + PATTERNS_SUFFIX] + eps[strata[0] + MULTIPLICITY_SUFFIX]
     assert spent == Fraction(1)
-    assert eps[strata[0] + PATTERNS_SUFFIX] == Fraction(1, 2)
-    assert all(eps[s + PATTERNS_SUFFIX] == Fraction(1, 2) for s in strata)
+    assert all(eps[s + PATTERNS_SUFFIX] == Fraction(1, 2) for s in strata)  # the pattern tables keep their half
+    assert eps[UNLINKED_GROUP] == Fraction(1, 2) * UNLINKED_SHARE  # linkage bounds: a share of the other half
     scales = plan.group_scales()
     for group, sensitivity in sensitivities(plan.layout({"a": 0})).items():
         assert Fraction(sensitivity) / Fraction(scales[group]) <= eps[group]
@@ -81,15 +81,19 @@ def test_each_person_fills_one_bucket_of_exactly_their_stratum():
     plan = _plan(lists="four", strata=("age", "origin"))
     con = duckdb.connect()
     con.execute("""CREATE TEMP TABLE people AS SELECT * FROM (VALUES
-        ('p1', 'sexual', '15_17', 'NL'), ('p2', 'labour', '25_plus', 'EU'),
-        ('p3', 'labour', 'unknown', 'unknown'), ('p4', 'criminal', 'under_15', 'non_EU'))
-        AS t(pseudonym, form, age_band, nationality_group)""")
+        ('p1', 'sexual', '15_17', 'NL', TRUE), ('p2', 'labour', '25_plus', 'EU', TRUE),
+        ('p3', 'labour', 'unknown', 'unknown', FALSE), ('p4', 'criminal', 'under_15', 'non_EU', TRUE))
+        AS t(pseudonym, form, age_band, nationality_group, linkable)""")
     vector = bucket_vector(con, plan, b"k" * 32)
     offsets = plan.layout().offsets()
     filled = {c["name"]: int(vector[slice(*offsets[c["name"]])].sum()) for c in plan.cells_of(STRATA_GROUP)}
     # p3's unknown age and origin go with adults and non-Dutch (plan.STRATIFIERS)
     assert filled == {"stratum=minor/dutch": 1, "stratum=minor/non_dutch": 1, "stratum=adult/dutch": 0,
                       "stratum=adult/non_dutch": 2}  # fixed key and plan: no collision here
+    # only p3, known here under a local pseudonym, is in the linkage-bound cells, and in its own cell only
+    unlinked = {c["name"]: int(vector[slice(*offsets[c["name"]])].sum()) for c in plan.cells_of(UNLINKED_GROUP)}
+    assert {name: n for name, n in unlinked.items() if n} == {"unlinked:form=labour,age_band=unknown": 1}
+    assert len(unlinked) == 25  # form x age band, the planned marginals' dimensions
     assert np.isin(vector, (0, 1)).all()
 
 
