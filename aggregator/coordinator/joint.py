@@ -25,6 +25,10 @@ from typing import Any
 
 from ..errors import AggregatorError, ConfigError, InputError
 
+# The share of the people contributed under a local pseudonym (no name or no date of birth) whom another organisation
+# also knows under a linkable one; it sets only the joint point estimate, never its interval (joint_tables). Chosen;
+# the direction is public (docs/figures.md, F9): many of the anonymous chat's victims are known to no one else.
+UNLINKED_KNOWN_ELSEWHERE = 0.25
 COORDINATOR = "coordinator"  # the ledger's organisation column for the coordinator's own events
 
 
@@ -352,30 +356,33 @@ def joint_tables(plan, cells: dict[str, JointCell], known: dict[tuple[str, ...],
     (noise plus collisions), so that every marginal adds up to the one joint total; `known` (people known
     individually per cell, per table) floors the integer figures. Empty without cells.
 
-    With linkage bounds (plan.py) each cell's distinct people lie between (distinct pseudonyms - people contributed
-    under local pseudonyms, U) and (distinct pseudonyms): the cells measured are then the midpoints, distinct
-    pseudonyms - U/2 (variance + var(U)/4), and each table keeps its cells' U and var(U) (`unlinked`) for the
-    bounds (national_joint.figures)."""
+    With linkage bounds (plan.py) each cell's distinct people lie between L - U and L, L the distinct pseudonyms and
+    U the people contributed under local pseudonyms: the tables fitted from L then become L - q U (variance
+    + q^2 var U; consistency.shifted_release), q = UNLINKED_KNOWN_ELSEWHERE, and each keeps its cells' U and
+    var(U) (`unlinked`) and the tables fitted from L alone (`linked`) for the bounds, which do not depend on q
+    (national_joint.figures)."""
     import itertools
 
     from ..contract.codelists import codes
     from ..joint.plan import TOTAL, cell_name
-    from ..privacy.consistency import consistent_release
+    from ..privacy.consistency import consistent_release, shifted_release
 
     if plan is None or not cells:
         return {}
-    measured, unlinked = {}, {}
+    measured = {}
     for dims in [(), *plan.marginals]:
         names = [cell_name(dims, key) for key in itertools.product(*(codes(d) for d in dims))] if dims else [TOTAL]
-        estimates, variances = [cells[n].estimate for n in names], [cells[n].variance for n in names]
-        if plan.unlinked_dims is not None:
-            unlinked[dims] = unlinked_people(plan, cells, dims)
-            estimates = [e - u / 2 for e, (u, _) in zip(estimates, unlinked[dims])]
-            variances = [v + uv / 4 for v, (_, uv) in zip(variances, unlinked[dims])]
-        measured[dims] = (estimates, variances)
-    tables = consistent_release(measured, known)
-    for dims, per_cell in unlinked.items():
-        tables[dims].unlinked = per_cell
+        measured[dims] = ([cells[n].estimate for n in names], [cells[n].variance for n in names])
+    linked = consistent_release(measured, known)
+    if plan.unlinked_dims is None:
+        return linked
+    unlinked = {dims: unlinked_people(plan, cells, dims) for dims in measured}
+    q = UNLINKED_KNOWN_ELSEWHERE
+    # U is one measurement shared by every table (sums of the same cells), so it is subtracted after the fit of L
+    tables = shifted_release(linked, {dims: [(q * u, q * q * uv) for u, uv in per_cell]
+                                      for dims, per_cell in unlinked.items()})
+    for dims, table in tables.items():
+        table.unlinked, table.linked = unlinked[dims], linked[dims]
     return tables
 
 

@@ -10,11 +10,12 @@ cell. Such a row gets `joint`:
   known           of whom known individually: the people with a lawful basis (statutory or consent) in the cell,
                   the row's individual records, counted once across organisations
   se, lower, upper  the fitted standard error and 95% interval (intervals.bounded_interval: outward to whole people,
-                  never below `known`, never zero-width while se > 0, always holding the estimate)
+                  never below `known`, never zero-width while se > 0, always holding the estimate); with linkage
+                  bounds the interval spans them (figures) and `linked_se` is that of the distinct pseudonyms
   raw_estimate, raw_lower, raw_upper  the cell's own linear count and interval, before the consistency step
   unlinked        with linkage bounds (plans from version 2): people contributed under a local pseudonym (no name or
-                  no date of birth at that organisation), who may also be counted elsewhere; the estimate is the
-                  midpoint of the bounds and the interval spans both (figures)
+                  no date of birth at that organisation), who may also be counted elsewhere; the estimate takes a
+                  quarter of them to be, and the interval spans none to all of them (figures)
 The per-organisation columns of the row stay exactly as they are without a joint result.
 """
 
@@ -45,6 +46,12 @@ def with_joint(con, names: list[str], periods: list[int], rows: list) -> tuple[l
             elif covering is not None and covering in tables:
                 out[i] = dataclasses.replace(row, joint=_cell(tables[covering],
                                                               tuple(row.dims[d] for d in covering), cells))
+        if plan.unlinked_dims is not None and tables:
+            unlinked = figures(tables[()], [()])["unlinked"]
+            notes.append(f"joint release {per}: about {unlinked:,} people were known to an organisation only without a "
+                         "name or date of birth, so they cannot be matched across organisations; the joint estimate takes "
+                         "a quarter of them to be counted elsewhere too, and its interval spans from none to all of "
+                         "them")
         missing = _not_in(con, per)
         if missing:
             notes.append(f"joint release {per}: {', '.join(missing)} took no part in it, so the joint figures do not "
@@ -65,12 +72,11 @@ def figures(table, keys: list[tuple[str, ...]]) -> dict[str, Any]:
     """Estimate, bounded 95% interval, se and people known individually of a sum of cells of one consistent joint
     table (one key: the cell); the variance of a sum comes from the fitted covariance.
 
-    With linkage bounds (the table's `unlinked`, coordinator/joint.py: joint_tables) the estimate is the midpoint
-    M = L - U/2 of the bounds, L the distinct pseudonyms and U the people contributed under local pseudonyms; the
-    interval runs from the lower 97.5% bound of L - U to the upper 97.5% bound of L, so it holds the distinct
-    people at 95% or more whatever share of U is also known elsewhere. The bounds' standard error is taken as
-    sd(M) + sd(U)/2, which is at least the standard deviation of M - U/2 and of M + U/2 whatever the correlation
-    of the fitted M and U (Cauchy-Schwarz)."""
+    With linkage bounds (the table's `unlinked` and `linked`, coordinator/joint.py: joint_tables) the estimate is
+    L - U/4 (L fitted, then shifted), L the distinct pseudonyms and U the people contributed under local pseudonyms, of whom a
+    quarter are taken to be known elsewhere too (coordinator/joint.py: UNLINKED_KNOWN_ELSEWHERE). The interval runs from the lower 97.5% bound of L - U (U taken as at least 0) to the upper 97.5%
+    bound of L, both from the fit of L alone, so it holds the distinct people at 95% or more whatever share of U is
+    also known elsewhere (L's fit and U come from different noise draws: their variances add)."""
     wls, variance, post = table.sum_of(keys)
     known = sum(table.known[table.keys.index(k)] for k in keys)
     out: dict[str, Any] = {"known": known, "wls": round(wls, 3), "variance": variance}
@@ -80,10 +86,10 @@ def figures(table, keys: list[tuple[str, ...]]) -> dict[str, Any]:
         index = [table.keys.index(k) for k in keys]
         u = math.fsum(table.unlinked[i][0] for i in index)
         u_variance = math.fsum(table.unlinked[i][1] for i in index)
-        half = abs(u) / 2  # U is an unbiased estimate, so it can be negative when the true U is about zero
-        bound_variance = (math.sqrt(variance) + math.sqrt(u_variance) / 2) ** 2
-        se, low, _ = bounded_interval(wls - half, bound_variance, known)
-        _, _, high = bounded_interval(wls + half, bound_variance, known)
+        linked, linked_variance, _ = table.linked.sum_of(keys)
+        _, low, _ = bounded_interval(linked - max(u, 0.0), linked_variance + u_variance, known)
+        out["linked_se"], _, high = bounded_interval(linked, linked_variance, known)
+        se = math.sqrt(variance)  # of the point estimate
         out["unlinked"] = round(max(u, 0.0))
     return {"estimate": post, "lower": min(low, float(post)), "upper": max(high, float(post)), "se": se, **out}
 

@@ -58,8 +58,10 @@ class ConsistentTable:
     covariance: list[list[float]] | None = None  # fitted covariance of the cells (consistent_release keeps it)
     known: list[int] | None = None  # people known individually per cell, the floor of `post` (consistent_release)
     # linkage bounds of a joint release (coordinator/joint.py: joint_tables): per cell, the estimated people contributed
-    # under local pseudonyms and its variance; the cells then hold the midpoint of the bounds
+    # under local pseudonyms and its variance, and the same table fitted from the distinct pseudonyms; the cells of
+    # this table then hold the midpoint of the bounds
     unlinked: list[tuple[float, float]] | None = None
+    linked: "ConsistentTable | None" = None
 
     def by_key(self) -> dict[tuple[str, ...], tuple[float, float, int]]:
         return {k: (w, v, p) for k, w, v, p in zip(self.keys, self.wls, self.variance, self.post)}
@@ -294,12 +296,39 @@ def consistent_release(
         estimate, variance, covariance = fitted[dims]
         keys = list(product(*(codes(d) for d in dims)))
         floor = [max(int(k), 0) for k in known.get(dims, [0] * len(keys))]
-        table = ConsistentTable(dims, keys, [float(v) for v in estimate], [float(v) for v in variance],
-                                covariance=[[float(c) for c in row] for row in covariance], known=floor)
+        tables[dims] = ConsistentTable(dims, keys, [float(v) for v in estimate], [float(v) for v in variance],
+                                       covariance=[[float(c) for c in row] for row in covariance], known=floor)
+    return _integer_figures(tables)
+
+
+def _integer_figures(tables: dict[tuple[str, ...], ConsistentTable]) -> dict[tuple[str, ...], ConsistentTable]:
+    """Each table's `post`, top-down: the total rounded, then each table split down from its parent (the largest
+    table whose dimensions it contains), never below its `known`."""
+    done: dict[tuple[str, ...], ConsistentTable] = {}
+    for dims in sorted(tables, key=len):  # parents first
+        table = tables[dims]
+        floor = table.known or [0] * len(table.keys)
         if dims:
-            parent = max((p for p in tables if set(p) < set(dims)), key=len)
-            table.post = _split_down(table, tables[parent], floor)
+            parent = max((p for p in done if set(p) < set(dims)), key=len)
+            table.post = _split_down(table, done[parent], floor)
         else:
             table.post = [max(floor[0], round(table.wls[0]))]
-        tables[dims] = table
-    return tables
+        done[dims] = table
+    return done
+
+
+def shifted_release(tables: dict[tuple[str, ...], ConsistentTable],
+                    shifts: dict[tuple[str, ...], Sequence[tuple[float, float]]]) -> dict[tuple[str, ...], ConsistentTable]:
+    """Consistent tables minus a correction measured apart from them (the joint release's linkage correction,
+    coordinator/joint.py): per table and cell (correction, its variance). The corrections must add up across the
+    tables as their cells do, and a table's cells must be independent of each other and of the fit (different
+    noise draws), so the variances and the covariance diagonal just add. Integer figures again top-down."""
+    out = {}
+    for dims, table in tables.items():
+        shift = list(shifts[dims])
+        covariance = None if table.covariance is None else [
+            [c + (shift[i][1] if i == j else 0.0) for j, c in enumerate(row)] for i, row in enumerate(table.covariance)]
+        out[dims] = ConsistentTable(dims, table.keys, [w - s for w, (s, _) in zip(table.wls, shift)],
+                                    [v + sv for v, (_, sv) in zip(table.variance, shift)], covariance=covariance,
+                                    known=table.known)
+    return _integer_figures(out)
