@@ -160,9 +160,9 @@ def _render_demo(result, lang: str) -> None:
         f"{sum(r.target_covered for r in result.rows)} of {len(result.rows)} rows."
         + (" The joint estimate counts distinct people across all organisations (three computing parties, noise drawn "
            f"inside the computation); it covers the truth in {sum(bool(r.joint and r.joint['covered']) for r in result.rows)}"
-           f" of {len(result.rows)} rows, and what it counts in "
-           f"{sum(bool(r.joint and r.joint['target_covered']) for r in result.rows)} (distinct pseudonyms: a person whose "
-           "record lacks a name or date of birth somewhere, as at the help line, counts again there: a linkage error)."
+           f" of {len(result.rows)} rows. A person known somewhere only without a name or date of birth (as at the help "
+           "line) cannot be matched there, so its interval spans from none to all of those people being known "
+           "elsewhere too, and its estimate takes a quarter of them to be."
            if joint else "")
     )
     if result.dark_number:
