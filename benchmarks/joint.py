@@ -9,7 +9,7 @@ epsilon 1), the coordinator merges, three local MPyC parties compute. Printed, o
 published figures (forms, minors, total):
   joint error        relative error of the national total against the distinct truth; mean absolute cell error
   coverage           share of 95% intervals covering the truth, and covering the joint target (distinct pseudonyms:
-                     what the release counts without noise; the help line's nameless records are a linkage error)
+                     what the release counts without noise, the upper end of the linkage bounds)
   central reference  the mean absolute error a single trusted central release would have on the same cells: the
                      exact E|DL(b)| of one discrete Laplace draw at the plan's scale for that marginal (no collisions,
                      no second party's noise)
@@ -80,10 +80,13 @@ def main() -> None:
     print(f"  95% coverage: truth {statistics.fmean(r['joint']['covered'] for r in cells):.0%}, "
           f"joint target {statistics.fmean(r['joint']['target_covered'] for r in cells):.0%} "
           f"({len(cells)} cells: forms, minors, total)")
+    width = [(r["joint"]["upper"] - r["joint"]["lower"]) / 2 / r["truth"] for r in totals]
+    print(f"  national total interval: median half-width {statistics.median(width):.2%} of the truth "
+          "(linkage bounds included)")
     print(f"  mean absolute cell error: joint {mae_joint:.1f} vs truth, {mae_target:.1f} vs its target; "
           f"central reference {mae_central:.1f}; per-organisation release {mae_per_org:.1f}")
-    print(f"  ratios: joint/central (vs target) {mae_target / mae_central:.2f}; joint/per-organisation (vs truth) "
-          f"{mae_joint / mae_per_org:.2f}")
+    print(f"  ratios: joint/central {mae_joint / mae_central:.2f} (vs truth; {mae_target / mae_central:.2f} vs its target); "
+          f"joint/per-organisation (vs truth) {mae_joint / mae_per_org:.2f}")
     print(f"  cost: {statistics.fmean(r['seconds'] for r in runs):.0f} s per whole run; joint section of one bundle "
           f"{runs[0]['bytes']:,} bytes")
 
