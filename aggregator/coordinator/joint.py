@@ -102,7 +102,8 @@ def _plan(con, digest: str):
 def store_joint_result(db_path: Path, plan_digest: str, result: dict[str, Any], signatures: list[str],
                        bundles: list[str], *, now: dt.datetime | None = None) -> list[dict[str, str]]:
     """Accept a joint result only with every party's valid signature, once per plan; `bundles` are the digests
-    whose shares the parties were given. Returns the joint epsilon given back (`joint_refunds`)."""
+    whose shares the parties were given, which the parties sign as part of the result (plans of version 2 on; older
+    results name none). Returns the joint epsilon given back (`joint_refunds`)."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -128,6 +129,13 @@ def store_joint_result(db_path: Path, plan_digest: str, result: dict[str, Any], 
             except (InvalidSignature, ValueError):
                 raise JointRefused(f"the signature of computing party {party.name} does not verify; "
                                    "the result was not stored") from None
+        signed_bundles = result.get("bundles")
+        if signed_bundles is None and plan.unlinked_dims is not None:  # plans of version 2 on: the parties sign them
+            raise JointRefused("the parties' signed result does not name the bundles they used; the result was not "
+                               "stored")
+        if signed_bundles is not None and sorted(signed_bundles) != sorted(bundles):
+            raise JointRefused("the bundles the parties signed for are not the bundles given with the result; the "
+                               "result was not stored")
         pinned = pinned_bundles(con, plan_digest)
         known = {digest for digest, _, _ in pinned}
         strangers = [d for d in bundles if d not in known]
@@ -274,7 +282,7 @@ def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, t
             orgs.append(org_id)
         job = Job(plan.layout(org_lists), plan_digest, orgs, plan.group_scales(), str(share_dir),
                   [str(h.encryption_key) for h in homes], tls=str(make_tls(Path(tmp) / "tls")) if tls else None,
-                  sign_keys=[str(h.signing_key) for h in homes])
+                  sign_keys=[str(h.signing_key) for h in homes], bundles=[d for d, _ in rows])
         try:
             result = run_local(job, timeout=timeout, workdir=Path(tmp) / "run")
         except JointError as exc:

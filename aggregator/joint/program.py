@@ -80,11 +80,14 @@ class JointResult:
     excluded: dict[str, str]
     exact: "JointResult | None" = None
     signatures: list[str] = dc_field(default_factory=list)  # one per party, over party.result_bytes (not compared)
+    bundles: list[str] | None = None  # the bundle digest of each organisation of the job, so the signatures cover them
 
     def to_json(self) -> dict:
         d = {"counts": self.counts, "patterns": self.patterns,
              "multiplicity": self.multiplicity, "included": self.included,
              "excluded": self.excluded}
+        if self.bundles is not None:
+            d["bundles"] = self.bundles
         if self.exact is not None:
             d["exact"] = self.exact.to_json()
         return d
@@ -94,7 +97,8 @@ class JointResult:
         ex = d.get("exact")
         return cls(counts=d["counts"], patterns=d["patterns"], multiplicity=d["multiplicity"],
                    included=list(d["included"]), excluded=dict(d["excluded"]),
-                   exact=cls.from_json(ex) if ex else None)
+                   exact=cls.from_json(ex) if ex else None,
+                   bundles=[str(b) for b in d["bundles"]] if d.get("bundles") is not None else None)
 
 
 def _unpack(layout: Layout, values: list[int], included, excluded) -> JointResult:

@@ -201,6 +201,7 @@ def _run(home, index: int, job: dict, plan, layout, addresses, tmp: Path, *, tim
     write_party_config(work, index, home.home, certificates[index], plan.tls_ca)
     orgs = _orgs(job)
     spec = {"layout": layout.to_json(), "plan_digest": plan.digest, "orgs": [org for org, _, _ in orgs],
+            "bundles": [bundle for _, bundle, _ in orgs],
             "scales": plan.group_scales(), "share_dir": str(share_dir),
             "parties": [{"host": host, "port": port} for host, port in addresses],
             "names": [p.name for p in plan.parties], "bind": listen or addresses[index][0],

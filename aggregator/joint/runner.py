@@ -57,6 +57,7 @@ class Job:
     reveal_exact: bool = False  # test harness only
     extra: dict = dc_field(default_factory=dict)  # test hooks passed to the job file
     sign_keys: list[str] | None = None  # per party: Ed25519 PEM key that co-signs the result
+    bundles: list[str] | None = None  # the bundle digest of each organisation, in `orgs` order; signed with the result
 
     def __post_init__(self) -> None:
         bad = [o for o in self.orgs if not ORG_ID.match(o)]
@@ -178,7 +179,7 @@ def _run(job: Job, timeout: float, workdir: Path, on_start, keep: bool) -> Joint
             "scales": job.scales, "share_dir": str(Path(job.share_dir).resolve()),
             "parties": [{"host": "127.0.0.1", "port": port} for port in ports],
             "timeout": timeout, "tls": bool(job.tls), "reveal_exact": job.reveal_exact,
-            **harness_extra(), **job.extra}
+            **({"bundles": job.bundles} if job.bundles is not None else {}), **harness_extra(), **job.extra}
     procs, outs, errs = [], [], []
     deadline = time.monotonic() + timeout
     try:

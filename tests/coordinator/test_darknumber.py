@@ -56,7 +56,7 @@ def _store(tmp_path, *, lists="four", epsilon=Fraction(4)):
         multiplicity[name] = {k: 0 for k in MULTIPLICITY}
         assert scales[name + MULTIPLICITY_SUFFIX] > 0
     result = {"counts": counts, "patterns": patterns, "multiplicity": multiplicity, "included": [],
-              "excluded": {}}
+              "excluded": {}, "bundles": []}
     signatures = [sign_result(result, str(h.signing_key), plan.digest) for h in homes]
     store_joint_result(db, plan.digest, result, signatures, [])
     return db

@@ -109,6 +109,24 @@ def test_a_result_needs_every_party_signature_over_these_numbers_and_this_plan(d
         store_joint_result(db, second.digest, result, signatures[:2], bundles)
 
 
+def test_the_parties_sign_the_bundles_they_used_so_the_coordinator_cannot_name_others(demo, tmp_path):
+    db = _copy(demo, tmp_path)
+    plan, result, signatures, bundles = _stored(db)
+    assert sorted(result["bundles"]) == sorted(bundles) and len(bundles) == len(result["included"])
+    with open_store(db) as con:  # take the stored result out, as if the computation had just ended
+        (last,) = con.execute("SELECT max(idx) FROM ledger").fetchone()
+        con.execute("DELETE FROM ledger WHERE idx = ?", [last])
+        con.execute("DELETE FROM joint_results")
+    # a coordinator that records one bundle fewer (its organisation's joint epsilon would be given back) is refused
+    with pytest.raises(JointRefused, match="bundles the parties signed for"):
+        store_joint_result(db, plan, result, signatures, bundles[1:])
+    # and so is a result whose bundle list was dropped: the signatures no longer verify, or it names none
+    unnamed = {k: v for k, v in result.items() if k != "bundles"}
+    with pytest.raises(JointRefused, match="does not verify|does not name the bundles"):
+        store_joint_result(db, plan, unnamed, signatures, bundles)
+    store_joint_result(db, plan, result, signatures, bundles)  # the signed list as it was: stored
+
+
 def test_bundles_for_a_closed_or_unknown_plan_are_refused(demo, tmp_path):
     _, out = demo
     db = _copy(demo, tmp_path)

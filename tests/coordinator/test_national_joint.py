@@ -112,7 +112,7 @@ def store_joint(db, tmp_path, records, *, seed=3, counts_override=None, epsilon=
         occupied = len(set(rng.integers(0, m, size=pseudonyms).tolist()))
         counts[name] = occupied + _noise(rng, scales[cell["group"]]) + _noise(rng, scales[cell["group"]])
     counts.update(counts_override or {})
-    result = {"counts": counts, "included": [], "excluded": {}}
+    result = {"counts": counts, "included": [], "excluded": {}, "bundles": []}
     signatures = [sign_result(result, str(h.signing_key), plan.digest) for h in homes]
     store_joint_result(db, plan.digest, result, signatures, [])
     return truth

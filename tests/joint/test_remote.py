@@ -144,6 +144,23 @@ def test_a_party_that_never_starts_ends_the_other_two_with_a_clear_error(world, 
     assert all("nothing was computed" in e and "Traceback" not in e for e in errors.values())
 
 
+def test_a_party_that_crashes_mid_computation_ends_the_other_two_with_a_clear_error(world, tmp_path):
+    db, machines = _machines(world, tmp_path)
+    crash = {TEST_HARNESS_ENV: "1", HARNESS_EXTRA_ENV: json.dumps({"die_party": 1, "die_after": 0.3})}
+    started = time.monotonic()
+    procs = _start(machines, "--connect-timeout", "30", "--timeout", "90", env=crash)
+    codes = wait_all(list(procs.values()), HARD_TIMEOUT)
+    elapsed = time.monotonic() - started
+    assert all(code != 0 for code in codes), codes
+    assert elapsed < 60  # the survivors notice the lost peer, they do not wait for their 90 s limit
+    assert all(group_gone(p.pid) for p in procs.values())
+    errors = {i: " ".join((machines[i] / "log.err").read_text().split()) for i in (0, 2)}
+    for text in errors.values():
+        assert "party 1 (rapporteur" in text and "Traceback" not in text, text
+    assert not any((m / "job" / "result.json").exists() for m in machines.values())  # nothing opened, nothing signed
+    assert _stored(db) is None
+
+
 def test_parties_given_different_jobs_stop_before_computing(world, tmp_path):
     _, machines = _machines(world, tmp_path)
     job_file = machines[2] / "job" / "job.json"
