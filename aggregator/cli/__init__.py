@@ -4,7 +4,6 @@ Each command group lives in its own module and registers on `app`; library error
 line and the error's exit code here, once.
 """
 
-from __future__ import annotations
 
 import dataclasses
 import json

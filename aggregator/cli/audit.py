@@ -1,6 +1,5 @@
 """Auditor side: `audit`. Logic lives in aggregator.audit."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import List, Optional

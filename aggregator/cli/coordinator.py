@@ -1,6 +1,5 @@
 """Coordinator side: `registry`, `merge`, `table`, `budget`. Logic lives in aggregator.store and aggregator.national."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import List, Optional

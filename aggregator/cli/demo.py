@@ -1,6 +1,5 @@
 """Synthetic nation and the end-to-end demo: `synth` and `demo`."""
 
-from __future__ import annotations
 
 from pathlib import Path
 

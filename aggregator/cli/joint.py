@@ -1,7 +1,6 @@
 """Joint release: `party init` (a computing party), `plan create` (the coordinator), `compute` (the three parties
 here, or one party on its own machine), `compute export` and `compute store` (the coordinator), `estimate`."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import List, Optional

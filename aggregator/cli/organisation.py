@@ -1,6 +1,5 @@
 """Organisation side: `org init`, `validate`, `submit`. Nothing printed here carries a value of an identifying field."""
 
-from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path

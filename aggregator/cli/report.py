@@ -2,7 +2,6 @@
 
 Logic lives in aggregator.report and aggregator.explain."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
