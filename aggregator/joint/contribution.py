@@ -24,17 +24,29 @@ def bucket_salt(linkage_key: bytes, plan: Plan) -> str:
 
 
 def bucket_vector(con, plan: Plan, linkage_key: bytes):
-    """The flat 0/1 vector (numpy uint8) in the plan's layout, from TEMP table `people`; set work in DuckDB."""
+    """The flat 0/1 vector (numpy uint8) in the plan's layout, from TEMP table `people` (with identities:
+    release.build_people(everyone=True)); set work in DuckDB.
+
+    A person's bucket comes from sha256(salt || identity) in plans of version 2, and from sha256(salt || pseudonym)
+    in version 1 plans, whose pseudonym (HMAC of the identity) is computed here; both are keyed by the salt, which
+    only holders of the linkage key can derive, and both agree across organisations for the same identity."""
     import numpy as np
+
+    from ..organisation.pseudonyms import hmac_pads, hmac_sql
 
     layout = plan.layout()
     offsets = layout.offsets()
     vector = np.zeros(layout.size, dtype=np.uint8)
+    params = {"salt": bucket_salt(linkage_key, plan)}
+    key_sql = "identity"
+    if plan.version < 2:
+        key_sql = hmac_sql("identity")
+        params["ipad"], params["opad"] = hmac_pads(linkage_key)
     # each person's keyed hash once, whatever the number of planned cells they fall in
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE people_hashed AS SELECT *, "
-        "CAST(('0x' || substr(sha256($salt || pseudonym), 1, 15)) AS UBIGINT) AS bucket_hash FROM people",
-        {"salt": bucket_salt(linkage_key, plan)},
+        "CREATE OR REPLACE TEMP TABLE people_hashed AS SELECT * EXCLUDE (identity, pseudonym, person_id), "
+        f"CAST(('0x' || substr(sha256($salt || {key_sql}), 1, 15)) AS UBIGINT) AS bucket_hash FROM people",
+        params,
     )
     bucket = "p.bucket_hash % c.m + c.start"
     groups = [(dims, plan.cells_of(group_name(dims)), "TRUE") for dims in [(), *plan.marginals]]

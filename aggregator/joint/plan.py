@@ -177,6 +177,10 @@ class Plan:
         return list(self.document.get("strata", []))
 
     @property
+    def version(self) -> int:
+        return int(self.document.get("plan_version", 1))
+
+    @property
     def unlinked_dims(self) -> tuple[str, ...] | None:
         """The dimensions of the plan's "unlinked" cells (module docstring: linkage bounds); None in plans without
         them (plan_version 1), whose joint figures count a person known under local pseudonyms at k organisations

@@ -130,11 +130,26 @@ def normalised_sql(expression: str) -> str:
 
 
 def _normalised_sql(column: str) -> str:
-    """Length-prefixed normalised text (or '-' when missing), as SQL."""
-    norm = normalised_sql(f"CAST({column} AS VARCHAR)")
+    """Length-prefixed normalised text (or '-' when missing), as SQL.
+
+    Most names are ASCII with no character the step turns into a space and no spaces to collapse or trim: their
+    normalisation is lower(), and their length in bytes is their length, so they skip the general path (which costs
+    about twice as much)."""
+    text = f"CAST({column} AS VARCHAR)"
+    norm = normalised_sql(text)
     # the one-element list binds the normalised text to n, so it is computed once, not once for its length and again
     prefixed = f"list_transform([{norm}], lambda n: CAST(octet_length(encode(n)) AS VARCHAR) || ':' || n)[1]"
-    return f"CASE WHEN {column} IS NULL THEN '-' ELSE {prefixed} END"
+    plain = f"strlen({text}) = length({text}) AND NOT regexp_matches({text}, '{ASCII_SPACES_CLASS}|^ | $|  ')"
+    return (f"CASE WHEN {column} IS NULL THEN '-' "
+            f"WHEN {plain} THEN CAST(strlen({text}) AS VARCHAR) || ':' || lower({text}) ELSE {prefixed} END")
+
+
+def _normalised_date_sql(column: str) -> str:
+    """_normalised_sql of a DATE: its ISO text with the hyphens turned into spaces by the step ('10:1990 05 17'),
+    written out for the four-digit years every valid export has (the general path took half the time of all the
+    normalisation)."""
+    return (f"CASE WHEN {column} IS NULL THEN '-' WHEN year({column}) BETWEEN 1000 AND 9999 "
+            f"THEN '10:' || replace(CAST({column} AS VARCHAR), '-', ' ') ELSE {_normalised_sql(column)} END")
 
 
 # Linkable only with a family name AND a date of birth: a partial identity (a birth date alone) would link strangers.
@@ -147,10 +162,17 @@ CASE
   THEN 'local|' || CAST(octet_length(encode($org_id)) AS VARCHAR) || ':' || $org_id
        || '|' || CAST(octet_length(encode(person_id)) AS VARCHAR) || ':' || person_id
   ELSE 'person{PSEUDONYM_VERSION}|' || {_normalised_sql('family_name')} || '|' || {_normalised_sql('given_names')}
-       || '|' || {_normalised_sql('date_of_birth')}
+       || '|' || {_normalised_date_sql('date_of_birth')}
 END
 """
-HMAC_SQL = f"sha256($opad || unhex(sha256($ipad || encode({PSEUDONYM_MESSAGE_SQL}))))"
+
+
+def hmac_sql(message_sql: str) -> str:
+    """SQL of HMAC-SHA256 of a text, with the padded keys as parameters $ipad and $opad (hmac_pads)."""
+    return f"sha256($opad || unhex(sha256($ipad || encode({message_sql}))))"
+
+
+HMAC_SQL = hmac_sql(PSEUDONYM_MESSAGE_SQL)
 
 
 def pseudonym(key: bytes, org_id: str, person_id: str, family_name: str | None, given_names: str | None, date_of_birth: dt.date | None) -> str:

@@ -18,7 +18,7 @@ from .home import OrgConfig
 from ..privacy.workload import DEFAULT_WORKLOAD, expected_query_errors, split_epsilon, workload_named
 from ..privacy.epsilon import exact_text, PRIVACY_UNIT
 from .consent import build_consent_status
-from .pseudonyms import HMAC_SQL, LINKABLE_SQL, hmac_pads, install_normalisation
+from .pseudonyms import LINKABLE_SQL, PSEUDONYM_MESSAGE_SQL, hmac_pads, hmac_sql, install_normalisation
 from .spending import Spend, SpendingFile
 from .withdrawals import PEOPLE_SUFFIX, people_path, released_people, withdrawals, write_people
 from ..privacy.mechanism import discrete_laplace_quantile, discrete_laplace_variance, release_counts
@@ -36,8 +36,10 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
                  everyone: bool = False) -> None:
     """TEMP table `people`: one row per person of the period with release dimensions, basis and pseudonym.
 
-    Pseudonyms are made for the records that leave, and with `everyone` for every person (a joint release hashes
-    them into buckets; the pseudonyms of people without a lawful basis never leave this DuckDB)."""
+    Pseudonyms are made for the records that leave. With `everyone` every person also gets `identity`, the text the
+    pseudonym is the HMAC of (normalised names and date of birth, or the local person id): a joint release hashes it
+    into buckets (joint/contribution.py), which needs no pseudonym for the people without a lawful basis (HMAC for
+    570,000 people took 0.8 s of a 1M-row submit). Identities never leave this DuckDB."""
     eu = sorted(EU_OTHER)
     ipad, opad = hmac_pads(linkage_key)
     install_normalisation(con, NAMES_SQL)
@@ -62,10 +64,14 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
                     WHEN coalesce(c.consents, FALSE) THEN 'consent'
                 END AS basis
             FROM per_person LEFT JOIN consent_status AS c USING (person_id)
+        ),
+        identified AS (
+            SELECT *, CASE WHEN basis IS NOT NULL OR $everyone THEN {PSEUDONYM_MESSAGE_SQL} END AS identity FROM based
         )
         SELECT
-            -- pseudonyms only for records that leave, unless a joint release buckets everyone
-            CASE WHEN basis IS NOT NULL OR $everyone THEN {HMAC_SQL} END AS pseudonym,
+            -- pseudonyms only for records that leave; a joint release buckets everyone's identity
+            CASE WHEN basis IS NOT NULL THEN {hmac_sql('identity')} END AS pseudonym,
+            CASE WHEN $everyone THEN identity END AS identity,
             {LINKABLE_SQL} AS linkable,  -- FALSE: the pseudonym is local to this organisation (pseudonyms.py)
             basis,
             person_id,  -- local; kept in the home for withdrawals (withdrawals.py), never in a bundle
@@ -85,7 +91,7 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
                 ELSE 'non_EU'
             END AS nationality_group,
             coalesce(province, 'unknown') AS province
-        FROM based
+        FROM identified
         """,
         {
             "period": period,

@@ -332,8 +332,8 @@ def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: flo
 
 
 def _people_of(job: tuple) -> list[tuple[str, str, str]]:
-    """(pseudonym, form, age band) of every person of one organisation's period, as its joint contribution buckets
-    them. Only the demo's evaluation uses this, inside this process: it is the synthetic truth side, never a bundle."""
+    """(identity, form, age band) of every person of one organisation's period, as its joint contribution buckets
+    them (one identity per pseudonym). Only the demo's evaluation uses this, inside this process: it is the synthetic truth side, never a bundle."""
     from ..organisation.home import load_org
     from ..organisation.release import build_people
     from ..organisation.validate import validate_export
@@ -342,7 +342,7 @@ def _people_of(job: tuple) -> list[tuple[str, str, str]]:
     _, con = validate_export(nation_dir / org["export"], nation_dir / org["mapping"], export_date=export_date)
     try:
         build_people(con, load_org(home), year, export_date, key, everyone=True)
-        return con.execute("SELECT pseudonym, form, age_band FROM people").fetchall()
+        return con.execute("SELECT identity, form, age_band FROM people").fetchall()
     finally:
         con.close()
 

@@ -83,7 +83,7 @@ def test_each_person_fills_one_bucket_of_exactly_their_stratum():
     con.execute("""CREATE TEMP TABLE people AS SELECT * FROM (VALUES
         ('p1', 'sexual', '15_17', 'NL', TRUE), ('p2', 'labour', '25_plus', 'EU', TRUE),
         ('p3', 'labour', 'unknown', 'unknown', FALSE), ('p4', 'criminal', 'under_15', 'non_EU', TRUE))
-        AS t(pseudonym, form, age_band, nationality_group, linkable)""")
+        AS t(identity, form, age_band, nationality_group, linkable)""")
     vector = bucket_vector(con, plan, b"k" * 32)
     offsets = plan.layout().offsets()
     filled = {c["name"]: int(vector[slice(*offsets[c["name"]])].sum()) for c in plan.cells_of(STRATA_GROUP)}

@@ -141,3 +141,16 @@ def test_every_ascii_character_folds_in_sql_as_in_python_alone_and_beside_other_
     ascii_chars = [chr(c) for c in range(1, 128)]
     texts = ascii_chars + [f"A{c}\u00c9b" for c in ascii_chars] + ["".join(ascii_chars)]
     assert _sql_normalise(texts) == [normalise_name(t) for t in texts]
+
+
+def test_dates_and_plain_names_on_the_fast_paths_give_the_python_pseudonym():
+    """The SQL writes out the normalisation of four-digit-year dates and of plain ASCII names (pseudonyms.py:
+    _normalised_date_sql, _normalised_sql); the years outside and names with a hyphen, a tab or odd spaces take the
+    general path. Both must give exactly the Python twin's pseudonym."""
+    dates = [dt.date(1, 1, 1), dt.date(999, 12, 31), dt.date(1000, 1, 1), dt.date(1900, 2, 28), dt.date(2024, 2, 29),
+             dt.date(9999, 12, 31), None]
+    names = ["jansen", "Jansen", "JANSEN", "de Vries", "van der Berg", "Jansen-Smit", " Jansen", "Jansen ",
+             "de  Vries", "Jan\tsen", "O'Neill", "x", "Ünal", None]
+    people = [(name, given, date) for name in names for given in ("Eva", "eva-marie", None) for date in dates]
+    sql = _sql_pseudonyms(people)
+    assert sql == [pseudonym(KEY, "org-a", f"P{i}", f, g, d) for i, (f, g, d) in enumerate(people)]
