@@ -44,7 +44,7 @@ def bucket_vector(con, plan: Plan, linkage_key: bytes):
         params["ipad"], params["opad"] = hmac_pads(linkage_key)
     # each person's keyed hash once, whatever the number of planned cells they fall in
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE people_hashed AS SELECT * EXCLUDE (identity, pseudonym, person_id), "
+        "CREATE OR REPLACE TEMP TABLE people_hashed AS SELECT *, "
         f"CAST(('0x' || substr(sha256($salt || {key_sql}), 1, 15)) AS UBIGINT) AS bucket_hash FROM people",
         params,
     )
