@@ -77,6 +77,7 @@ UNLINKED_PREFIX = "unlinked:"
 UNLINKED_SHARE = Fraction(1, 4)
 PRIOR_UNLINKED_SHARE = 0.06
 UNLINKED_MIN_BUCKETS = 512
+MAX_UNLINKED_CELLS = 100  # the bounds of a total sum the noise of every cell: more dimensions, wider bounds
 
 # Lists for multiple-systems estimation: reporter types grouped as the Dutch studies did (docs/figures.md, F10: police,
 # military police, labour inspectorate, regional care coordinators, residential care and shelters, others), or fewer
@@ -331,6 +332,10 @@ def build_plan(
             split[name + PATTERNS_SUFFIX] = epsilon / 2
             split[name + MULTIPLICITY_SUFFIX] = rest
     unlinked_dims = unlinked_dimensions(marginals)
+    if math.prod(len(codes(d)) for d in unlinked_dims) > MAX_UNLINKED_CELLS:
+        raise UsageError(f"the planned marginals span {' x '.join(unlinked_dims)}: too many combinations (at most "
+                         f"{MAX_UNLINKED_CELLS}) for the cells that bound the people known without a name or date "
+                         "of birth; plan fewer or smaller marginals", "marginal")
     for key in itertools.product(*(codes(d) for d in unlinked_dims)):
         expected = prior_total * PRIOR_UNLINKED_SHARE * _prior_share(unlinked_dims, key)
         cells.append({"name": unlinked_cell_name(unlinked_dims, key), "group": UNLINKED_GROUP,

@@ -113,3 +113,10 @@ def test_the_sql_stratum_and_its_python_twin_agree_on_every_code():
                            "FROM people AS p").fetchall()
         for age, origin, name in rows:
             assert name == stratum_of(strata, {"age_band": age, "nationality_group": origin}), (strata, age, origin)
+
+
+def test_a_plan_whose_linkage_cells_would_explode_is_refused():
+    with pytest.raises(UsageError, match="too many combinations"):
+        _plan(marginals=(("form",), ("age_band",), ("province",), ("gender",)))  # 5 x 5 x 13 x 4 unlinked cells
+    plan = _plan(marginals=(("form", "age_band"),))  # the cross of one two-way marginal: 25 cells
+    assert len(plan.cells_of(UNLINKED_GROUP)) == 25
