@@ -137,7 +137,7 @@ def joint_replicates():
     from fractions import Fraction
 
     from aggregator.coordinator.joint import joint_cell, joint_tables
-    from aggregator.joint.plan import PRIOR_SHARES, TOTAL, UNLINKED_GROUP, PartyRef, Plan, build_plan, cell_name
+    from aggregator.joint.plan import PRIOR_SHARES, TOTAL, UNLINKED_PREFIX, PartyRef, Plan, build_plan, cell_name
     from aggregator.privacy.mechanism import discrete_laplace_variance
 
     parties = [PartyRef(f"p{i}", base64.b64encode(bytes([i]) * 32).decode(),
@@ -150,7 +150,7 @@ def joint_replicates():
     for dim in ("form", "age_band"):
         drawn = rng.choice(5, JOINT_PEOPLE, p=[PRIOR_SHARES[dim][c] for c in codes(dim)])
         members.update({cell_name((dim,), (c,)): int((drawn == i).sum()) for i, c in enumerate(codes(dim))})
-    members.update({c["name"]: 0 for c in document["cells"] if c["group"] == UNLINKED_GROUP})  # every name linkable
+    members.update({c["name"]: 0 for c in document["cells"] if c["name"].startswith(UNLINKED_PREFIX)})  # all linkable
     scales = plan.group_scales()
 
     def noise(scale):  # one party's discrete Laplace draw: the difference of two geometrics
@@ -222,8 +222,7 @@ def _linkage_replicates(elsewhere: bool) -> tuple[np.ndarray, np.ndarray, np.nda
 
     from aggregator.coordinator.joint import joint_cell, joint_tables
     from aggregator.coordinator.national_joint import figures
-    from aggregator.joint.plan import (PRIOR_SHARES, TOTAL, UNLINKED_GROUP, PartyRef, Plan, build_plan, cell_name,
-                                       unlinked_cell_name)
+    from aggregator.joint.plan import PRIOR_SHARES, TOTAL, PartyRef, Plan, build_plan, cell_name, unlinked_cell_name
     from aggregator.privacy.mechanism import discrete_laplace_variance
 
     parties = [PartyRef(f"p{i}", base64.b64encode(bytes([i]) * 32).decode(),
@@ -241,9 +240,10 @@ def _linkage_replicates(elsewhere: bool) -> tuple[np.ndarray, np.ndarray, np.nda
         for i, c in enumerate(codes(dim)):
             truth[cell_name((dim,), (c,))] = int((drawn == i).sum())
             pseudonyms[cell_name((dim,), (c,))] = int((drawn == i).sum() + ((drawn == i) & local).sum() * elsewhere)
-    for f, fc in enumerate(codes("form")):
-        for a, ac in enumerate(codes("age_band")):
-            pseudonyms[unlinked_cell_name(("form", "age_band"), (fc, ac))] = int(((form == f) & (age == a) & local).sum())
+    pseudonyms[unlinked_cell_name((), ())] = UNLINKED_PEOPLE
+    for dim, drawn in (("form", form), ("age_band", age)):
+        for i, c in enumerate(codes(dim)):
+            pseudonyms[unlinked_cell_name((dim,), (c,))] = int(((drawn == i) & local).sum())
     scales = plan.group_scales()
 
     def noise(scale):
