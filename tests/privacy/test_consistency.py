@@ -121,6 +121,41 @@ def test_a_release_fitted_to_its_total_adds_up_and_keeps_its_floors():
     assert precise[("form",)].wls[0] == pytest.approx(50.0, abs=0.01)
 
 
+def _simulated_plan():
+    """A plan at the demo's --scale 0.3 prior (total, form, age band; linkage bounds), for simulated releases."""
+    import base64
+    import datetime as dt
+    from fractions import Fraction
+
+    from aggregator.joint.plan import PartyRef, Plan, build_plan
+
+    parties = [PartyRef(f"p{i}", base64.b64encode(bytes([i]) * 32).decode(),
+                        base64.b64encode(bytes([10 + i]) * 32).decode()) for i in range(3)]
+    return Plan(build_plan(2025, Fraction(1), parties, prior_total=JOINT_PEOPLE,
+                           deadline=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)), "simulated")
+
+
+def _simulated_release(plan, people: dict, rng) -> dict:
+    """One simulated joint release: each cell's `people[name]` pseudonyms hashed afresh into its buckets and the
+    count noised twice at the plan's scale, as the parties do (each party's discrete Laplace draw the difference of
+    two geometrics), then corrected in public per cell (coordinator/joint.py: joint_cell)."""
+    from aggregator.coordinator.joint import joint_cell
+    from aggregator.privacy.mechanism import discrete_laplace_variance
+
+    scales = plan.group_scales()
+
+    def noise(scale):
+        p = 1 - math.exp(-1 / scale)
+        return int(rng.geometric(p) - rng.geometric(p))
+
+    cells = {}
+    for c in plan.document["cells"]:
+        m, b = int(c["m"]), scales[c["group"]]
+        x = len(np.unique(rng.integers(0, m, size=people[c["name"]]))) + noise(b) + noise(b)
+        cells[c["name"]] = joint_cell(c["name"], c["group"], x, m, 2 * discrete_laplace_variance(b))
+    return cells
+
+
 JOINT_PEOPLE = 2_000  # about the demo at --scale 0.3
 JOINT_REPLICATES = 400
 
@@ -132,38 +167,21 @@ def joint_replicates():
     each release corrected per cell (linear counting, noise plus collision variance: coordinator/joint.py) and
     fitted by consistent_release. Returns the errors against the true distinct people and the stated variances
     (replicates x cells: total, forms, age bands) and whether every fit added up."""
-    import base64
-    import datetime as dt
-    from fractions import Fraction
+    from aggregator.coordinator.joint import joint_tables
+    from aggregator.joint.plan import PRIOR_SHARES, TOTAL, UNLINKED_PREFIX, cell_name
 
-    from aggregator.coordinator.joint import joint_cell, joint_tables
-    from aggregator.joint.plan import PRIOR_SHARES, TOTAL, UNLINKED_PREFIX, PartyRef, Plan, build_plan, cell_name
-    from aggregator.privacy.mechanism import discrete_laplace_variance
-
-    parties = [PartyRef(f"p{i}", base64.b64encode(bytes([i]) * 32).decode(),
-                        base64.b64encode(bytes([10 + i]) * 32).decode()) for i in range(3)]
-    document = build_plan(2025, Fraction(1), parties, prior_total=JOINT_PEOPLE,
-                          deadline=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
-    plan = Plan(document, "simulated")
+    plan = _simulated_plan()
     rng = np.random.default_rng(1)
     members = {TOTAL: JOINT_PEOPLE}
     for dim in ("form", "age_band"):
         drawn = rng.choice(5, JOINT_PEOPLE, p=[PRIOR_SHARES[dim][c] for c in codes(dim)])
         members.update({cell_name((dim,), (c,)): int((drawn == i).sum()) for i, c in enumerate(codes(dim))})
-    members.update({c["name"]: 0 for c in document["cells"] if c["name"].startswith(UNLINKED_PREFIX)})  # all linkable
-    scales = plan.group_scales()
-
-    def noise(scale):  # one party's discrete Laplace draw: the difference of two geometrics
-        p = 1 - math.exp(-1 / scale)
-        return int(rng.geometric(p) - rng.geometric(p))
+    # every name linkable: no one in the linkage-bound cells
+    members.update({c["name"]: 0 for c in plan.document["cells"] if c["name"].startswith(UNLINKED_PREFIX)})
 
     errors, stated, adds_up = [], [], True
     for _ in range(JOINT_REPLICATES):
-        cells = {}
-        for c in document["cells"]:
-            m, b = int(c["m"]), scales[c["group"]]
-            x = len(np.unique(rng.integers(0, m, size=members[c["name"]]))) + noise(b) + noise(b)
-            cells[c["name"]] = joint_cell(c["name"], c["group"], x, m, 2 * discrete_laplace_variance(b))
+        cells = _simulated_release(plan, members, rng)
         tables = joint_tables(plan, cells)
         error, variance = [], []
         for dims, table in tables.items():
@@ -216,20 +234,11 @@ def _linkage_replicates(elsewhere: bool) -> tuple[np.ndarray, np.ndarray, np.nda
     (False) contributed under a local pseudonym: the distinct pseudonyms are JOINT_PEOPLE + UNLINKED_PEOPLE or
     JOINT_PEOPLE. Per replicate and figure (total, forms, minors): the truth, the interval national_joint.figures
     shows, and the raw interval of the distinct pseudonyms (what the table showed before linkage bounds)."""
-    import base64
-    import datetime as dt
-    from fractions import Fraction
-
-    from aggregator.coordinator.joint import joint_cell, joint_tables
+    from aggregator.coordinator.joint import joint_tables
     from aggregator.coordinator.national_joint import figures
-    from aggregator.joint.plan import PRIOR_SHARES, TOTAL, PartyRef, Plan, build_plan, cell_name, unlinked_cell_name
-    from aggregator.privacy.mechanism import discrete_laplace_variance
+    from aggregator.joint.plan import PRIOR_SHARES, TOTAL, cell_name, unlinked_cell_name
 
-    parties = [PartyRef(f"p{i}", base64.b64encode(bytes([i]) * 32).decode(),
-                        base64.b64encode(bytes([10 + i]) * 32).decode()) for i in range(3)]
-    document = build_plan(2025, Fraction(1), parties, prior_total=JOINT_PEOPLE,
-                          deadline=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
-    plan = Plan(document, "simulated")
+    plan = _simulated_plan()
     rng = np.random.default_rng(5 if elsewhere else 6)
     form = rng.choice(5, JOINT_PEOPLE, p=[PRIOR_SHARES["form"][c] for c in codes("form")])
     age = rng.choice(5, JOINT_PEOPLE, p=[PRIOR_SHARES["age_band"][c] for c in codes("age_band")])
@@ -240,24 +249,12 @@ def _linkage_replicates(elsewhere: bool) -> tuple[np.ndarray, np.ndarray, np.nda
         for i, c in enumerate(codes(dim)):
             truth[cell_name((dim,), (c,))] = int((drawn == i).sum())
             pseudonyms[cell_name((dim,), (c,))] = int((drawn == i).sum() + ((drawn == i) & local).sum() * elsewhere)
-    pseudonyms[unlinked_cell_name((), ())] = UNLINKED_PEOPLE
-    for dim, drawn in (("form", form), ("age_band", age)):
-        for i, c in enumerate(codes(dim)):
             pseudonyms[unlinked_cell_name((dim,), (c,))] = int(((drawn == i) & local).sum())
-    scales = plan.group_scales()
-
-    def noise(scale):
-        p = 1 - math.exp(-1 / scale)
-        return int(rng.geometric(p) - rng.geometric(p))
-
+    pseudonyms[unlinked_cell_name((), ())] = UNLINKED_PEOPLE
     minors = [("under_15",), ("15_17",)]
     shown, raw, true = [], [], []
     for _ in range(LINKAGE_REPLICATES):
-        cells = {}
-        for c in document["cells"]:
-            m, b = int(c["m"]), scales[c["group"]]
-            x = len(np.unique(rng.integers(0, m, size=pseudonyms[c["name"]]))) + noise(b) + noise(b)
-            cells[c["name"]] = joint_cell(c["name"], c["group"], x, m, 2 * discrete_laplace_variance(b))
+        cells = _simulated_release(plan, pseudonyms, rng)
         tables = joint_tables(plan, cells)
         assert all(t.unlinked is not None for t in tables.values())
         row_shown, row_raw, row_true = [], [], []
