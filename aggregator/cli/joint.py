@@ -1,7 +1,8 @@
-"""Joint release: `party init` (a computing party), `plan create` (the coordinator), `compute` (the three parties
+"""Joint release: `party init` and `party address` (a computing party), `plan create` (the coordinator), `compute` (the three parties
 here, or one party on its own machine), `compute export` and `compute store` (the coordinator), `estimate`."""
 
 
+import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -41,6 +42,32 @@ def party_init(
                     "address": address})
     else:
         console().print(f"party [bold]{party.name}[/] ready; public file: {party.public_file}")
+
+
+@party_app.command("address")
+def party_address(
+    home: Path = typer.Option(..., "--home", help="The party's home folder (made by `party init`)."),
+    address: str = typer.Option(..., "--address", help="host:port where the other parties reach this one."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Set or change where the other parties reach this one, keeping its keys.
+
+    A home made before parties had TLS material also gets its TLS key and certificate request. Give the updated
+    `party.json` to the coordinator: the next plan carries the address; a plan already made keeps its own.
+
+    Example:
+
+    \b
+        aggregator party address --home parties/rapporteur --address 10.0.0.3:7101
+    """
+    from ..joint.party_home import set_address
+
+    party = run(lambda: set_address(home, address))
+    if json_out:
+        print_json({"name": party.name, "home": str(party.home), "public_file": str(party.public_file),
+                    "address": json.loads(party.public_file.read_text(encoding="utf-8"))["address"]})
+    else:
+        console().print(f"party [bold]{party.name}[/] now at {address}; give {party.public_file} to the coordinator")
 
 
 @plan_app.command("create")

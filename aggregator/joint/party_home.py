@@ -80,6 +80,26 @@ def init_party(home: Path, name: str, address: str | None = None) -> PartyHome:
     return PartyHome(home, name)
 
 
+def set_address(home: Path, address: str) -> PartyHome:
+    """Set or change the address (host:port) in the party's public file, keeping its keys. A home made before
+    parties had TLS material also gets its TLS key and certificate request here, so it can join a plan for
+    parties on their own machines. A plan already made keeps the address it was made with."""
+    from ..util.files import atomic_write
+    from .tls import format_address, make_tls_key, parse_address
+
+    address = format_address(*parse_address(address))
+    party = load_party(home)
+    public = json.loads(party.public_file.read_text(encoding="utf-8"))
+    if not party.tls_key.exists():
+        public["tls_request"] = make_tls_key(party.home, party.name)
+    elif not public.get("tls_request"):
+        raise ConfigError(f"{party.home} holds a TLS key but {PUBLIC_FILE} lacks its certificate request; restore "
+                          f"{PUBLIC_FILE} from a backup, or make a new home with `aggregator party init`")
+    public["address"] = address
+    atomic_write(party.public_file, (json.dumps(public, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    return party
+
+
 def load_party(home: Path) -> PartyHome:
     home = Path(home)
     try:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # needs compute's result (tests/coordinator/test_darknumber.py runs it on a stored joint result); compute export and
 # compute store (parties on their own machines) run in tests/joint/test_remote.py.
 ORDER = ["org linkage-key", "org init", "validate", "submit", "explain", "registry add", "merge", "org receipt add",
-         "registry list", "table", "report", "party init", "plan create", "budget", "audit", "registry rotate",
+         "registry list", "table", "report", "party init", "party address", "plan create", "budget", "audit", "registry rotate",
          "registry revoke"]
 NOT_RUN = {"demo", "synth", "compute", "compute export", "compute store", "estimate"}
 

@@ -129,3 +129,28 @@ def test_addresses_parse_and_refuse():
 def test_a_job_folder_that_is_not_one_is_refused(tmp_path, parties):
     with pytest.raises(PartyRunRefused, match="not a job folder"):
         run_party(parties / "p0", tmp_path)
+
+
+def test_party_address_gives_an_old_home_its_tls_material_and_keeps_its_keys(parties):
+    home = parties / "p0"
+    old = json.loads((home / "party.json").read_text())
+    del old["tls_request"]  # as `party init` wrote it before parties had TLS material
+    (home / "party.json").write_text(json.dumps(old))
+    (home / "tls.key").unlink()
+    moved = invoke("party", "address", "--home", str(home), "--address", "127.0.0.1:7100", "--json")
+    assert moved.exit_code == 0, moved.output
+    new = json.loads((home / "party.json").read_text())
+    assert new["address"] == "127.0.0.1:7100" and new["tls_request"].startswith("-----BEGIN CERTIFICATE REQUEST")
+    assert {k: new[k] for k in ("name", "encryption_key", "signing_key")} == \
+        {k: old[k] for k in ("name", "encryption_key", "signing_key")}
+    assert stat.S_IMODE((home / "tls.key").stat().st_mode) == 0o600
+    invoke("party", "address", "--home", str(parties / "p2"), "--address", "127.0.0.1:7102")
+    shown = _create(parties, *(f"{parties}/p{i}/party.json" for i in range(3)))
+    assert shown.exit_code == 0, shown.output  # the old home now joins a plan for parties on their own machines
+    assert read_plan_file(parties / "plan.json").networked
+    again = invoke("party", "address", "--home", str(home), "--address", "127.0.0.1:7200")  # moving keeps the keys
+    assert again.exit_code == 0 and (home / "tls.key").read_bytes()
+    assert json.loads((home / "party.json").read_text())["tls_request"] == new["tls_request"]
+    bad = invoke("party", "address", "--home", str(home), "--address", "nowhere")
+    assert bad.exit_code == 2 and "host:port" in bad.output
+    assert invoke("party", "address", "--home", str(parties / "nobody"), "--address", "127.0.0.1:7300").exit_code == 1
