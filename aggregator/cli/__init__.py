@@ -174,7 +174,7 @@ def query_progress(con, label: str, enabled: bool) -> Iterator[None]:
 
 
 def run(call: Callable[[], Any]) -> Any:
-    """Run a library call, turning AggregatorError into a clean error line."""
+    """Run a library call, turning AggregatorError (and an operating-system error) into a clean error line."""
     from ..errors import AggregatorError
 
     try:
@@ -186,6 +186,9 @@ def run(call: Callable[[], Any]) -> Any:
              error_code(exc), **extra)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except OSError as exc:  # a full disk, a folder removed mid-run, no permission: one line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}; nothing was written in its place", 1, "os-error")
 
 
 COMMAND_GROUPS = ("organisation", "coordinator", "joint", "audit", "report", "demo")

@@ -230,3 +230,21 @@ def test_submit_at_80_columns_shows_the_bundle_path_whole_for_explain(tmp_path, 
     copied = shown.stdout.split("bundle: ", 1)[1].split("\n", 1)[0]
     explained = invoke("explain", copied)
     assert explained.exit_code == 0, explained.output
+
+
+def test_an_operating_system_error_is_one_clear_line_not_a_traceback(tmp_path, monkeypatch):
+    import errno
+
+    from aggregator.organisation import validate as module
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "work" / "stage.tmp"))
+
+    monkeypatch.setattr(module, "validate_export", full_disk)
+    export, mapping = tmp_path / "export.csv", tmp_path / "mapping.toml"
+    export.write_text("a\n1\n")
+    mapping.write_text("")
+    result = CliRunner().invoke(app, ["validate", str(export), "--mapping", str(mapping)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "No space left on device" in result.output
+    assert "stage.tmp" in result.output
