@@ -365,10 +365,9 @@ def joint_tables(plan, cells: dict[str, JointCell], known: dict[tuple[str, ...],
     individually per cell, per table) floors the integer figures. Empty without cells.
 
     With linkage bounds (plan.py) each cell's distinct people lie between L - U and L, L the distinct pseudonyms and
-    U the people contributed under local pseudonyms. U is measured per table by the plan's "unlinked:" groups and
-    fitted by the same consistency step, so its tables add up too; the tables fitted from L then become L - q U
-    (q = UNLINKED_KNOWN_ELSEWHERE; consistency.shifted_release, U's noise being independent of L's), and each
-    keeps its U table (`unlinked`) and its L table (`linked`) for the bounds, which do not depend on q
+    U the people contributed under local pseudonyms: the tables fitted from L then become L - q U (variance
+    + q^2 var U; consistency.shifted_release), q = UNLINKED_KNOWN_ELSEWHERE, and each keeps its cells' U and
+    var(U) (`unlinked`) and the tables fitted from L alone (`linked`) for the bounds, which do not depend on q
     (national_joint.figures)."""
     import itertools
 
@@ -383,27 +382,34 @@ def joint_tables(plan, cells: dict[str, JointCell], known: dict[tuple[str, ...],
         names = [cell_name(dims, key) for key in itertools.product(*(codes(d) for d in dims))] if dims else [TOTAL]
         measured[dims] = ([cells[n].estimate for n in names], [cells[n].variance for n in names])
     linked = consistent_release(measured, known)
-    if not plan.linkage_bounds:
+    if plan.unlinked_dims is None:
         return linked
-    unlinked = consistent_release({dims: unlinked_people(plan, cells, dims) for dims in measured})
+    unlinked = {dims: unlinked_people(plan, cells, dims) for dims in measured}
     q = UNLINKED_KNOWN_ELSEWHERE
-    tables = shifted_release(linked, {dims: ([q * w for w in u.wls], [[q * q * c for c in row] for row in u.covariance])
-                                      for dims, u in unlinked.items()})
+    # U is one measurement shared by every table (sums of the same cells), so it is subtracted after the fit of L
+    tables = shifted_release(linked, {dims: [(q * u, q * q * uv) for u, uv in per_cell]
+                                      for dims, per_cell in unlinked.items()})
     for dims, table in tables.items():
         table.unlinked, table.linked = unlinked[dims], linked[dims]
     return tables
 
 
-def unlinked_people(plan, cells: dict[str, JointCell], dims: tuple[str, ...]) -> tuple[list[float], list[float]]:
-    """(estimates, variances) of the people contributed under a local pseudonym, per cell of the total () or of a
-    planned marginal (codelist order), from the plan's "unlinked:" group of that table. An estimate is not clamped
-    at zero (linear counting is about the identity near zero), so the noise of empty cells does not add up to a
-    positive bias."""
+def unlinked_people(plan, cells: dict[str, JointCell], dims: tuple[str, ...]) -> list[tuple[float, float]]:
+    """Per cell of the marginal `dims` (codelist order): the estimated people contributed under a local pseudonym
+    and its variance, summed over the plan's "unlinked" cells that fall in it. A cell's own estimate is not clamped
+    at zero (linear counting is about the identity near zero), so the noise of many empty cells does not add up
+    to a positive bias."""
     import itertools
 
     from ..contract.codelists import codes
     from ..joint.plan import unlinked_cell_name
 
-    found = [cells[unlinked_cell_name(dims, key)] for key in itertools.product(*(codes(d) for d in dims))]
-    return ([c.estimate if c.noisy_buckets > 0 else float(c.noisy_buckets) for c in found],
-            [c.variance for c in found])
+    udims = plan.unlinked_dims
+    index = [udims.index(d) for d in dims]
+    sums: dict[tuple[str, ...], list[float]] = {key: [0.0, 0.0] for key in itertools.product(*(codes(d) for d in dims))}
+    for ukey in itertools.product(*(codes(d) for d in udims)):
+        cell = cells[unlinked_cell_name(udims, ukey)]
+        entry = sums[tuple(ukey[i] for i in index)]
+        entry[0] += cell.estimate if cell.noisy_buckets > 0 else float(cell.noisy_buckets)
+        entry[1] += cell.variance
+    return [(u, v) for u, v in sums.values()]

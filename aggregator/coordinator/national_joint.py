@@ -46,7 +46,7 @@ def with_joint(con, names: list[str], periods: list[int], rows: list) -> tuple[l
             elif covering is not None and covering in tables:
                 out[i] = dataclasses.replace(row, joint=_cell(tables[covering],
                                                               tuple(row.dims[d] for d in covering), cells))
-        if plan.linkage_bounds and tables:
+        if plan.unlinked_dims is not None and tables:
             unlinked = figures(tables[()], [()])["unlinked"]
             notes.append(f"joint release {per}: about {unlinked:,} people were known to an organisation only without a "
                          "name or date of birth, so they cannot be matched across organisations; the joint estimate takes "
@@ -83,7 +83,9 @@ def figures(table, keys: list[tuple[str, ...]]) -> dict[str, Any]:
     if table.unlinked is None:
         se, low, high = bounded_interval(wls, variance, known)
     else:
-        u, u_variance, _ = table.unlinked.sum_of(keys)
+        index = [table.keys.index(k) for k in keys]
+        u = math.fsum(table.unlinked[i][0] for i in index)
+        u_variance = math.fsum(table.unlinked[i][1] for i in index)
         linked, linked_variance, _ = table.linked.sum_of(keys)
         _, low, _ = bounded_interval(linked - max(u, 0.0), linked_variance + u_variance, known)
         out["linked_se"], _, high = bounded_interval(linked, linked_variance, known)

@@ -27,10 +27,10 @@ Linkage bounds (plans from plan_version 2 on). A person without a family name or
 gets a pseudonym local to that organisation (organisation/pseudonyms.py), so the deduplicated counts above count them
 once per organisation that knows them that way: the help line, for one, exports no names. The distinct people of a
 cell therefore lie between (distinct pseudonyms) - (local pseudonyms) and (distinct pseudonyms). To bound them the
-plan repeats the total and every planned marginal as groups "unlinked:<group>" whose cells hold only the people an
-organisation contributes under a local pseudonym. A person is in one cell of each such group: sensitivity 1 per
-group. Together they get UNLINKED_SHARE of the epsilon that is not the pattern tables' half, in equal parts, and
-each of the other groups outside the pattern tables gives up that share of its own.
+plan adds the group "unlinked": one cell per combination of the planned marginals' dimensions (the cross of their
+codelists), holding only the people an organisation contributes under a local pseudonym. A person is in at most one
+of its cells: sensitivity 1. It gets UNLINKED_SHARE of the epsilon that is not the pattern tables' half, and each
+of the other groups outside the pattern tables gives up that share of its own.
 """
 
 from __future__ import annotations
@@ -67,15 +67,17 @@ PRIOR_SHARES: dict[str, dict[str, float]] = {
 
 # Linkage bounds (module docstring): the share of epsilon for the people contributed under a local pseudonym and the
 # prior share of such contributions among the people known (chosen, from docs/figures.md: the help line's 285
-# chatters are about 4% of ~7,000, plus records without a date of birth). The share is chosen: the lower bound
-# carries the noise of these counts in full, so at an eighth it would widen the national interval about as much as
-# the unlinked people themselves; a quarter costs the other groups a third more noise. The prior sizes their
-# buckets, at least UNLINKED_MIN_BUCKETS: linear counting is near the identity only while the noise is small
-# against the buckets.
+# chatters are about 4% of ~7,000, plus records without a date of birth). The share is chosen: the bounds of a
+# total sum the noise of every "unlinked" cell (25 by default), so at an eighth that noise (sd about 80 at epsilon 1)
+# would widen the national interval more than the unlinked people themselves; a quarter halves it and costs the
+# other groups a third more noise. The prior sizes their buckets, at least UNLINKED_MIN_BUCKETS: linear counting is
+# near the identity only while the noise (sd about 8 per cell at epsilon 1) is small against the buckets.
+UNLINKED_GROUP = "unlinked"
 UNLINKED_PREFIX = "unlinked:"
 UNLINKED_SHARE = Fraction(1, 4)
 PRIOR_UNLINKED_SHARE = 0.06
 UNLINKED_MIN_BUCKETS = 512
+MAX_UNLINKED_CELLS = 100  # the bounds of a total sum the noise of every cell: more dimensions, wider bounds
 
 # Lists for multiple-systems estimation: reporter types grouped as the Dutch studies did (docs/figures.md, F10: police,
 # military police, labour inspectorate, regional care coordinators, residential care and shelters, others), or fewer
@@ -180,10 +182,12 @@ class Plan:
         return int(self.document.get("plan_version", 1))
 
     @property
-    def linkage_bounds(self) -> bool:
-        """Does the plan count the people known under local pseudonyms apart (module docstring: linkage bounds)?
-        Plans of version 1 do not; their joint figures count such a person once per organisation, unbounded."""
-        return bool(self.document.get("linkage_bounds", False))
+    def unlinked_dims(self) -> tuple[str, ...] | None:
+        """The dimensions of the plan's "unlinked" cells (module docstring: linkage bounds); None in plans without
+        them (plan_version 1), whose joint figures count a person known under local pseudonyms at k organisations
+        k times, unbounded."""
+        dims = self.document.get("unlinked_dims")
+        return tuple(dims) if dims is not None else None
 
     def list_index(self, reporter_type: str) -> int:
         """Which list an organisation of this reporter type is on."""
@@ -234,9 +238,9 @@ def unlinked_cell_name(dims: tuple[str, ...], key: tuple[str, ...]) -> str:
     return UNLINKED_PREFIX + (cell_name(dims, key) if dims else TOTAL)
 
 
-def unlinked_group(dims: tuple[str, ...]) -> str:
-    """The linkage-bound group of the total () or of a planned marginal."""
-    return UNLINKED_PREFIX + group_name(dims)
+def unlinked_dimensions(marginals) -> tuple[str, ...]:
+    """Every dimension of the planned marginals, once, in order of first appearance."""
+    return tuple(dict.fromkeys(d for dims in marginals for d in dims))
 
 
 def _buckets(expected: float) -> int:
@@ -327,15 +331,18 @@ def build_plan(
         for name, _ in strata_cells:
             split[name + PATTERNS_SUFFIX] = epsilon / 2
             split[name + MULTIPLICITY_SUFFIX] = rest
+    unlinked_dims = unlinked_dimensions(marginals)
+    if math.prod(len(codes(d)) for d in unlinked_dims) > MAX_UNLINKED_CELLS:
+        raise UsageError(f"the planned marginals span {' x '.join(unlinked_dims)}: too many combinations (at most "
+                         f"{MAX_UNLINKED_CELLS}) for the cells that bound the people known without a name or date "
+                         "of birth; plan fewer or smaller marginals", "marginal")
+    for key in itertools.product(*(codes(d) for d in unlinked_dims)):
+        expected = prior_total * PRIOR_UNLINKED_SHARE * _prior_share(unlinked_dims, key)
+        cells.append({"name": unlinked_cell_name(unlinked_dims, key), "group": UNLINKED_GROUP,
+                      "m": max(UNLINKED_MIN_BUCKETS, _buckets(expected))})
     counted = [g for g in split if not g.endswith(PATTERNS_SUFFIX)]  # the pattern tables keep their half
-    unlinked_epsilon = (epsilon - (epsilon / 2 if lists is not None else 0)) * UNLINKED_SHARE / len(groups)
+    split[UNLINKED_GROUP] = (epsilon - (epsilon / 2 if lists is not None else 0)) * UNLINKED_SHARE
     split.update({g: split[g] * (1 - UNLINKED_SHARE) for g in counted})
-    for dims in groups:
-        for key in itertools.product(*(codes(d) for d in dims)):
-            expected = prior_total * PRIOR_UNLINKED_SHARE * _prior_share(dims, key)
-            cells.append({"name": unlinked_cell_name(dims, key), "group": unlinked_group(dims),
-                          "m": max(UNLINKED_MIN_BUCKETS, _buckets(expected))})
-        split[unlinked_group(dims)] = unlinked_epsilon
     bits = bit_length_for(max_orgs)
     document = {
         "plan_version": PLAN_VERSION,
@@ -346,7 +353,7 @@ def build_plan(
         "parties": [{"name": p.name, "encryption_key": p.encryption_key, "signing_key": p.signing_key}
                     for p in parties],
         "marginals": [list(m) for m in marginals],
-        "linkage_bounds": True,
+        "unlinked_dims": list(unlinked_dims),
         "prior_total": prior_total,
         "bucket_factor": BUCKET_FACTOR,
         "cells": cells,

@@ -16,7 +16,7 @@ from aggregator.errors import UsageError
 from aggregator.joint.contribution import bucket_vector
 from aggregator.joint.layout import MULTIPLICITY_SUFFIX, PATTERNS_SUFFIX
 from aggregator.joint.noise import sensitivities
-from aggregator.joint.plan import LIST_PRESETS, STRATA_GROUP, UNLINKED_PREFIX, UNLINKED_SHARE, Plan, PartyRef, build_plan
+from aggregator.joint.plan import LIST_PRESETS, STRATA_GROUP, UNLINKED_GROUP, UNLINKED_SHARE, Plan, PartyRef, build_plan
 
 DEADLINE = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 
@@ -53,10 +53,7 @@ def test_the_split_spends_exactly_epsilon_and_the_scales_match_the_sensitivities
     spent = sum(eps[g] for g in sequential) + eps[strata[0] + PATTERNS_SUFFIX] + eps[strata[0] + MULTIPLICITY_SUFFIX]
     assert spent == Fraction(1)
     assert all(eps[s + PATTERNS_SUFFIX] == Fraction(1, 2) for s in strata)  # the pattern tables keep their half
-    # linkage bounds: a share of the other half, in equal parts for the total and each planned marginal
-    unlinked = {g: e for g, e in eps.items() if g.startswith(UNLINKED_PREFIX)}
-    assert unlinked == {g: Fraction(1, 2) * UNLINKED_SHARE / 3 for g in ("unlinked:total", "unlinked:form",
-                                                                           "unlinked:age_band")}
+    assert eps[UNLINKED_GROUP] == Fraction(1, 2) * UNLINKED_SHARE  # linkage bounds: a share of the other half
     scales = plan.group_scales()
     for group, sensitivity in sensitivities(plan.layout({"a": 0})).items():
         assert Fraction(sensitivity) / Fraction(scales[group]) <= eps[group]
@@ -94,11 +91,9 @@ def test_each_person_fills_one_bucket_of_exactly_their_stratum():
     assert filled == {"stratum=minor/dutch": 1, "stratum=minor/non_dutch": 1, "stratum=adult/dutch": 0,
                       "stratum=adult/non_dutch": 2}  # fixed key and plan: no collision here
     # only p3, known here under a local pseudonym, is in the linkage-bound cells, and in its own cell only
-    unlinked = {c["name"]: int(vector[slice(*offsets[c["name"]])].sum())
-                for c in plan.document["cells"] if c["name"].startswith(UNLINKED_PREFIX)}
-    assert {name: n for name, n in unlinked.items() if n} == {"unlinked:total": 1, "unlinked:form=labour": 1,
-                                                              "unlinked:age_band=unknown": 1}
-    assert len(unlinked) == 1 + 5 + 5  # the total and the planned marginals again
+    unlinked = {c["name"]: int(vector[slice(*offsets[c["name"]])].sum()) for c in plan.cells_of(UNLINKED_GROUP)}
+    assert {name: n for name, n in unlinked.items() if n} == {"unlinked:form=labour,age_band=unknown": 1}
+    assert len(unlinked) == 25  # form x age band, the planned marginals' dimensions
     assert np.isin(vector, (0, 1)).all()
 
 
@@ -120,9 +115,8 @@ def test_the_sql_stratum_and_its_python_twin_agree_on_every_code():
             assert name == stratum_of(strata, {"age_band": age, "nationality_group": origin}), (strata, age, origin)
 
 
-def test_the_linkage_cells_grow_with_the_planned_marginals_not_with_their_cross():
-    plan = _plan(marginals=(("form",), ("age_band",), ("province",), ("gender",)))
-    unlinked = [c for c in plan.document["cells"] if c["name"].startswith(UNLINKED_PREFIX)]
-    assert len(unlinked) == 1 + 5 + 5 + 13 + 4
-    plan = _plan(marginals=(("form", "age_band"),))  # a two-way marginal is repeated as it is
-    assert len(plan.cells_of("unlinked:form,age_band")) == 25 and len(plan.cells_of("unlinked:total")) == 1
+def test_a_plan_whose_linkage_cells_would_explode_is_refused():
+    with pytest.raises(UsageError, match="too many combinations"):
+        _plan(marginals=(("form",), ("age_band",), ("province",), ("gender",)))  # 5 x 5 x 13 x 4 unlinked cells
+    plan = _plan(marginals=(("form", "age_band"),))  # the cross of one two-way marginal: 25 cells
+    assert len(plan.cells_of(UNLINKED_GROUP)) == 25

@@ -249,8 +249,9 @@ def _linkage_replicates(elsewhere: bool) -> tuple[np.ndarray, np.ndarray, np.nda
         for i, c in enumerate(codes(dim)):
             truth[cell_name((dim,), (c,))] = int((drawn == i).sum())
             pseudonyms[cell_name((dim,), (c,))] = int((drawn == i).sum() + ((drawn == i) & local).sum() * elsewhere)
-            pseudonyms[unlinked_cell_name((dim,), (c,))] = int(((drawn == i) & local).sum())
-    pseudonyms[unlinked_cell_name((), ())] = UNLINKED_PEOPLE
+    for f, fc in enumerate(codes("form")):
+        for a, ac in enumerate(codes("age_band")):
+            pseudonyms[unlinked_cell_name(("form", "age_band"), (fc, ac))] = int(((form == f) & (age == a) & local).sum())
     minors = [("under_15",), ("15_17",)]
     shown, raw, true = [], [], []
     for _ in range(LINKAGE_REPLICATES):
