@@ -238,7 +238,7 @@ def test_an_operating_system_error_is_one_clear_line_not_a_traceback(tmp_path, m
     from aggregator.organisation import validate as module
 
     def full_disk(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "work" / "stage.tmp"))
+        raise OSError(errno.ENOSPC, "No space left on device", "work/stage.tmp")
 
     monkeypatch.setattr(module, "validate_export", full_disk)
     export, mapping = tmp_path / "export.csv", tmp_path / "mapping.toml"
@@ -246,5 +246,5 @@ def test_an_operating_system_error_is_one_clear_line_not_a_traceback(tmp_path, m
     mapping.write_text("")
     result = CliRunner().invoke(app, ["validate", str(export), "--mapping", str(mapping)])
     assert result.exit_code == 1
-    assert "Traceback" not in result.output and "No space left on device" in result.output
-    assert "stage.tmp" in result.output
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert "Traceback" not in said and "No space left on device: work/stage.tmp" in said
