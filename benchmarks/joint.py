@@ -20,7 +20,6 @@ published figures (forms, minors, total):
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import tempfile
@@ -29,12 +28,9 @@ from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def abs_mean_discrete_laplace(scale: float) -> float:
-    """E|X| for P(k) ~ exp(-|k|/scale): 2a / (1 - a^2) with a = exp(-1/scale)."""
-    a = math.exp(-1.0 / scale)
-    return 2 * a / (1 - a * a)
+from utility import abs_mean_discrete_laplace  # noqa: E402  (one E|noise| of a central release for both scripts)
 
 
 def one_seed(seed: int, scale: float) -> dict:
@@ -51,7 +47,7 @@ def one_seed(seed: int, scale: float) -> dict:
         joint_bytes = sum(explain_bundle(bundle).joint["share_bytes"])
     scales = plan.group_scales()
     central = {"form": abs_mean_discrete_laplace(scales["form"]), "total": abs_mean_discrete_laplace(scales[
-        "total"]), "minors": abs_mean_discrete_laplace(scales["age_band"]) * math.sqrt(2)}  # two cells, upper bound
+        "total"]), "minors": abs_mean_discrete_laplace(scales["age_band"], 2)}  # two cells
     rows = [r for r in result.rows]
     return {"seed": seed, "seconds": seconds, "bytes": joint_bytes, "rows": [
         {"key": r.key, "truth": r.truth, "joint": r.joint, "per_org": r.estimate,

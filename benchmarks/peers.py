@@ -224,6 +224,21 @@ def check_frictionless(export: str) -> tuple[bool, str]:
     return False, "; ".join(sorted({e.type for e in errors}))
 
 
+def _pandera_checks(pa, kind: str, extra: dict, earliest, latest) -> list:
+    """One field's column checks in pandera (`pa`: its pandas or polars module): length, codelist, bounds, and for
+    dates the window `earliest`..`latest` in that backend's date type."""
+    checks = []
+    if "maxLength" in extra:
+        checks.append(pa.Check.str_length(max_value=extra["maxLength"]))
+    if "enum" in extra:
+        checks.append(pa.Check.isin(extra["enum"]))
+    if "minimum" in extra:
+        checks.append(pa.Check.in_range(extra["minimum"], extra["maximum"]))
+    if kind == "date":
+        checks.append(pa.Check.in_range(earliest, latest))
+    return checks
+
+
 def check_pandera(export: str) -> tuple[bool, str]:
     import pandas as pd
     import pandera.pandas as pa
@@ -232,15 +247,7 @@ def check_pandera(export: str) -> tuple[bool, str]:
     fmt = date_format(export)
     columns = {}
     for name, (kind, required, extra) in RULES.items():
-        c = []
-        if "maxLength" in extra:
-            c.append(pa.Check.str_length(max_value=extra["maxLength"]))
-        if "enum" in extra:
-            c.append(pa.Check.isin(extra["enum"]))
-        if "minimum" in extra:
-            c.append(pa.Check.in_range(extra["minimum"], extra["maximum"]))
-        if kind == "date":
-            c.append(pa.Check.in_range(pd.Timestamp(EARLIEST_DATE), pd.Timestamp(EXPORT_DATE)))
+        c = _pandera_checks(pa, kind, extra, pd.Timestamp(EARLIEST_DATE), pd.Timestamp(EXPORT_DATE))
         if kind == "boolean":  # kept as text: pandas has no strict "true"/"false" coercion from strings
             c.append(pa.Check.isin(["true", "false"]))
         dtype = {
@@ -319,15 +326,7 @@ def check_pandera_polars(export: str) -> tuple[bool, str]:
     dtypes = {"string": pl.String, "integer": pl.Int64, "boolean": pl.Boolean, "date": pl.Date}
     frame_checks = []
     for name, (kind, required, extra) in RULES.items():
-        c = []
-        if "maxLength" in extra:
-            c.append(pa.Check.str_length(max_value=extra["maxLength"]))
-        if "enum" in extra:
-            c.append(pa.Check.isin(extra["enum"]))
-        if "minimum" in extra:
-            c.append(pa.Check.in_range(extra["minimum"], extra["maximum"]))
-        if kind == "date":
-            c.append(pa.Check.in_range(_date(EARLIEST_DATE), _date(EXPORT_DATE)))
+        c = _pandera_checks(pa, kind, extra, _date(EARLIEST_DATE), _date(EXPORT_DATE))
         columns[name] = pa.Column(dtypes[kind], checks=c, nullable=not required)
         if kind != "string":
             columns[f"{name}__raw"] = pa.Column(pl.String, nullable=True)

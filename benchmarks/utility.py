@@ -107,7 +107,7 @@ def _joint_cells(db: Path, year: int, nation: Path) -> list[dict]:
         group = ",".join(dims) if dims else "total"
         out.append({"figure": figure, "cell": cell, "truth": truth, "target": truth, "estimate": shown["estimate"],
                     "se": shown["se"], "lower": shown["lower"], "upper": shown["upper"],
-                    "central": _abs_mean_sum_of_discrete_laplace(scales[group], cells)})
+                    "central": abs_mean_discrete_laplace(scales[group], cells)})
 
     total = truth_counts(nation, ["form"])
     add("total", "total", (), [()], sum(total.values()), 1)
@@ -121,8 +121,9 @@ def _joint_cells(db: Path, year: int, nation: Path) -> list[dict]:
     return out
 
 
-def _abs_mean_sum_of_discrete_laplace(scale: float, n: int) -> float:
-    """E|X1 + ... + Xn| for independent P(k) ~ exp(-|k|/scale), by convolving the exact probabilities."""
+def abs_mean_discrete_laplace(scale: float, n: int = 1) -> float:
+    """E|X1 + ... + Xn| for independent P(k) ~ exp(-|k|/scale), by convolving the exact probabilities (the mean
+    absolute error of a central release: benchmarks/joint.py uses it too)."""
     a = math.exp(-1.0 / scale)
     reach = int(60 * scale) + 10
     one = [(1 - a) / (1 + a) * a ** abs(k) for k in range(-reach, reach + 1)]
