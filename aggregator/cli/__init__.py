@@ -188,7 +188,7 @@ def run(call: Callable[[], Any]) -> Any:
         fail("interrupted", 130)
     except OSError as exc:  # a full disk, a folder removed mid-run, no permission: one line, not a traceback
         where = f": {exc.filename}" if exc.filename else ""
-        fail(f"{exc.strerror or exc}{where}; nothing was written in its place", 1, "os-error")
+        fail(f"{exc.strerror or exc}{where}", 1, "os-error")
 
 
 COMMAND_GROUPS = ("organisation", "coordinator", "joint", "audit", "report", "demo")

@@ -332,7 +332,7 @@ def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: flo
 
 
 def _people_of(job: tuple) -> list[tuple[str, str, str]]:
-    """(identity, form, age band) of every person of one organisation's period, as its joint contribution buckets
+    """(identity digest, form, age band) of every person of one organisation's period, as its joint contribution buckets
     them (one identity per pseudonym). Only the demo's evaluation uses this, inside this process: it is the synthetic truth side, never a bundle."""
     from ..organisation.home import load_org
     from ..organisation.release import build_people
@@ -342,7 +342,8 @@ def _people_of(job: tuple) -> list[tuple[str, str, str]]:
     _, con = validate_export(nation_dir / org["export"], nation_dir / org["mapping"], export_date=export_date)
     try:
         build_people(con, load_org(home), year, export_date, key, everyone=True)
-        return con.execute("SELECT identity, form, age_band FROM people").fetchall()
+        # a digest of the identity (one per pseudonym) is enough to count distinct people; names stay in DuckDB
+        return con.execute("SELECT sha256(identity), form, age_band FROM people").fetchall()
     finally:
         con.close()
 
