@@ -12,7 +12,7 @@ published figures (forms, minors, total):
                      what the release counts without noise, the upper end of the linkage bounds)
   central reference  the mean absolute error a single trusted central release would have on the same cells: the
                      exact E|DL(b)| of one discrete Laplace draw at the plan's scale for that marginal (no collisions,
-                     no second party's noise)
+                     none of the other parties' noise shares)
   per-organisation   mean absolute cell error of today's per-organisation release against the truth
   cost               seconds per run, bytes of one bundle's joint section
 """

@@ -6,7 +6,7 @@ linkage error) and the true total (known or not). Two settings are estimated exa
 
   * no noise: the exact pattern table of people (what a trusted central register would see);
   * joint release: the people hashed into the plan's buckets (m from the public prior), every bucket-pattern count
-    plus the two computing parties' discrete Laplace draws at the plan's scale (OpenDP's sampler, as inside the
+    plus the computing parties' noise shares at the plan's scale (joint/noise.py: `released`, drawn as inside the
     computation; the secure computation opens exactly these sums, tests/joint), then the public collision
     correction (estimate/buckets.py) and the estimate with its bootstrap.
 
@@ -38,9 +38,8 @@ from aggregator.estimate import EstimationError, estimate_stratum  # noqa: E402
 from aggregator.estimate.buckets import pattern_table_from_buckets  # noqa: E402
 from aggregator.estimate.tables import PatternTable  # noqa: E402
 from aggregator.joint.layout import PATTERNS_SUFFIX  # noqa: E402
-from aggregator.joint.noise import draw  # noqa: E402
+from aggregator.joint.noise import model_of, released, released_variance  # noqa: E402
 from aggregator.joint.plan import STRATA_GROUP, Plan, PartyRef, build_plan, stratum_of  # noqa: E402
-from aggregator.privacy.mechanism import discrete_laplace_variance  # noqa: E402
 from aggregator.synthetic.nation import TRUTH_FILE, UNSEEN_FILE, make_nation  # noqa: E402
 
 
@@ -73,15 +72,16 @@ def _nation_tables(seed: int, plan: Plan, strata: tuple[str, ...], folder: Path)
     return {name: (np.asarray(m), len(m) + missed[name]) for name, m in masks.items()}
 
 
-def _released(masks: np.ndarray, m: int, n_lists: int, scale: float, rng) -> np.ndarray:
+def _released(masks: np.ndarray, m: int, n_lists: int, model: str, scale: float, rng) -> np.ndarray:
     buckets = np.zeros(m, dtype=np.int64)
     np.bitwise_or.at(buckets, rng.integers(0, m, size=len(masks)), masks)
     exact = np.bincount(buckets, minlength=2 ** n_lists)
-    return exact + np.asarray(draw([scale] * len(exact))) + np.asarray(draw([scale] * len(exact)))
+    return exact + np.asarray(released(model, [scale] * len(exact)))
 
 
 def run(seeds: int, n_boot: int, epsilon: Fraction, lists: str, strata: tuple[str, ...]) -> None:
     plan = _plan(epsilon, lists, strata)
+    model = model_of(plan.version)
     names = tuple(n for n, _ in plan.lists)
     scales = plan.group_scales()
     sizes = {c["name"]: int(c["m"]) for c in plan.cells_of(STRATA_GROUP)}
@@ -95,9 +95,9 @@ def run(seeds: int, n_boot: int, epsilon: Fraction, lists: str, strata: tuple[st
         for name, (masks, truth) in sorted(tables.items()):
             exact = np.bincount(masks, minlength=2 ** len(names))[1:]
             scale = scales[name + PATTERNS_SUFFIX]
-            released = pattern_table_from_buckets(names, _released(masks, sizes[name], len(names), scale, rng),
-                                                  sizes[name], 2 * discrete_laplace_variance(scale))
-            for label, table in (("no noise", PatternTable(names, tuple(exact))), ("joint release", released)):
+            noisy = _released(masks, sizes[name], len(names), model, scale, rng)
+            table = pattern_table_from_buckets(names, noisy, sizes[name], released_variance(model, scale))
+            for label, table in (("no noise", PatternTable(names, tuple(exact))), ("joint release", table)):
                 try:
                     fit = estimate_stratum(table, 0.0, n_bootstrap=n_boot, seed=int(rng.integers(1 << 31)))
                 except EstimationError:
@@ -110,7 +110,7 @@ def run(seeds: int, n_boot: int, epsilon: Fraction, lists: str, strata: tuple[st
         print(f"seed {seed}: {time.time() - started:.0f} s", file=sys.stderr)
     print(f"{seeds} seeds of the synthetic nation, lists {lists} ({', '.join(names)}), strata "
           f"{', '.join(stratum_label(n) for n in sizes)}; joint epsilon {epsilon} (pattern tables "
-          f"{plan.group_epsilons()[next(iter(sizes)) + PATTERNS_SUFFIX]}, two draws of scale "
+          f"{plan.group_epsilons()[next(iter(sizes)) + PATTERNS_SUFFIX]}, noise {model} of scale "
           f"{scales[next(iter(sizes)) + PATTERNS_SUFFIX]:.3g} per count), "
           f"{n_boot} bootstrap replicates")
     widths = {}

@@ -89,7 +89,7 @@ def _joint_cells(db: Path, year: int, nation: Path) -> list[dict]:
     """The joint release's published cells (total, forms, age bands, minors): its estimate and interval (linkage
     bounds included) against the distinct truth, and `central`: the mean absolute error E|noise| a single trusted
     central release would have on the same cell at the plan's scale for that marginal (one discrete Laplace draw per
-    cell, no collisions, no second party's noise; minors sum two such cells)."""
+    cell, no collisions, none of the other parties' noise shares; minors sum two such cells)."""
     from aggregator.contract.codelists import codes
     from aggregator.coordinator.joint import stored_joint
     from aggregator.coordinator.national_joint import figures, joint_release

@@ -73,7 +73,7 @@ def dark_number(db_path: Path, period: int, *, n_bootstrap: int = 500, seed: int
     from ..estimate.mse import EstimationError, estimate_stratum
     from ..joint.layout import PATTERNS_SUFFIX
     from ..joint.plan import STRATA_GROUP
-    from ..privacy.mechanism import discrete_laplace_variance
+    from ..joint.noise import model_of, released_variance
     from .joint import _plan, joint_estimates
     from .store import open_store
 
@@ -92,7 +92,7 @@ def dark_number(db_path: Path, period: int, *, n_bootstrap: int = 500, seed: int
     for seed_k, stratum in enumerate(plan.cells_of(STRATA_GROUP)):
         name, m = stratum["name"], int(stratum["m"])
         registered = cells[name]
-        noise = 2 * discrete_laplace_variance(scales[name + PATTERNS_SUFFIX])  # two parties' independent draws
+        noise = released_variance(model_of(plan.version), scales[name + PATTERNS_SUFFIX])
         estimate = lower = upper = share = None
         model, notes = "", []
         try:

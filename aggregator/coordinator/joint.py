@@ -260,6 +260,7 @@ def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, t
     import time
 
     from ..joint.errors import JointError
+    from ..joint.noise import model_of as noise_model_of
     from ..joint.party_home import load_party
     from ..joint.runner import Job, make_tls, run_local
 
@@ -282,7 +283,8 @@ def compute_local(db_path: Path, plan_digest: str, party_homes: list[Path], *, t
             orgs.append(org_id)
         job = Job(plan.layout(org_lists), plan_digest, orgs, plan.group_scales(), str(share_dir),
                   [str(h.encryption_key) for h in homes], tls=str(make_tls(Path(tmp) / "tls")) if tls else None,
-                  sign_keys=[str(h.signing_key) for h in homes], bundles=[d for d, _ in rows])
+                  sign_keys=[str(h.signing_key) for h in homes], bundles=[d for d, _ in rows],
+                  noise=noise_model_of(plan.version))
         try:
             result = run_local(job, timeout=timeout, workdir=Path(tmp) / "run")
         except JointError as exc:
@@ -343,7 +345,7 @@ def joint_estimates(db_path: Path, period: int) -> dict[str, JointCell]:
 def stored_joint(con, period: int) -> tuple[Any, dict[str, JointCell]]:
     """The plan of the period's stored joint result and its cells by name (see joint_estimates); (None, {}) without
     one."""
-    from ..privacy.mechanism import discrete_laplace_variance
+    from ..joint.noise import model_of, released_variance
 
     row = con.execute("SELECT plan, result FROM joint_results WHERE period = ?", [period]).fetchone()
     if row is None:
@@ -353,7 +355,7 @@ def stored_joint(con, period: int) -> tuple[Any, dict[str, JointCell]]:
     scales = plan.group_scales()
     out = {}
     for cell in plan.document["cells"]:
-        noise = 2 * discrete_laplace_variance(scales[cell["group"]])  # two parties' independent draws
+        noise = released_variance(model_of(plan.version), scales[cell["group"]])  # every drawing party's share
         out[cell["name"]] = joint_cell(cell["name"], cell["group"], int(counts[cell["name"]]), int(cell["m"]), noise)
     return plan, out
 

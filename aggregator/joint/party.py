@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "than this party; export the job folders again and give every party its own")
         if job.get("die_party") == args.index:  # test hook: a party that crashes in the middle of the computation
             asyncio.get_running_loop().call_later(float(job.get("die_after", 0.5)), os._exit, EXIT_ERROR)
-        result = await program.run(mpc, layout, vecs, problems, job["scales"],
+        result = await program.run(mpc, layout, vecs, problems, job["scales"], job["noise"],
                                    reveal_exact=reveal_exact, noise_free=no_noise)
         stats["mpc_seconds"] = time.perf_counter() - t0
         stats["bytes_sent"] = sum(pr.protocol.nbytes_sent for pr in mpc.parties

@@ -47,8 +47,8 @@ from typing import Any
 from ..errors import ConfigError, InputError, UsageError
 
 PLAN_TYPE = "application/vnd.registration-aggregator.plan+json"
-PLAN_VERSION = 2  # 2: the "unlinked" group (linkage bounds)
-PLAN_VERSIONS = (1, 2)  # read and computed; version 1 plans have no linkage bounds
+PLAN_VERSION = 3  # 2: the "unlinked" group (linkage bounds); 3: every party draws a Polya share of the noise
+PLAN_VERSIONS = (1, 2, 3)  # read and computed; version 1 plans have no linkage bounds; 1 and 2 draw noise in pairs
 BUCKET_FACTOR = 8
 MIN_BUCKETS = 64
 DEFAULT_MARGINALS: tuple[tuple[str, ...], ...] = (("form",), ("age_band",))

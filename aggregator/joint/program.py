@@ -43,8 +43,11 @@ Steps (all parties run the same code; ``mpc`` is a started MPyC runtime):
     (>=1) - (>=2), (>=2) - (>=3), (>=3); pattern counts come from a product
     tree over the lists: each node vector n splits into n*b_k (list k present)
     and n - n*b_k (absent), 2**L leaves whose sums are the pattern counts.
-(e) Parties 0 and 1 each draw DL(b) per released value (``noise.draw``) and
-    input it; the released value is count + N0 + N1.
+(e) The plan's noise model says which parties draw a share per released
+    value and how (joint/noise.py: "polya-three", every party a Polya share,
+    any two of which add up to DL(b); older plans: parties 0 and 1 a whole
+    DL(b) each); they input their shares and the released value is the
+    count plus all of them.
 (f) Only the noisy values are opened (and, in a test harness only, the exact
     counts; see ``party``).
 
@@ -170,7 +173,7 @@ async def check_orgs(mpc, secint, Y: np.ndarray, coin: bytes) -> tuple[np.ndarra
 
 
 async def run(mpc, layout: Layout, shares: dict[str, np.ndarray | None],
-              local_problems: dict[str, str], group_scales: dict[str, float],
+              local_problems: dict[str, str], group_scales: dict[str, float], noise_model: str,
               *, reveal_exact: bool = False, noise_free: bool = False) -> JointResult:
     """Run the joint computation as this party; returns the opened (noisy) result."""
     l = layout.bits
@@ -254,11 +257,13 @@ async def run(mpc, layout: Layout, shares: dict[str, np.ndarray | None],
     if tail:
         exact = mpc.np_concatenate([exact] + tail)
 
-    # (e) noise from parties 0 and 1.
+    # (e) noise: every drawing party inputs its share (joint/noise.py).
     R = len(scales_v)
-    mine = noise.draw(scales_v) if mpc.pid in (0, 1) and not noise_free else [0] * R  # noise_free: test harness
-    n0, n1 = mpc.input(secint.array(F.array(np.array(mine, dtype=object))), senders=[0, 1])
-    released = exact + n0 + n1
+    senders = list(noise.drawing_parties(noise_model))
+    mine = noise.share(noise_model, scales_v) if mpc.pid in senders and not noise_free else [0] * R  # test harness
+    released = exact
+    for term in mpc.input(secint.array(F.array(np.array(mine, dtype=object))), senders=senders):
+        released = released + term
 
     # (f) open.
     out = [int(x) for x in await mpc.output(released)]

@@ -192,6 +192,7 @@ def _run(home, index: int, job: dict, plan, layout, addresses, tmp: Path, *, tim
     """Start the party process in `tmp` and wait for it; (result dict, signature, stats) or PartyRunRefused."""
     import base64
 
+    from . import noise
     from .runner import harness_extra, last_line, start_party
     from .tls import certificate_der, write_party_config
 
@@ -202,7 +203,7 @@ def _run(home, index: int, job: dict, plan, layout, addresses, tmp: Path, *, tim
     orgs = _orgs(job)
     spec = {"layout": layout.to_json(), "plan_digest": plan.digest, "orgs": [org for org, _, _ in orgs],
             "bundles": [bundle for _, bundle, _ in orgs],
-            "scales": plan.group_scales(), "share_dir": str(share_dir),
+            "scales": plan.group_scales(), "noise": noise.model_of(plan.version), "share_dir": str(share_dir),
             "parties": [{"host": host, "port": port} for host, port in addresses],
             "names": [p.name for p in plan.parties], "bind": listen or addresses[index][0],
             "pins": [base64.b64encode(certificate_der(c)).decode("ascii") for c in certificates],

@@ -58,6 +58,7 @@ class Job:
     extra: dict = dc_field(default_factory=dict)  # test hooks passed to the job file
     sign_keys: list[str] | None = None  # per party: Ed25519 PEM key that co-signs the result
     bundles: list[str] | None = None  # the bundle digest of each organisation, in `orgs` order; signed with the result
+    noise: str = "polya-three"  # the plan's noise model (joint/noise.py: model_of)
 
     def __post_init__(self) -> None:
         bad = [o for o in self.orgs if not ORG_ID.match(o)]
@@ -176,7 +177,7 @@ def start_party(job_path: Path, index: int, key: str, out: Path, err: Path, cwd:
 def _run(job: Job, timeout: float, workdir: Path, on_start, keep: bool) -> JointResult:
     ports = _free_ports(N_PARTIES)
     spec = {"layout": job.layout.to_json(), "plan_digest": job.plan_digest, "orgs": job.orgs,
-            "scales": job.scales, "share_dir": str(Path(job.share_dir).resolve()),
+            "scales": job.scales, "noise": job.noise, "share_dir": str(Path(job.share_dir).resolve()),
             "parties": [{"host": "127.0.0.1", "port": port} for port in ports],
             "timeout": timeout, "tls": bool(job.tls), "reveal_exact": job.reveal_exact,
             **({"bundles": job.bundles} if job.bundles is not None else {}), **harness_extra(), **job.extra}
