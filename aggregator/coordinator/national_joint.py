@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..privacy.intervals import bounded_interval
+from ..privacy.intervals import Z_95, bound_z, bounded_interval
 from ..util.engine import quote_ident
 
 
@@ -74,9 +74,12 @@ def figures(table, keys: list[tuple[str, ...]]) -> dict[str, Any]:
 
     With linkage bounds (the table's `unlinked` and `linked`, coordinator/joint.py: joint_tables) the estimate is
     L - U/4 (L fitted, then shifted), L the distinct pseudonyms and U the people contributed under local pseudonyms, of whom a
-    quarter are taken to be known elsewhere too (coordinator/joint.py: UNLINKED_KNOWN_ELSEWHERE). The interval runs from the lower 97.5% bound of L - U (U taken as at least 0) to the upper 97.5%
-    bound of L, both from the fit of L alone, so it holds the distinct people at 95% or more whatever share of U is
-    also known elsewhere (L's fit and U come from different noise draws: their variances add)."""
+    quarter are taken to be known elsewhere too (coordinator/joint.py: UNLINKED_KNOWN_ELSEWHERE). The interval is
+    Imbens and Manski's for a truth between two bounds (privacy/intervals.py: bound_z): from L - U (U taken as at
+    least 0) minus z se to L plus z se, both from the fit of L alone, z between 1.645 and 1.96 by how far apart
+    the bounds are (U's lower 95% bound, so an uncertain U errs towards 1.96). It holds the distinct people at 95%
+    or more whatever share of U is also known elsewhere (L's fit and U come from different noise draws: their
+    variances add)."""
     wls, variance, post = table.sum_of(keys)
     known = sum(table.known[table.keys.index(k)] for k in keys)
     out: dict[str, Any] = {"known": known, "wls": round(wls, 3), "variance": variance}
@@ -87,8 +90,10 @@ def figures(table, keys: list[tuple[str, ...]]) -> dict[str, Any]:
         u = math.fsum(table.unlinked[i][0] for i in index)
         u_variance = math.fsum(table.unlinked[i][1] for i in index)
         linked, linked_variance, _ = table.linked.sum_of(keys)
-        _, low, _ = bounded_interval(linked - max(u, 0.0), linked_variance + u_variance, known)
-        out["linked_se"], _, high = bounded_interval(linked, linked_variance, known)
+        width = max(u - Z_95 * math.sqrt(u_variance), 0.0)  # the bounds' distance, erring small
+        z = bound_z(width, math.sqrt(linked_variance + u_variance))
+        _, low, _ = bounded_interval(linked - max(u, 0.0), linked_variance + u_variance, known, z=z)
+        out["linked_se"], _, high = bounded_interval(linked, linked_variance, known, z=z)
         se = math.sqrt(variance)  # of the point estimate
         out["unlinked"] = round(max(u, 0.0))
     return {"estimate": post, "lower": min(low, float(post)), "upper": max(high, float(post)), "se": se, **out}

@@ -137,22 +137,24 @@ def _simulated_plan():
 
 def _simulated_release(plan, people: dict, rng) -> dict:
     """One simulated joint release: each cell's `people[name]` pseudonyms hashed afresh into its buckets and the
-    count noised twice at the plan's scale, as the parties do (each party's discrete Laplace draw the difference of
-    two geometrics), then corrected in public per cell (coordinator/joint.py: joint_cell)."""
+    count noised at the plan's scale as the three parties do (joint/noise.py: each party's Polya share the
+    difference of two negative binomials NB(1/2)), then corrected in public per cell (coordinator/joint.py:
+    joint_cell)."""
     from aggregator.coordinator.joint import joint_cell
-    from aggregator.privacy.mechanism import discrete_laplace_variance
+    from aggregator.joint.noise import POLYA, model_of, released_variance
 
+    assert model_of(plan.version) == POLYA
     scales = plan.group_scales()
 
-    def noise(scale):
+    def noise(scale):  # numpy's negative_binomial(n, p): failures before n successes, P(k) ~ (1 - p)^k
         p = 1 - math.exp(-1 / scale)
-        return int(rng.geometric(p) - rng.geometric(p))
+        return int(rng.negative_binomial(0.5, p, 3).sum() - rng.negative_binomial(0.5, p, 3).sum())
 
     cells = {}
     for c in plan.document["cells"]:
         m, b = int(c["m"]), scales[c["group"]]
-        x = len(np.unique(rng.integers(0, m, size=people[c["name"]]))) + noise(b) + noise(b)
-        cells[c["name"]] = joint_cell(c["name"], c["group"], x, m, 2 * discrete_laplace_variance(b))
+        x = len(np.unique(rng.integers(0, m, size=people[c["name"]]))) + noise(b)
+        cells[c["name"]] = joint_cell(c["name"], c["group"], x, m, released_variance(POLYA, b))
     return cells
 
 
@@ -284,3 +286,18 @@ def test_linkage_bounds_cover_the_distinct_people_whoever_the_unlinked_are(elsew
     raw_covered = ((raw[..., 0] <= true) & (true <= raw[..., 1])).mean(axis=0)
     if elsewhere:  # total, sexual and minors hold the unlinked people: there the old interval fails
         assert raw_covered[0] < 0.5 and raw_covered[1] < 0.5 and raw_covered[-1] < 0.5, raw_covered
+
+
+def test_the_bounds_multiplier_is_imbens_and_manskis():
+    """z solves Phi(z + width/se) - Phi(-z) = 0.95: two-sided 1.96 for coinciding bounds, one-sided 1.645 for bounds
+    far apart, and in between it gives exactly 95% at either end of the range."""
+    from aggregator.privacy.intervals import bound_z
+
+    phi = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))  # noqa: E731
+    assert bound_z(0.0, 5.0) == pytest.approx(1.959964, abs=1e-5)
+    assert bound_z(10.0, 0.0) == pytest.approx(1.959964, abs=1e-5)  # no standard error: nothing to lean on
+    assert bound_z(100.0, 5.0) == pytest.approx(1.644854, abs=1e-5)
+    for ratio in (0.3, 1.0, 2.0):
+        z = bound_z(ratio * 4.0, 4.0)
+        assert 1.644 < z < 1.96
+        assert phi(z + ratio) - phi(-z) == pytest.approx(0.95, abs=1e-9)
