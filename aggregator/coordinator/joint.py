@@ -29,6 +29,10 @@ from ..errors import AggregatorError, ConfigError, InputError
 # also knows under a linkable one; it sets only the joint point estimate, never its interval (joint_tables). Chosen;
 # the direction is public (docs/figures.md, F9): many of the anonymous chat's victims are known to no one else.
 UNLINKED_KNOWN_ELSEWHERE = 0.25
+# How uncertain that share is: as if uniform on [0, 1/2] (mean the quarter above). Its variance, times U squared, is
+# part of the standard error shown beside the joint point estimate (national_joint.figures), so that the estimate
+# +/- its standard error does not claim to know the share; the interval needs no prior (it holds for any share).
+UNLINKED_KNOWN_ELSEWHERE_SD = 0.5 / 12 ** 0.5
 COORDINATOR = "coordinator"  # the ledger's organisation column for the coordinator's own events
 
 

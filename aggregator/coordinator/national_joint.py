@@ -79,7 +79,9 @@ def figures(table, keys: list[tuple[str, ...]]) -> dict[str, Any]:
     least 0) minus z se to L plus z se, both from the fit of L alone, z between 1.645 and 1.96 by how far apart
     the bounds are (U's lower 95% bound, so an uncertain U errs towards 1.96). It holds the distinct people at 95%
     or more whatever share of U is also known elsewhere (L's fit and U come from different noise draws: their
-    variances add)."""
+    variances add). Its standard error adds the prior uncertainty of that share times U (UNLINKED_KNOWN_ELSEWHERE_SD)."""
+    from .joint import UNLINKED_KNOWN_ELSEWHERE_SD
+
     wls, variance, post = table.sum_of(keys)
     known = sum(table.known[table.keys.index(k)] for k in keys)
     out: dict[str, Any] = {"known": known, "wls": round(wls, 3), "variance": variance}
@@ -94,7 +96,8 @@ def figures(table, keys: list[tuple[str, ...]]) -> dict[str, Any]:
         z = bound_z(width, math.sqrt(linked_variance + u_variance))
         _, low, _ = bounded_interval(linked - max(u, 0.0), linked_variance + u_variance, known, z=z)
         out["linked_se"], _, high = bounded_interval(linked, linked_variance, known, z=z)
-        se = math.sqrt(variance)  # of the point estimate
+        # of the point estimate: the noise, and the prior uncertainty of the share of U known elsewhere
+        se = math.sqrt(variance + (max(u, 0.0) * UNLINKED_KNOWN_ELSEWHERE_SD) ** 2)
         out["unlinked"] = round(max(u, 0.0))
     return {"estimate": post, "lower": min(low, float(post)), "upper": max(high, float(post)), "se": se, **out}
 

@@ -9,13 +9,14 @@ How the nation hangs together:
   1. people: form of exploitation, nationality, age, gender, province drawn per person;
   2. the anonymous help line picks its ~285 chatters among young (mostly Dutch, mostly female) victims;
   3. investigative bodies detect a small share of people (statutory basis: all their records are shareable);
-  4. every person is known to one to three non-investigative organisations (fewer when detected or a chatter),
-     chosen by region and by what each organisation does (youth shelter, shelter for foreign victims, ...);
+  4. every person visits non-investigative organisations: a Poisson number of visits to each, independently, with
+     means from the person's stratum (or detection: police refer to care) spread by region and by what each
+     organisation does (youth shelter, shelter for foreign victims, ...);
   5. consent is asked at every non-investigative organisation and rarely given, so consent-only registration
      (statutory + consented, distinct people) lands near the real 2018-2020 figures while the truth is far larger;
-  6. some victims meet no organisation at all: an undetected person who is not a chatter meets a Poisson number of
-     non-investigative organisations (NI_RATE, lower for minors and Dutch victims), possibly none. They are the
-     dark number that multiple-systems estimation tries to recover; the nation writes them apart (unseen.parquet).
+  6. some victims meet no organisation at all: an undetected person who is not a chatter visits no organisation
+     with probability exp(-NI_RATE) (NI_RATE lower for minors and Dutch victims). They are the dark number that
+     multiple-systems estimation tries to recover; the nation writes them apart (unseen.parquet).
 """
 
 from __future__ import annotations
@@ -104,18 +105,20 @@ DETECTION = {
     ("organ_removal", None, None): 0.45, ("other_unknown", None, None): 0.04,
 }
 
-# Number of non-investigative organisations that know a person (plausible): most people are known to one.
-NI_CONTACTS_DETECTED = {0: 0.30, 1: 0.50, 2: 0.17, 3: 0.03}  # police refer most victims to care
-# Undetected people (not chatters) meet Poisson(NI_RATE) non-investigative organisations, at most NI_MAX; with none
-# they are known to no organisation. Chosen, by stratum (minor, Dutch), in the public direction: minors and Dutch
-# victims are the least visible (docs/figures.md F3/F4); the size is chosen so that, as in the Dutch six-list
-# studies (F10), about 5% of the people seen are on two or more lists, and about 1 in 3 victims is known to some
-# organisation (F10: about 1 in 5 is registered).
+# Non-investigative organisations a person meets (chosen): visits to each organisation are Poisson with mean
+# rate x (the organisation's share of the person's affinity weights, by region and by what it does), independently
+# per organisation, so a person meets about `rate` organisations and none with probability exp(-rate) whatever
+# their affinities. Independent visits keep the lists conditionally independent given the stratum and the
+# investigative lists, as the log-linear models of multiple-systems estimation assume (estimate/mse.py); drawing
+# a number of organisations first and then that many without replacement made people with few eligible
+# organisations land on two lists at once, a dependence no pairwise model captures (benchmarks/mse.py: coverage
+# of the adult non-Dutch totals 0 of 20). By stratum (minor, Dutch), in the public direction: minors and Dutch
+# victims are the least visible (docs/figures.md F3/F4); the anonymous chat's users meet others at their
+# stratum's rate (F9: many are known to no other organisation). The size is chosen so that about 1 in 2 victims
+# is known to some organisation (F10: about 1 in 5 is registered, and organisations know more than they register).
 NI_RATE = {(True, True): 0.3, (True, False): 0.4, (False, True): 0.45, (False, False): 0.55}
-NI_MAX = 3
-
-# docs/figures.md: many chatters are known to no other organisation; the shares are plausible
-NI_CONTACTS_CHATTER = {0: 0.75, 1: 0.20, 2: 0.05}
+# Detected people: the police refer most victims to care (chosen; care coordination weighs 2.5x for them, _affinity).
+NI_RATE_DETECTED = 0.9
 
 WITHDRAWAL_RATE = 0.04  # share of consents withdrawn before the export date; plausible ("a few")
 DUPLICATE_RATE = 0.03  # share of people with a second intake row at an organisation that keeps duplicates; plausible
@@ -315,17 +318,6 @@ def _consent_chance(org_rate: float, p: Person) -> float:
     return min(chance, 0.9)
 
 
-def _poisson(rng: random.Random, rate: float, most: int) -> int:
-    """A Poisson(rate) count capped at `most` (inversion; a synthetic-data draw, not privacy noise)."""
-    u, k, p = rng.random(), 0, math.exp(-rate)
-    cumulative = p
-    while u > cumulative and k < most:
-        k += 1
-        p *= rate / k
-        cumulative += p
-    return k
-
-
 def _build(year: int, seed: int, scale: float) -> tuple[list[Person], dict[str, float], list[Person]]:
     """(people known to at least one organisation, consent rates, people known to none)."""
     rng = random.Random(f"synth:{SYNTH_VERSION}:{year}:{seed}:people")
@@ -355,13 +347,12 @@ def _build(year: int, seed: int, scale: float) -> tuple[list[Person], dict[str, 
             org_ids.append("chat-hulplijn")
         if p.detected:
             org_ids.extend(_investigative_orgs(rng, p))
-        if p.chatter or p.detected:
-            k = int(_pick(rng, NI_CONTACTS_CHATTER if p.chatter else NI_CONTACTS_DETECTED))
-        else:
-            k = _poisson(rng, NI_RATE[(p.minor, p.nationality == "NL")], NI_MAX)
-        if k:
-            weights = [_affinity(o, p) for o in ni_orgs]
-            org_ids.extend(o.id for o in _weighted_sample(rng, ni_orgs, weights, k))
+        rate = NI_RATE_DETECTED if p.detected else NI_RATE[(p.minor, p.nationality == "NL")]
+        weights = [_affinity(o, p) for o in ni_orgs]
+        spread = sum(weights)
+        for o, w in zip(ni_orgs, weights):  # visits to each organisation: Poisson(rate * its share of the weight)
+            if w > 0 and rng.random() < -math.expm1(-rate * w / spread):
+                org_ids.append(o.id)
         for org_id in org_ids:
             org = orgs[org_id]
             dup = org.keeps_duplicates and rng.random() < (0.10 if org.profile == "help_line" else DUPLICATE_RATE)
