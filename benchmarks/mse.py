@@ -96,10 +96,13 @@ def run(seeds: int, n_boot: int, epsilon: Fraction, lists: str, strata: tuple[st
             exact = np.bincount(masks, minlength=2 ** len(names))[1:]
             scale = scales[name + PATTERNS_SUFFIX]
             noisy = _released(masks, sizes[name], len(names), model, scale, rng)
-            table = pattern_table_from_buckets(names, noisy, sizes[name], released_variance(model, scale))
-            for label, table in (("no noise", PatternTable(names, tuple(exact))), ("joint release", table)):
+            noise = released_variance(model, scale)
+            table = pattern_table_from_buckets(names, noisy, sizes[name], noise, readded=noise)
+            for label, table, told in (("no noise", PatternTable(names, tuple(exact)), (0.0, None)),
+                                       ("joint release", table, (scale, model))):
                 try:
-                    fit = estimate_stratum(table, 0.0, n_bootstrap=n_boot, seed=int(rng.integers(1 << 31)))
+                    fit = estimate_stratum(table, told[0], noise_model=told[1], n_bootstrap=n_boot,
+                                           seed=int(rng.integers(1 << 31)))
                 except EstimationError:
                     failures[label] += 1
                     continue

@@ -92,12 +92,13 @@ def dark_number(db_path: Path, period: int, *, n_bootstrap: int = 500, seed: int
     for seed_k, stratum in enumerate(plan.cells_of(STRATA_GROUP)):
         name, m = stratum["name"], int(stratum["m"])
         registered = cells[name]
-        noise = released_variance(model_of(plan.version), scales[name + PATTERNS_SUFFIX])
+        noise_model, scale = model_of(plan.version), scales[name + PATTERNS_SUFFIX]
+        noise = released_variance(noise_model, scale)
         estimate = lower = upper = share = None
         model, notes = "", []
         try:
-            table = pattern_table_from_buckets(lists, result["patterns"][name], m, noise)
-            fit = estimate_stratum(table, 0.0, stratum=name, criterion=criterion, n_bootstrap=n_bootstrap,
+            table = pattern_table_from_buckets(lists, result["patterns"][name], m, noise, readded=noise)
+            fit = estimate_stratum(table, scale, noise_model=noise_model, stratum=name, criterion=criterion, n_bootstrap=n_bootstrap,
                                    seed=None if seed is None else seed + seed_k)
             estimate, lower, upper = fit.estimate, fit.lower, fit.upper
             model = " + ".join(["independence", *(f"{a}:{b}" for a, b in fit.chosen_terms)])

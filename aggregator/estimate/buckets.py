@@ -81,9 +81,13 @@ def _occupancy_variance(people: np.ndarray, m: int, subsets: np.ndarray, moebius
     return np.var(np.asarray(replicates), axis=0, ddof=1)
 
 
-def pattern_table_from_buckets(lists: tuple[str, ...], counts, m: int, noise_variance: float) -> PatternTable:
+def pattern_table_from_buckets(lists: tuple[str, ...], counts, m: int, noise_variance: float,
+                               readded: float = 0.0) -> PatternTable:
     """The pattern table of people from the 2^L opened bucket-pattern counts (index bit k = lists[k], index 0 the
-    empty buckets) of a stratum with m buckets; `noise_variance` is the privacy-noise variance of each count."""
+    empty buckets) of a stratum with m buckets; `noise_variance` is the privacy-noise variance of each count.
+    `readded` is a variance per cell that the estimator adds back itself (the release's noise, which its bootstrap
+    then draws with the release's own exact sampler): the table's extra variance is only what lies beyond it (the
+    correction's amplification of the noise and the hashing), never below 0."""
     n_lists = len(lists)
     counts = np.asarray(counts, dtype=float)
     if len(counts) != 2 ** n_lists:
@@ -94,4 +98,4 @@ def pattern_table_from_buckets(lists: tuple[str, ...], counts, m: int, noise_var
     people, jacobian = _people_by_pattern(counts, m, subsets, moebius)
     noise = noise_variance * np.sum(jacobian ** 2, axis=1)
     occupancy = _occupancy_variance(people, m, subsets, moebius)
-    return PatternTable(tuple(lists), tuple(people[1:]), tuple((noise + occupancy)[1:]))
+    return PatternTable(tuple(lists), tuple(people[1:]), tuple(np.maximum(noise + occupancy - readded, 0.0)[1:]))

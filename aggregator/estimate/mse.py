@@ -56,8 +56,9 @@ Intervals
 ---------
 95% intervals come from a parametric bootstrap of the whole procedure: each replicate draws Poisson counts
 from the chosen model's fitted cell means, re-adds the privacy noise (discrete Laplace with the release's
-scale, drawn with OpenDP's exact sampler, all replicates at once) and, when given, the collision-correction
-error (Gaussian with the known extra variance per cell), REPEATS THE MODEL SELECTION and refits;
+scale, drawn with OpenDP's exact sampler, or a joint release's noise drawn as its computing parties draw it, all
+replicates at once) and, when given, the collision-correction error (Gaussian with the known extra variance per
+cell: a simulation of the hashing, not privacy noise), REPEATS THE MODEL SELECTION and refits;
 the interval is the percentile interval of the replicate totals. Repeating the selection matters: an
 interval conditional on the one chosen model ignores that a different model would have been chosen on
 slightly different data, and model uncertainty is typically the dominant uncertainty in MSE (Silverman
@@ -89,7 +90,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
-from .noise import discrete_laplace_noise, discrete_laplace_variance
+from .noise import noise_draws, noise_variance
 from .glm import _deviance, _loglik, _newton_poisson, _statsmodels_fit
 from .tables import EstimationError, GoodnessOfFit, ModelFit, PatternTable, StratumEstimate
 
@@ -132,12 +133,12 @@ def _bits(n_lists: int) -> np.ndarray:
     return ((masks[:, None] >> np.arange(n_lists)[None, :]) & 1).astype(float)
 
 
-def _prepare(table: PatternTable, noise_scale: float) -> _Prepared:
+def _prepare(table: PatternTable, noise_scale: float, noise_model: str | None = None) -> _Prepared:
     raw = np.asarray(table.counts, dtype=float)
     y = raw.copy()
     clamped = int(np.sum(raw < 0))
     ev = np.zeros_like(raw) if table.extra_variance is None else np.asarray(table.extra_variance, float)
-    nv = ev + discrete_laplace_variance(noise_scale)
+    nv = ev + noise_variance(noise_scale, noise_model)
     lists = table.lists
     bits = _bits(len(lists))
     if y.sum() <= 0:
@@ -333,6 +334,7 @@ def estimate_stratum(
     table: PatternTable,
     noise_scale: float = 0.0,
     *,
+    noise_model: str | None = None,
     stratum: str = "",
     criterion: Criterion = "bic",
     n_bootstrap: int = 500,
@@ -348,8 +350,9 @@ def estimate_stratum(
 ) -> StratumEstimate:
     """Estimate the unseen and the total for one stratum; see the module docstring for the method.
 
-    ``noise_scale`` is the discrete Laplace scale b of every pattern count (0: exact counts); the table's
-    ``extra_variance`` adds a known collision-correction variance per cell. ``n_bootstrap=0`` skips the
+    ``noise_scale`` is the discrete Laplace scale b of every pattern count (0: exact counts); ``noise_model``
+    names a joint release's noise model (joint/noise.py), whose counts carry every computing party's share of
+    it; the table's ``extra_variance`` adds a known collision-correction variance per cell. ``n_bootstrap=0`` skips the
     interval. ``seed`` seeds the Poisson draws (the OpenDP noise draws cannot be seeded).
 
     ``interval="percentile"`` (default) is the percentile interval of the replicate totals;
@@ -365,7 +368,7 @@ def estimate_stratum(
         raise ValueError("confidence must be between 0 and 1")
     if noise_scale < 0 or not math.isfinite(noise_scale):
         raise ValueError(f"noise scale must be a finite number >= 0, got {noise_scale!r}")
-    prep = _prepare(table, noise_scale)
+    prep = _prepare(table, noise_scale, noise_model)
     eligible, excluded, overlaps = _eligible_pairs(prep, min_overlap, noise_z)
     searcher = _Searcher(prep, eligible, criterion, True, max_unseen_ratio, max_terms, max_fits)
     best, how = searcher.search()
@@ -430,7 +433,7 @@ def estimate_stratum(
     failures = 0
     if n_bootstrap > 0:
         totals, failures, boot_how = _bootstrap(
-            prep, best, noise_scale, table, criterion, n_bootstrap, seed, min_overlap, noise_z,
+            prep, best, noise_scale, noise_model, table, criterion, n_bootstrap, seed, min_overlap, noise_z,
             max_unseen_ratio, max_terms, max_fits, max(bootstrap_max_terms, len(chosen.terms) + 1),
         )
         how += f"; bootstrap: {boot_how}; {interval} interval"
@@ -474,14 +477,14 @@ def estimate_stratum(
     )
 
 
-def _bootstrap(prep, best, noise_scale, table, criterion, n_boot, seed, min_overlap, noise_z,
+def _bootstrap(prep, best, noise_scale, noise_model, table, criterion, n_boot, seed, min_overlap, noise_z,
                max_unseen_ratio, max_terms, max_fits, bootstrap_max_terms):
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     mu = best[2]
     n_cells = len(mu)
     draws = rng.poisson(np.broadcast_to(mu, (n_boot, n_cells))).astype(float)
-    draws += discrete_laplace_noise(noise_scale, n_boot * n_cells).reshape(n_boot, n_cells)
-    extra = prep.noise_var - discrete_laplace_variance(noise_scale)
+    draws += noise_draws(noise_scale, n_boot * n_cells, noise_model).reshape(n_boot, n_cells)
+    extra = prep.noise_var - noise_variance(noise_scale, noise_model)
     if np.any(extra > 0):
         draws += rng.normal(0.0, np.sqrt(np.clip(extra, 0, None)), size=(n_boot, n_cells))
     terms_cap = max_terms if len(prep.lists) <= 4 else min(max_terms, bootstrap_max_terms)
@@ -509,8 +512,9 @@ def _bootstrap(prep, best, noise_scale, table, criterion, n_boot, seed, min_over
             failures += 1
             continue
         totals.append(float(rep.y.sum()) + model[3])
-    how = (f"{n_boot} replicates, Poisson redraw from the chosen model + discrete Laplace noise b={noise_scale:g} "
-           f"(OpenDP){' + collision variance' if np.any(extra > 0) else ''}, selection repeated in each "
+    noise = "discrete Laplace noise (OpenDP)" if noise_model is None else f"{noise_model} noise (exact shares)"
+    how = (f"{n_boot} replicates, Poisson redraw from the chosen model + {noise} b={noise_scale:g}"
+           f"{' + collision variance' if np.any(extra > 0) else ''}, selection repeated in each "
            f"(at most {terms_cap} interactions)")
     return np.asarray(totals), failures, how
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["discrete_laplace_variance", "discrete_laplace_noise"]
+__all__ = ["discrete_laplace_variance", "discrete_laplace_noise", "noise_variance", "noise_draws"]
 
 
 def discrete_laplace_variance(scale: float) -> float:
@@ -48,3 +48,23 @@ def discrete_laplace_noise(scale: float, size: int) -> np.ndarray:
     if scale == 0 or size == 0:
         return np.zeros(size, dtype=float)
     return np.asarray(_measurement(float(scale))([0] * int(size)), dtype=float)
+
+
+def noise_variance(scale: float, model: str | None = None) -> float:
+    """Variance of the noise of one released count: one discrete Laplace of `scale`, or, with a joint release's noise
+    `model` (joint/noise.py), every computing party's share of it added."""
+    if model is None or scale <= 0:
+        return discrete_laplace_variance(scale)
+    from ..joint.noise import released_variance
+
+    return released_variance(model, scale)
+
+
+def noise_draws(scale: float, size: int, model: str | None = None) -> np.ndarray:
+    """``size`` draws of that noise, by exact samplers only: OpenDP's discrete Laplace, or the parties' Polya shares
+    as the joint computation draws them (joint/noise.py: released)."""
+    if model is None or scale == 0 or size == 0:
+        return discrete_laplace_noise(scale, size)
+    from ..joint.noise import released
+
+    return np.asarray(released(model, [float(scale)] * int(size)), dtype=float)

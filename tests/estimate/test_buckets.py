@@ -68,3 +68,26 @@ def test_with_one_list_it_is_linear_counting():
 def test_a_table_of_the_wrong_size_is_refused():
     with pytest.raises(EstimationError):
         pattern_table_from_buckets(LISTS, [1, 2, 3], M, 0.0)
+
+
+def test_noise_the_estimator_readds_itself_leaves_the_table_once():
+    """The dark number's bootstrap re-adds the release's noise with the release's own exact sampler, so the table
+    carries only the variance beyond it; the two together are the whole variance, and nothing goes below 0."""
+    from aggregator.estimate import PatternTable, estimate_stratum
+    from aggregator.estimate.noise import noise_draws, noise_variance
+    from aggregator.joint.noise import POLYA
+
+    counts = _hash(np.random.default_rng(4), _people(None))
+    scale = 4.0
+    noise = noise_variance(scale, POLYA)
+    assert noise == 1.5 * discrete_laplace_variance(scale)
+    whole = pattern_table_from_buckets(LISTS, counts, M, noise)
+    rest = pattern_table_from_buckets(LISTS, counts, M, noise, readded=noise)
+    assert rest.counts == whole.counts
+    assert np.allclose(np.asarray(rest.extra_variance), np.maximum(np.asarray(whole.extra_variance) - noise, 0))
+    assert min(rest.extra_variance) >= 0 and max(rest.extra_variance) > 0  # the correction amplifies the noise
+    fit = estimate_stratum(PatternTable(LISTS, rest.counts, rest.extra_variance), scale, noise_model=POLYA,
+                           n_bootstrap=20, seed=1)
+    assert "polya-three noise (exact shares)" in fit.search
+    draws = noise_draws(scale, 20_000, POLYA)
+    assert abs(draws.var() / noise - 1) < 0.1 and np.all(draws == np.round(draws))
