@@ -85,7 +85,7 @@ def run(seeds: int, n_boot: int, epsilon: Fraction, lists: str, strata: tuple[st
     names = tuple(n for n, _ in plan.lists)
     scales = plan.group_scales()
     sizes = {c["name"]: int(c["m"]) for c in plan.cells_of(STRATA_GROUP)}
-    results: dict[str, list[tuple[float, float, float, int]]] = {"no noise": [], "joint release": []}
+    results: dict[str, dict[tuple[int, str], tuple[float, float, float, int]]] = {"no noise": {}, "joint release": {}}
     failures = Counter()
     started = time.time()
     rng = np.random.default_rng(2025)
@@ -104,12 +104,12 @@ def run(seeds: int, n_boot: int, epsilon: Fraction, lists: str, strata: tuple[st
                     fit = estimate_stratum(table, told[0], noise_model=told[1], n_bootstrap=n_boot,
                                            seed=int(rng.integers(1 << 31)))
                 except EstimationError:
-                    failures[label] += 1
+                    failures[label, stratum_label(name)] += 1
                     continue
                 if fit.lower is None:
-                    failures[label] += 1
+                    failures[label, stratum_label(name)] += 1
                     continue
-                results[label].append((fit.estimate, fit.lower, fit.upper, truth))
+                results[label][seed, name] = (fit.estimate, fit.lower, fit.upper, truth)
         print(f"seed {seed}: {time.time() - started:.0f} s", file=sys.stderr)
     print(f"{seeds} seeds of the synthetic nation, lists {lists} ({', '.join(names)}), strata "
           f"{', '.join(stratum_label(n) for n in sizes)}; joint epsilon {epsilon} (pattern tables "
@@ -118,15 +118,21 @@ def run(seeds: int, n_boot: int, epsilon: Fraction, lists: str, strata: tuple[st
           f"{n_boot} bootstrap replicates")
     widths = {}
     for label, rows in results.items():
-        a = np.asarray(rows, dtype=float)
+        a = np.asarray(list(rows.values()), dtype=float)
         covered = int(np.sum((a[:, 1] <= a[:, 3]) & (a[:, 3] <= a[:, 2])))
         error = float(np.median(np.abs(a[:, 0] / a[:, 3] - 1)))
         widths[label] = float(np.median((a[:, 2] - a[:, 1]) / a[:, 3]))
         print(f"  {label:13s}: coverage {covered}/{len(a)} = {100 * covered / len(a):.0f}%, median abs. rel. error "
               f"{100 * error:.1f}%, median width {100 * widths[label]:.0f}% of the true total (mean "
-              f"{np.mean(a[:, 2] - a[:, 1]):,.0f} people); no estimate in {failures[label]} stratum-seeds")
-    print(f"  the release widens the median interval by {100 * (widths['joint release'] / widths['no noise'] - 1):+.0f}% "
-          f"(must show: at most +25%); {time.time() - started:.0f} s")
+              f"{np.mean(a[:, 2] - a[:, 1]):,.0f} people); no estimate in "
+              f"{sum(n for (lab, _), n in failures.items() if lab == label)} stratum-seeds"
+              + "".join(f", {n} {who}" for (lab, who), n in sorted(failures.items()) if lab == label))
+    both = sorted(set(results["no noise"]) & set(results["joint release"]))  # the same stratum-seeds on both sides
+    paired = {label: float(np.median([(rows[k][2] - rows[k][1]) / rows[k][3] for k in both]))
+              for label, rows in results.items()}
+    print(f"  the release widens the median interval by {100 * (paired['joint release'] / paired['no noise'] - 1):+.0f}% "
+          f"on the {len(both)} stratum-seeds both estimate ({100 * (widths['joint release'] / widths['no noise'] - 1):+.0f}% "
+          f"over all estimates; must show: at most +25%); {time.time() - started:.0f} s")
 
 
 def main() -> None:
