@@ -141,6 +141,8 @@ def polya_share(scales_per_value: list[float]) -> list[int]:
 
 def share(model: str, scales_per_value: list[float]) -> list[int]:
     """What one drawing party inputs under `model`."""
+    if model not in MODELS:
+        raise ValueError(f"unknown noise model {model!r}; known: {', '.join(MODELS)}")
     return polya_share(scales_per_value) if model == POLYA else draw(scales_per_value)
 
 

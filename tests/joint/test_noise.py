@@ -85,6 +85,8 @@ def test_plans_fix_their_noise_model():
     assert out[:, 1].std() > 10 * out[:, 0].std()
     with pytest.raises(ValueError):
         noise.polya_share([0.0])
+    with pytest.raises(ValueError, match="unknown noise model"):
+        noise.share("laplace-one", [1.0])
 
 
 def test_draw_groups_scales_and_refuses_bad_ones():
