@@ -15,13 +15,7 @@ exp(u0), the fitted mean of the cell x = 0, and the total is observed + exp(u0).
 Model search
 ------------
 Models are compared by an information criterion, BIC by default (AIC on request); BIC uses
-log(observed people), as in Rcapture, AIC is -2 loglik + 2k. On released counts that carry privacy noise or
-collision-correction error (a known variance v per cell) the log-likelihood is that of a Poisson count plus
-independent noise, approximated as Normal(mu, mu + v): judged by the Poisson likelihood alone the noise looks
-like list dependence, and the search adds interactions that fit it, whose unseen counts swing widely (on four
-independent lists with noise of scale 4 it kept the independence model in 18 of 40 tables, and 37 of 40 with
-the noise accounted for; benchmarks/mse.py, 20 seeds at epsilon 1: the release's median interval width fell from
-2-4 times the true stratum total to about 0.7-0.8 times, against 0.6 on the exact tables). The search starts from the independence model
+log(observed people), as in Rcapture, AIC is -2 loglik + 2k. The search starts from the independence model
 (main effects only) and considers only the *eligible* pairwise interactions (see sparse data below):
 
 * all subsets of the eligible pairs when there are at most ``ALL_SUBSETS_MAX_PAIRS`` (6) of them, i.e. at most
@@ -187,16 +181,9 @@ def _full_rank(n_lists: int, pairs: tuple[tuple[int, int], ...]) -> bool:
     return X.shape[1] <= X.shape[0] and int(np.linalg.matrix_rank(X)) == X.shape[1]
 
 
-def _info(y: np.ndarray, mu: np.ndarray, k: int, criterion: Criterion, noise_var: np.ndarray | None = None) -> float:
-    """AIC or BIC. With noise (noisy released counts) the fit term is -2 log-likelihood of y ~ Normal(mu, mu + noise
-    variance): a Poisson count plus independent noise, so that lack of fit the noise explains buys no interaction
-    (with the Poisson likelihood alone the noise looks like dependence, and the search adds interactions that fit
-    it, whose estimates of the unseen swing widely)."""
+def _info(y: np.ndarray, mu: np.ndarray, k: int, criterion: Criterion) -> float:
     penalty = 2.0 * k if criterion == "aic" else k * math.log(max(float(y.sum()), 2.0))
-    if noise_var is None or not np.any(noise_var > 0):
-        return -2.0 * _loglik(y, mu) + penalty
-    variance = np.maximum(mu, 0.0) + noise_var
-    return float(np.sum((y - mu) ** 2 / variance + np.log(variance))) + penalty
+    return -2.0 * _loglik(y, mu) + penalty
 
 
 class _Searcher:
@@ -238,7 +225,7 @@ class _Searcher:
                 unseen = math.exp(beta[0]) if beta[0] < 700 else math.inf
                 if (np.all(np.isfinite(beta)) and np.max(np.abs(beta)) <= MAX_ABS_COEF
                         and math.isfinite(unseen) and unseen <= self.max_unseen_ratio * max(self.observed, 1.0)):
-                    out = (ordered, beta, mu, unseen, _info(y, mu, X.shape[1], self.criterion, self.prep.noise_var))
+                    out = (ordered, beta, mu, unseen, _info(y, mu, X.shape[1], self.criterion))
         self.cache[pairs] = out
         return out
 

@@ -126,21 +126,3 @@ def test_pattern_table_validation():
     with pytest.raises(EstimationError):
         PatternTable.from_patterns(("a", "b"), {("c",): 1})
 
-
-def test_the_model_search_does_not_mistake_privacy_noise_for_list_dependence():
-    """Four independent lists of a small stratum, released with discrete Laplace noise of scale 4 per pattern count
-    (about the joint release's): told the noise, the search keeps the independence model nearly always; judging the
-    noisy counts by the Poisson likelihood alone, it adds interactions that fit the noise about half the time."""
-    from aggregator.estimate import discrete_laplace_noise
-
-    rng = np.random.default_rng(3)
-    p, n, scale, tables = np.array([0.25, 0.1, 0.3, 0.15]), 1500, 4.0, 40
-    bits = np.array([[(m >> i) & 1 for i in range(4)] for m in range(1, 16)])
-    mu = n * np.prod(np.where(bits == 1, p, 1 - p), axis=1)
-    told = plain = 0
-    for _ in range(tables):
-        table = PatternTable(LISTS4, tuple(rng.poisson(mu) + discrete_laplace_noise(scale, len(mu))))
-        told += estimate_stratum(table, scale, n_bootstrap=0).chosen_terms == ()
-        plain += estimate_stratum(table, 0.0, n_bootstrap=0).chosen_terms == ()
-    assert told >= 30, told  # about 37 of 40
-    assert plain <= 28, plain  # about 18 of 40
