@@ -98,8 +98,8 @@ def dark_number(db_path: Path, period: int, *, n_bootstrap: int = 500, seed: int
         model, notes = "", []
         try:
             table = pattern_table_from_buckets(lists, result["patterns"][name], m, noise, readded=noise)
-            fit = estimate_stratum(table, scale, noise_model=noise_model, stratum=name, criterion=criterion, n_bootstrap=n_bootstrap,
-                                   seed=None if seed is None else seed + seed_k)
+            fit = estimate_stratum(table, scale, noise_model=noise_model, stratum=name, criterion=criterion,
+                                   n_bootstrap=n_bootstrap, seed=None if seed is None else seed + seed_k)
             estimate, lower, upper = fit.estimate, fit.lower, fit.upper
             model = " + ".join(["independence", *(f"{a}:{b}" for a, b in fit.chosen_terms)])
             notes = list(fit.warnings)

@@ -1,8 +1,9 @@
 """Noise helpers for the estimator: the discrete Laplace variance and OpenDP's exact sampler.
 
 The bootstrap re-adds privacy noise
-with OpenDP's exact discrete Laplace sampler, never numpy's floating-point Laplace, so the simulated noise
-has exactly the distribution of the released noise (P(k) proportional to exp(-|k|/b) on the integers).
+with exact samplers only, never numpy's floating-point Laplace: OpenDP's discrete Laplace (P(k) proportional to
+exp(-|k|/b) on the integers), or a joint release's noise as its computing parties draw it (joint/noise.py), so the
+simulated noise has exactly the distribution of the released noise.
 """
 
 from __future__ import annotations
