@@ -22,24 +22,6 @@ def discrete_laplace_variance(scale: float) -> float:
     return 0.0 if scale <= 0 else variance(scale)
 
 
-_MEASUREMENTS: dict[float, object] = {}
-
-
-def _measurement(scale: float):
-    measurement = _MEASUREMENTS.get(scale)
-    if measurement is None:
-        # The submodules, not opendp.prelude (which also imports optional extras).
-        from opendp.domains import atom_domain, vector_domain
-        from opendp.measurements import make_laplace
-        from opendp.metrics import l1_distance
-        from opendp.mod import enable_features
-
-        enable_features("contrib")
-        measurement = make_laplace(vector_domain(atom_domain(T=int)), l1_distance(T=int), scale=float(scale))
-        _MEASUREMENTS[scale] = measurement
-    return measurement
-
-
 def discrete_laplace_noise(scale: float, size: int) -> np.ndarray:
     """``size`` independent discrete Laplace draws of scale ``scale``, from one OpenDP measurement applied to
     a zero vector (OpenDP's exact sampler; it draws from the system's secure randomness, so it cannot be seeded).
@@ -48,7 +30,9 @@ def discrete_laplace_noise(scale: float, size: int) -> np.ndarray:
         raise ValueError(f"noise scale must be a finite number >= 0, got {scale!r}")
     if scale == 0 or size == 0:
         return np.zeros(size, dtype=float)
-    return np.asarray(_measurement(float(scale))([0] * int(size)), dtype=float)
+    from ..joint.noise import draw  # the one OpenDP sampler of the project
+
+    return np.asarray(draw([float(scale)] * int(size)), dtype=float)
 
 
 def noise_variance(scale: float, model: str | None = None) -> float:

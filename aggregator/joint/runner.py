@@ -37,6 +37,7 @@ from cryptography.x509.oid import NameOID
 
 from .errors import PartyFailed
 from .layout import Layout
+from .noise import POLYA
 from .program import JointResult
 
 N_PARTIES = 3
@@ -58,7 +59,7 @@ class Job:
     extra: dict = dc_field(default_factory=dict)  # test hooks passed to the job file
     sign_keys: list[str] | None = None  # per party: Ed25519 PEM key that co-signs the result
     bundles: list[str] | None = None  # the bundle digest of each organisation, in `orgs` order; signed with the result
-    noise: str = "polya-three"  # the plan's noise model (joint/noise.py: model_of)
+    noise: str = POLYA  # the plan's noise model (joint/noise.py: model_of)
 
     def __post_init__(self) -> None:
         bad = [o for o in self.orgs if not ORG_ID.match(o)]
