@@ -12,6 +12,10 @@ linkage error) and the true total (known or not). Two settings are estimated exa
 
 Printed per setting: coverage of the true stratum totals by the 95% interval, median absolute relative error of
 the point estimate, mean interval width, and how much the release widens the interval (must show: at most 25%).
+Beside it, per stratum, the information bound: by the Cramer-Rao bound of the model chosen on the exact table (its
+fitted cell means taken as the truth; the exact Fisher information of a Poisson count plus the release's noise,
+collisions left out), the least factor by which any estimator's standard error of the total grows with the noise.
+It tells how much of the widening the noise forces and how much the procedure adds.
 
     python benchmarks/mse.py [--seeds 20] [--boot 200] [--epsilon 1] [--lists four] [--strata age,origin]
 """
@@ -36,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aggregator.coordinator.darknumber import stratum_label  # noqa: E402
 from aggregator.estimate import EstimationError, estimate_stratum  # noqa: E402
 from aggregator.estimate.buckets import pattern_table_from_buckets  # noqa: E402
+from aggregator.estimate.mse import _design, _prepare  # noqa: E402
 from aggregator.estimate.tables import PatternTable  # noqa: E402
 from aggregator.joint.layout import PATTERNS_SUFFIX  # noqa: E402
 from aggregator.joint.noise import model_of, released, released_variance  # noqa: E402
@@ -79,6 +84,57 @@ def _released(masks: np.ndarray, m: int, n_lists: int, model: str, scale: float,
     return exact + np.asarray(released(model, [scale] * len(exact)))
 
 
+def _noise_pmf(model: str, scale: float) -> np.ndarray:
+    """The released noise's pmf on -K..K: NB(r) - NB(r) with r the model's variance multiple of one discrete Laplace
+    (a discrete Laplace is NB(1) - NB(1); the Polya shares of three parties add up to NB(3/2) - NB(3/2))."""
+    from scipy import stats
+
+    from aggregator.privacy.mechanism import discrete_laplace_variance
+
+    r = released_variance(model, scale) / discrete_laplace_variance(scale)
+    k = np.arange(int(60 * scale) + 60)
+    one_side = stats.nbinom.pmf(k, r, 1 - np.exp(-1 / scale))
+    return np.convolve(one_side, one_side[::-1])
+
+
+def _count_information(mu: float, pmf: np.ndarray) -> float:
+    """Fisher information about mu of Poisson(mu) + the noise, exactly (d/dmu Pois(k) = Pois(k-1) - Pois(k))."""
+    from scipy import stats
+
+    k = np.arange(int(mu + 12 * np.sqrt(mu) + 30))
+    p = stats.poisson.pmf(k, mu)
+    dp = np.where(k > 0, stats.poisson.pmf(k - 1, mu), 0.0) - p
+    density, slope = np.convolve(p, pmf), np.convolve(dp, pmf)
+    keep = density > 1e-300
+    return float(np.sum(slope[keep] ** 2 / density[keep]))
+
+
+def information_bound(table: PatternTable, fit, model: str, scale: float) -> float | None:
+    """How much the noise must widen the total's standard error at least, for any estimator (module docstring)."""
+    prep = _prepare(table, 0.0)
+    if prep.lists != fit.lists:
+        return None
+    pairs = [tuple(sorted((prep.lists.index(a), prep.lists.index(b)))) for a, b in fit.chosen_terms]
+    X = _design(prep.bits, pairs)
+    from aggregator.estimate.glm import _newton_poisson
+
+    start = np.zeros(X.shape[1])
+    start[0] = np.log(prep.y.mean())
+    fitted = _newton_poisson(X, prep.y, start)
+    if fitted is None:
+        return None
+    beta, mu = fitted
+    pmf = _noise_pmf(model, scale)
+    gradient = X.T @ mu
+    gradient[0] += np.exp(beta[0])  # d total / d beta, the unseen cell included
+
+    def sd(information: np.ndarray) -> float:
+        fisher = X.T @ ((mu ** 2 * information)[:, None] * X)
+        return float(np.sqrt(gradient @ np.linalg.solve(fisher, gradient)))
+
+    return sd(np.array([_count_information(m, pmf) for m in mu])) / sd(1 / mu)
+
+
 def run(seeds: int, n_boot: int, epsilon: Fraction, lists: str, strata: tuple[str, ...]) -> None:
     plan = _plan(epsilon, lists, strata)
     model = model_of(plan.version)
@@ -86,6 +142,7 @@ def run(seeds: int, n_boot: int, epsilon: Fraction, lists: str, strata: tuple[st
     scales = plan.group_scales()
     sizes = {c["name"]: int(c["m"]) for c in plan.cells_of(STRATA_GROUP)}
     results: dict[str, dict[tuple[int, str], tuple[float, float, float, int]]] = {"no noise": {}, "joint release": {}}
+    bounds: dict[tuple[int, str], float] = {}
     failures = Counter()
     started = time.time()
     rng = np.random.default_rng(2025)
@@ -110,6 +167,10 @@ def run(seeds: int, n_boot: int, epsilon: Fraction, lists: str, strata: tuple[st
                     failures[label, stratum_label(name)] += 1
                     continue
                 results[label][seed, name] = (fit.estimate, fit.lower, fit.upper, truth)
+                if label == "no noise":
+                    bound = information_bound(table, fit, model, scale)
+                    if bound is not None:
+                        bounds[seed, name] = bound
         print(f"seed {seed}: {time.time() - started:.0f} s", file=sys.stderr)
     print(f"{seeds} seeds of the synthetic nation, lists {lists} ({', '.join(names)}), strata "
           f"{', '.join(stratum_label(n) for n in sizes)}; joint epsilon {epsilon} (pattern tables "
@@ -130,6 +191,14 @@ def run(seeds: int, n_boot: int, epsilon: Fraction, lists: str, strata: tuple[st
     both = sorted(set(results["no noise"]) & set(results["joint release"]))  # the same stratum-seeds on both sides
     paired = {label: float(np.median([(rows[k][2] - rows[k][1]) / rows[k][3] for k in both]))
               for label, rows in results.items()}
+    for name in sizes:
+        keys = [k for k in both if k[1] == name]
+        ratios = [(results["joint release"][k][2] - results["joint release"][k][1])
+                  / (results["no noise"][k][2] - results["no noise"][k][1]) for k in keys]
+        floor = [bounds[k] for k in keys if k in bounds]
+        if ratios:
+            print(f"  {stratum_label(name):18s}: the release widens the interval x{np.median(ratios):.2f} (median of "
+                  f"{len(ratios)}); information bound: at least x{np.median(floor) if floor else float('nan'):.2f}")
     print(f"  the release widens the median interval by {100 * (paired['joint release'] / paired['no noise'] - 1):+.0f}% "
           f"on the {len(both)} stratum-seeds both estimate ({100 * (widths['joint release'] / widths['no noise'] - 1):+.0f}% "
           f"over all estimates; must show: at most +25%); {time.time() - started:.0f} s")

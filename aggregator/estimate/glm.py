@@ -1,5 +1,13 @@
-"""Poisson log-linear fits: statsmodels' GLM for the reported models, a warm-started Newton solver for bootstrap
-replicates (the same likelihood, checked to agree to 1e-6 in tests/estimate)."""
+"""Poisson log-linear fits: statsmodels' GLM for the reported models on exact counts, a warm-started Newton solver
+for bootstrap replicates and for noisy released counts (the same likelihood, checked to agree to 1e-6 in
+tests/estimate).
+
+Noisy counts. A released count y = Poisson(mu) + noise of known variance v (privacy noise, collision error) has
+mean mu and variance mu + v; y + v is fitted as a Poisson count of mean mu + v, whose mean and variance both match
+(the "shifted Poisson" likelihood, the quasi-likelihood of variance function mu + v). Its score
+X' (mu / (mu + v)) (y - mu) weights each cell by how much of its variance is signal, so the noise of the many
+sparse cells (mu near 0, v fixed) no longer drives the interactions, as it does under the plain Poisson
+likelihood, whose score X' (y - mu) counts every residual alike. With v = 0 both are the Poisson likelihood."""
 
 from __future__ import annotations
 
@@ -12,10 +20,16 @@ from scipy.special import gammaln
 MAX_ABS_COEF = 25.0  # a coefficient beyond this means the MLE does not exist (a diverging fit)
 
 
-def _loglik(y: np.ndarray, mu: np.ndarray) -> float:
-    # log y! only shifts the likelihood by a constant of the data; noisy counts can be negative, so it is taken
-    # at max(y, 0) (the same constant for every model, so criteria and comparisons are unchanged)
-    return float(np.sum(y * np.log(np.where(mu > 0, mu, 1.0)) - mu - gammaln(np.maximum(y, 0.0) + 1.0)))
+def _loglik(y: np.ndarray, mu: np.ndarray, noise_var: np.ndarray | float = 0.0) -> float:
+    """Poisson log-likelihood of y + v at mean mu + v (module docstring; v = 0: the plain Poisson likelihood).
+    log y! only shifts it by a constant of the data; noisy counts can be negative, so it is taken at max(y + v, 0)
+    (the same constant for every model, so criteria and comparisons are unchanged)."""
+    yv, mv = _shifted(y, mu, noise_var)
+    return float(np.sum(yv * np.log(np.where(mv > 0, mv, 1.0)) - mv - gammaln(np.maximum(yv, 0.0) + 1.0)))
+
+
+def _shifted(y: np.ndarray, mu: np.ndarray, noise_var: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    return y + noise_var, mu + noise_var
 
 
 def _deviance(y: np.ndarray, mu: np.ndarray) -> float:
@@ -24,18 +38,29 @@ def _deviance(y: np.ndarray, mu: np.ndarray) -> float:
     return float(2.0 * np.sum(term - (y - mu)))
 
 
-def _newton_poisson(X: np.ndarray, y: np.ndarray, beta0: np.ndarray, maxiter: int = 60, tol: float = 1e-9):
-    """Poisson log-link MLE by Newton's method with step halving. Returns (beta, mu) or None when the MLE
-    does not exist numerically (no convergence, overflow, diverging parameters)."""
+def _newton_poisson(X: np.ndarray, y: np.ndarray, beta0: np.ndarray, maxiter: int = 60, tol: float = 1e-9,
+                    noise_var: np.ndarray | float = 0.0):
+    """Poisson log-link MLE (of y + noise_var at mu + noise_var, module docstring) by Fisher scoring with step
+    halving; with noise_var = 0 that is Newton's method. Returns (beta, mu) or None when the MLE does not exist
+    numerically (no convergence, overflow, diverging parameters)."""
     beta = beta0.astype(float).copy()
     eta = X @ beta
     if eta.max() > 700:
         return None
     mu = np.exp(eta)
-    ll = float(np.sum(y * eta - mu))
+    v = np.broadcast_to(np.asarray(noise_var, dtype=float), y.shape)
+    noisy = v > 0
+    yv = y + v
+
+    def objective(eta: np.ndarray, mu: np.ndarray) -> float:
+        log_mv = np.where(noisy, np.log(mu + v), eta)  # log(mu + v), exactly eta where v = 0
+        return float(np.sum(yv * log_mv - mu - v))
+
+    ll = objective(eta, mu)
     for _ in range(maxiter):
-        grad = X.T @ (y - mu)
-        hess = (X.T * mu) @ X
+        signal = np.where(noisy, mu / (mu + v), 1.0)
+        grad = X.T @ (signal * (y - mu))
+        hess = (X.T * (mu * signal)) @ X
         try:
             step = np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
@@ -48,7 +73,7 @@ def _newton_poisson(X: np.ndarray, y: np.ndarray, beta0: np.ndarray, maxiter: in
             eta_c = X @ cand
             if eta_c.max() <= 700:
                 mu_c = np.exp(eta_c)
-                ll_c = float(np.sum(y * eta_c - mu_c))
+                ll_c = objective(eta_c, mu_c)
                 if ll_c >= ll - 1e-10 * (1 + abs(ll)):
                     break
             t *= 0.5
