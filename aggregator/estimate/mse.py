@@ -36,9 +36,9 @@ log(observed people), as in Rcapture, AIC is -2 loglik + 2k. The search starts f
 Sparse data (Chan, Silverman & Vincent 2021, JASA; the SparseMSE R package)
 --------------------------------------------------------------------------
 * A list that nobody is on is dropped (its main effect would be -infinity), and so is a list whose released
-  total is within ``noise_z`` noise standard deviations of zero (its main effect is the noise's); the table is
-  collapsed onto the remaining lists (patterns restricted to them) and a warning says so. Fewer than two informative lists, or nobody seen, is refused with
-  :class:`EstimationError`.
+  people alone or with one other list are within ``noise_z`` noise standard deviations of zero (its main effect
+  is the noise's); the table is collapsed onto the remaining lists (patterns restricted to them) and a warning
+  says so. Fewer than two informative lists, or nobody seen, is refused with :class:`EstimationError`.
 * An interaction u_ij is identified only if its sufficient statistic, the overlap n_ij (people on both lists
   i and j), is positive; with n_ij = 0 its MLE is -infinity. Such pairs, and pairs whose overlap is not
   distinguishable from zero given the privacy noise (below ``max(min_overlap, noise_z * sd)`` with sd the
@@ -57,21 +57,28 @@ Sparse data (Chan, Silverman & Vincent 2021, JASA; the SparseMSE R package)
 Intervals
 ---------
 95% intervals come from a parametric bootstrap of the whole procedure: each replicate draws Poisson counts
-from the chosen model's fitted cell means, re-adds the privacy noise (discrete Laplace with the release's
-scale, drawn with OpenDP's exact sampler, or a joint release's noise drawn as its computing parties draw it, all
-replicates at once) and, when given, the collision-correction error (Gaussian with the known extra variance per
-cell: a simulation of the hashing, not privacy noise), REPEATS THE MODEL SELECTION and refits;
-the interval is the percentile interval of the replicate totals. Repeating the selection matters: an
+from the chosen model's fitted cell means (noisy counts: below), re-adds the privacy noise (discrete Laplace
+with the release's scale, drawn with OpenDP's exact sampler, or a joint release's noise drawn as its computing
+parties draw it, all replicates at once) and, when given, the collision-correction error (Gaussian with the
+known extra variance per cell: a simulation of the hashing, not privacy noise), REPEATS THE MODEL SELECTION and
+refits; the interval is the percentile interval of the replicate totals. Repeating the selection matters: an
 interval conditional on the one chosen model ignores that a different model would have been chosen on
 slightly different data, and model uncertainty is typically the dominant uncertainty in MSE (Silverman
 2020, JRSS A), so conditional intervals are too narrow. Re-adding the noise makes the interval reflect the
 privacy noise as well as the Poisson sampling.
 
+On noisy released counts the replicates are drawn from the model AIC chooses, not BIC's. Under the noise the
+data show an interaction only weakly, BIC's heavier penalty then often leaves a real one out, and replicates
+drawn from the smaller model cannot show the bias of leaving it out: on the four-list synthetic nation (20 seeds,
+epsilon 1) the interval covered the true total in 88% of the stratum-seeds when drawn from the chosen model and
+97% when drawn from AIC's, widening it by +27% instead of +17% against the exact table. The point estimate
+stays the chosen model's.
+
 Replicates use the same likelihood, the same eligibility rules and the same search, but with a compact
 warm-started Newton solver (:func:`_newton_poisson`) instead of statsmodels, whose per-fit overhead
 (~1.5 ms) times (models x replicates) would not fit the time budget; the test-suite checks that both
-solvers agree. For 5-6 lists the replicate search is additionally capped at
-max(``bootstrap_max_terms`` (default 4), chosen interactions + 1) interactions, to keep a 6-list stratum's
+solvers agree. For 5-6 lists the replicate search is additionally capped at max(``bootstrap_max_terms``
+(default 4), interactions of the model drawn from + 1) interactions, to keep a 6-list stratum's
 500 replicates within seconds (about 8 s with BIC, 16 s with AIC on the UK 2013 six-list data on one core)
 without forcing replicates below the size of the chosen model; ``search`` in the result says so.
 
@@ -144,9 +151,10 @@ def _prepare(table: PatternTable, noise_scale: float, noise_model: str | None = 
 
 def _collapse(lists: tuple[str, ...], raw: np.ndarray, nv: np.ndarray, noise_z: float) -> _Prepared:
     """The counts on the lists that carry information: a list with nobody on it, or (noisy counts) fewer people
-    than noise_z standard deviations of its total's noise, has a main effect of -infinity or one the noise
-    decides; the table is collapsed onto the other lists (a person's pattern restricted to them, noise variances
-    added; people on the dropped lists only join the unseen, whom the model estimates)."""
+    alone or with one other list than noise_z standard deviations of their noise, has a main effect of -infinity or
+    one the noise decides (the patterns of three lists or more hold few people and mostly noise, so they are left
+    out of that test); the table is collapsed onto the other lists (a person's pattern restricted to them, noise
+    variances added; people on the dropped lists only join the unseen, whom the model estimates)."""
     y = raw.copy()
     clamped = int(np.sum(raw < 0))
     bits = _bits(len(lists))
@@ -155,8 +163,10 @@ def _collapse(lists: tuple[str, ...], raw: np.ndarray, nv: np.ndarray, noise_z: 
             "nobody is counted in this stratum (the pattern counts sum to zero or less), so there is nothing "
             "to estimate from"
         )
+    low = bits.sum(axis=1) <= 2  # a list's people are nearly all on it alone or with one other; the rest is noise
     keep = [i for i in range(len(lists))
-            if y[bits[:, i] == 1].sum() > noise_z * math.sqrt(float(nv[bits[:, i] == 1].sum()))]
+            if y[bits[:, i] == 1].sum() > 0
+            and y[low & (bits[:, i] == 1)].sum() > noise_z * math.sqrt(float(nv[low & (bits[:, i] == 1)].sum()))]
     dropped = tuple(lists[i] for i in range(len(lists)) if i not in keep)
     if len(keep) < 2:
         raise EstimationError(
@@ -435,9 +445,15 @@ def estimate_stratum(
     lower = upper = None
     failures = 0
     if n_bootstrap > 0:
+        source, drawn_from = best, "the chosen model"
+        if np.any(prep.noise_var > 0) and criterion != "aic":
+            richer, _ = _Searcher(prep, eligible, "aic", True, max_unseen_ratio, max_terms, max_fits).search()
+            if richer is not None:
+                names = ", ".join(f"{prep.lists[i]}:{prep.lists[j]}" for i, j in richer[0]) or "independence"
+                source, drawn_from = richer, f"the model AIC chooses ({names})"
         totals, failures, boot_how = _bootstrap(
-            prep, best, noise_scale, noise_model, table, criterion, n_bootstrap, seed, min_overlap, noise_z,
-            max_unseen_ratio, max_terms, max_fits, max(bootstrap_max_terms, len(chosen.terms) + 1),
+            prep, source, drawn_from, noise_scale, noise_model, table, criterion, n_bootstrap, seed, min_overlap,
+            noise_z, max_unseen_ratio, max_terms, max_fits, max(bootstrap_max_terms, len(source[0]) + 1),
         )
         how += f"; bootstrap: {boot_how}; {interval} interval"
         if len(totals) >= max(10, n_bootstrap // 2):
@@ -480,10 +496,10 @@ def estimate_stratum(
     )
 
 
-def _bootstrap(prep, best, noise_scale, noise_model, table, criterion, n_boot, seed, min_overlap, noise_z,
-               max_unseen_ratio, max_terms, max_fits, bootstrap_max_terms):
+def _bootstrap(prep, source, drawn_from, noise_scale, noise_model, table, criterion, n_boot, seed, min_overlap,
+               noise_z, max_unseen_ratio, max_terms, max_fits, bootstrap_max_terms):
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    mu = best[2]
+    mu = source[2]
     n_cells = len(mu)
     draws = rng.poisson(np.broadcast_to(mu, (n_boot, n_cells))).astype(float)
     draws += noise_draws(noise_scale, n_boot * n_cells, noise_model).reshape(n_boot, n_cells)
@@ -506,7 +522,7 @@ def _bootstrap(prep, best, noise_scale, noise_model, table, criterion, n_boot, s
             continue
         totals.append(float(rep.y.sum()) + model[3])
     noise = "discrete Laplace noise (OpenDP)" if noise_model is None else f"{noise_model} noise (exact shares)"
-    how = (f"{n_boot} replicates, Poisson redraw from the chosen model + {noise} b={noise_scale:g}"
+    how = (f"{n_boot} replicates, Poisson redraw from {drawn_from} + {noise} b={noise_scale:g}"
            f"{' + collision variance' if np.any(extra > 0) else ''}, selection repeated in each "
            f"(at most {terms_cap} interactions)")
     return np.asarray(totals), failures, how
