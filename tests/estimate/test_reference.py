@@ -116,7 +116,7 @@ def test_noisy_counts_fit_maximises_the_shifted_poisson_likelihood():
     table = PatternTable.from_patterns(UK5_LISTS, UKDAT_5)
     y = np.asarray(table.counts, dtype=float) + np.resize([3.5, -4.0, 1.0, -2.5, 6.0], len(table.counts))
     v = np.resize([30.0, 45.0, 60.0], len(y))
-    prep = mse._collapse(table.lists, y, v, 2.0)
+    prep = mse._collapse(table.lists, y, v)
     assert prep.lists == UK5_LISTS
     pairs = ((0, 2),)
     X = mse._design(prep.bits, pairs)

@@ -106,19 +106,20 @@ def test_noisy_replicates_are_drawn_from_the_model_aic_chooses():
 
 
 def test_a_list_the_noise_hides_is_left_out():
-    """A list whose released total is within two noise sds of zero carries no information on its main effect;
-    it is left out and the table collapsed onto the other lists (its overlaps added to their patterns)."""
+    """A list whose released people (alone or with one other list) are within one noise sd of zero carries no
+    information on its main effect; it is left out and the table collapsed onto the other lists (its overlaps added
+    to their patterns)."""
     n = {("a",): 300, ("b",): 250, ("c",): 200, ("a", "b"): 60, ("a", "c"): 40, ("b", "c"): 35, ("a", "b", "c"): 8}
     base = PatternTable.from_patterns(("a", "b", "c"), n)
     lists = ("a", "b", "c", "d")
     counts = [0.0] * 15
     for mask, value in enumerate(base.counts, start=1):
         counts[mask - 1] = value
-    counts[8 - 1], counts[9 - 1], counts[12 - 1] = 6.0, 5.0, -3.0  # d alone, a+d, c+d: noise about nobody
+    counts[8 - 1], counts[9 - 1], counts[12 - 1] = 3.0, 2.0, -3.0  # d alone, a+d, c+d: noise about nobody (sd 5.6)
     est = estimate_stratum(PatternTable(lists, tuple(counts)), 2.0, n_bootstrap=0)
     assert est.dropped_lists == ("d",)
     assert est.lists == ("a", "b", "c")
-    assert est.observed == pytest.approx(sum(base.counts) + 5.0 - 3.0)  # a+d and c+d join a and c; d alone is unseen
+    assert est.observed == pytest.approx(sum(base.counts) + 2.0 - 3.0)  # a+d and c+d join a and c; d alone is unseen
     assert any("too few to tell from the noise" in w for w in est.warnings)
 
 
@@ -174,3 +175,14 @@ def test_pattern_table_validation():
     with pytest.raises(EstimationError):
         PatternTable.from_patterns(("a", "b"), {("c",): 1})
 
+
+
+def test_overlaps_the_noise_hides_are_refused():
+    """When the people on two or more lists are within two noise sds of zero, the unseen count is the noise's
+    (n1 n2 / n12 with n12 about its sd); the stratum is refused, not shown with an interval the noise decides."""
+    n = {("a",): 300, ("b",): 250, ("c",): 200, ("a", "b"): 8, ("a", "c"): 6, ("b", "c"): 5, ("a", "b", "c"): 1}
+    table = PatternTable.from_patterns(("a", "b", "c"), n)
+    assert math.isfinite(estimate_stratum(table, 0.0, n_bootstrap=0).estimate)
+    # the four overlap cells carry noise of scale 4 (sd 5.6 each, 11.3 together): 20 < 2 x 11.3
+    with pytest.raises(EstimationError, match="cannot be told from the noise"):
+        estimate_stratum(table, 4.0, n_bootstrap=0)
