@@ -83,7 +83,7 @@ solvers agree. For 5-6 lists the replicate search is additionally capped at max(
 without forcing replicates below the size of the chosen model; ``search`` in the result says so.
 
 Known limitation: with strong privacy noise on sparse tables every interaction becomes non-estimable and the
-interval wide. When the people on two or more lists, on which every estimate rests, are within ``noise_z``
+interval wide. When the people on two of the lists, on which every estimate rests, are within ``noise_z``
 noise standard deviations of zero, the stratum is refused (:class:`EstimationError`) rather than shown with an
 interval that the noise decides (see benchmarks/mse.py for coverage and width by epsilon).
 """
@@ -386,13 +386,13 @@ def estimate_stratum(
     if noise_scale < 0 or not math.isfinite(noise_scale):
         raise ValueError(f"noise scale must be a finite number >= 0, got {noise_scale!r}")
     prep = _prepare(table, noise_scale, noise_model)
-    multi = float(prep.y[prep.bits.sum(axis=1) >= 2].sum())
-    noise_sd_multi = math.sqrt(float(prep.noise_var[prep.bits.sum(axis=1) >= 2].sum()))
-    if noise_sd_multi > 0 and multi < noise_z * noise_sd_multi:
-        # the same rule as for one pair of lists (sparse data above), for all the overlaps together
+    pairs = prep.bits.sum(axis=1) == 2  # most people seen twice are on two lists; higher patterns hold mostly noise
+    overlap, noise_sd_overlap = float(prep.y[pairs].sum()), math.sqrt(float(prep.noise_var[pairs].sum()))
+    if noise_sd_overlap > 0 and overlap < noise_z * noise_sd_overlap:
+        # the rule for one pair of lists (sparse data above), for all the pairs together
         raise EstimationError(
-            f"the people on two or more lists ({multi:.0f}, what the estimate rests on) are within {noise_z:g} "
-            f"standard deviations ({noise_sd_multi:.1f}) of the privacy noise: at this epsilon the overlaps cannot "
+            f"the people on two of the lists ({overlap:.0f}, what the estimate rests on) are within {noise_z:g} "
+            f"standard deviations ({noise_sd_overlap:.1f}) of the privacy noise: at this epsilon the overlaps cannot "
             "be told from the noise, so the data cannot say how many people are unseen"
         )
     eligible, excluded, overlaps = _eligible_pairs(prep, min_overlap, noise_z)

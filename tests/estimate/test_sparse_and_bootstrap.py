@@ -178,11 +178,11 @@ def test_pattern_table_validation():
 
 
 def test_overlaps_the_noise_hides_are_refused():
-    """When the people on two or more lists are within two noise sds of zero, the unseen count is the noise's
+    """When the people on two of the lists are within two noise sds of zero, the unseen count is the noise's
     (n1 n2 / n12 with n12 about its sd); the stratum is refused, not shown with an interval the noise decides."""
     n = {("a",): 300, ("b",): 250, ("c",): 200, ("a", "b"): 8, ("a", "c"): 6, ("b", "c"): 5, ("a", "b", "c"): 1}
     table = PatternTable.from_patterns(("a", "b", "c"), n)
     assert math.isfinite(estimate_stratum(table, 0.0, n_bootstrap=0).estimate)
-    # the four overlap cells carry noise of scale 4 (sd 5.6 each, 11.3 together): 20 < 2 x 11.3
+    # the three two-list cells carry noise of scale 4 (sd 5.6 each, 9.8 together): 19 < 2 x 9.8
     with pytest.raises(EstimationError, match="cannot be told from the noise"):
         estimate_stratum(table, 4.0, n_bootstrap=0)
