@@ -4,7 +4,9 @@ Input is only what the joint result opened: per stratum of the plan the noisy co
 pattern. Collision correction (estimate/buckets.py) turns those into a pattern table of people with a known extra
 variance (privacy noise plus hashing); the log-linear estimate with model search and a parametric bootstrap that
 repeats the search (estimate/mse.py) gives the total with a 95% interval. `registered` is the deduplicated number
-of people any organisation knows in the stratum (linear counting of the stratum cell, with its own interval).
+of people any organisation knows in the stratum (linear counting of the stratum cell, with its own interval); from
+plan version 4 of people known under a name and date of birth, the only ones whose overlaps can be counted
+(joint/plan.py: overlaps of linkable people).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ CAVEATS = (
     "heterogeneity: people who are hard to see for one list are often hard to see for all; strata (minors, "
     "Dutch victims) take out the known part, what is left makes the estimate too low.",
 )
+LINKABLE_CAVEAT = ("linkage: only people known under a name and date of birth can be matched across lists, so only "
+                   "they are registered here; a person known only without them (as at the anonymous help line) "
+                   "counts among the unseen.")
 
 
 REPORT_BOOTSTRAP = 200  # replicates behind the report's and the demo's intervals (`aggregator estimate` takes more)
@@ -121,4 +126,5 @@ def dark_number(db_path: Path, period: int, *, n_bootstrap: int = 500, seed: int
             lower, upper = math.floor(lower), math.ceil(upper)
         rows.append(StratumRow(stratum_label(name), round(registered.estimate), math.floor(registered.lower),
                                math.ceil(registered.upper), estimate, lower, upper, share, model, notes))
-    return DarkNumberReport(period, list(lists), criterion, n_bootstrap, rows)
+    caveats = CAVEATS + ((LINKABLE_CAVEAT,) if plan.linkable_overlaps else ())
+    return DarkNumberReport(period, list(lists), criterion, n_bootstrap, rows, caveats)

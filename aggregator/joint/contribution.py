@@ -6,7 +6,8 @@ key is derived from the linkage key and the plan, so buckets agree across organi
 the same bucket everywhere) and nobody without the linkage key can compute them. The 0/1 vector over all cells is
 Shamir-shared and each share encrypted to one party; the exact vector and its counts never leave this function.
 People known here only under a local pseudonym (no family name or no date of birth) also go into the plan's
-"unlinked" cells, which bound the linkage error (plan.py, linkage bounds).
+"unlinked" cells, which bound the linkage error (plan.py, linkage bounds), and from plan version 4 not into the
+stratum cells, whose overlaps they would break (plan.py, overlaps of linkable people).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def bucket_vector(con, plan: Plan, linkage_key: bytes):
             WITH c AS (SELECT UNNEST($start::UBIGINT[]) AS start, UNNEST($m::UBIGINT[]) AS m,
                               UNNEST($name::VARCHAR[]) AS name)
             SELECT DISTINCT {bucket} AS j FROM people_hashed AS p JOIN c ON c.name = {stratum_expression(plan.strata)}
+            {'WHERE p.linkable' if plan.linkable_overlaps else ''}
         """
         hits = con.execute(sql, params).fetchnumpy()["j"]
         vector[np.asarray(hits, dtype=np.int64)] = 1

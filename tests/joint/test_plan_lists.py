@@ -77,7 +77,7 @@ def test_without_lists_the_plan_is_as_before_and_bad_groupings_are_refused():
         assert len(flat) == len(set(flat)) == len(set(types))
 
 
-def test_each_person_fills_one_bucket_of_exactly_their_stratum():
+def test_each_linkable_person_fills_one_bucket_of_exactly_their_stratum():
     plan = _plan(lists="four", strata=("age", "origin"))
     con = duckdb.connect()
     con.execute("""CREATE TEMP TABLE people AS SELECT * FROM (VALUES
@@ -87,9 +87,15 @@ def test_each_person_fills_one_bucket_of_exactly_their_stratum():
     vector = bucket_vector(con, plan, b"k" * 32)
     offsets = plan.layout().offsets()
     filled = {c["name"]: int(vector[slice(*offsets[c["name"]])].sum()) for c in plan.cells_of(STRATA_GROUP)}
-    # p3's unknown age and origin go with adults and non-Dutch (plan.STRATIFIERS)
+    # p3, known here only under a local pseudonym, is in no stratum cell (plan version 4: overlaps of linkable people)
+    assert plan.version == 4 and plan.linkable_overlaps
     assert filled == {"stratum=minor/dutch": 1, "stratum=minor/non_dutch": 1, "stratum=adult/dutch": 0,
-                      "stratum=adult/non_dutch": 2}  # fixed key and plan: no collision here
+                      "stratum=adult/non_dutch": 1}  # fixed key and plan: no collision here
+    # in a version 3 plan p3 was there: its unknown age and origin go with adults and non-Dutch (plan.STRATIFIERS)
+    older = Plan({**plan.document, "plan_version": 3}, plan.digest)
+    assert not older.linkable_overlaps
+    v3 = bucket_vector(con, older, b"k" * 32)
+    assert int(v3[slice(*offsets["stratum=adult/non_dutch"])].sum()) == 2
     # only p3, known here under a local pseudonym, is in the linkage-bound cells, and in its own cell only
     unlinked = {c["name"]: int(vector[slice(*offsets[c["name"]])].sum()) for c in plan.cells_of(UNLINKED_GROUP)}
     assert {name: n for name, n in unlinked.items() if n} == {"unlinked:form=labour,age_band=unknown": 1}
