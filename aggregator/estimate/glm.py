@@ -24,12 +24,8 @@ def _loglik(y: np.ndarray, mu: np.ndarray, noise_var: np.ndarray | float = 0.0) 
     """Poisson log-likelihood of y + v at mean mu + v (module docstring; v = 0: the plain Poisson likelihood).
     log y! only shifts it by a constant of the data; noisy counts can be negative, so it is taken at max(y + v, 0)
     (the same constant for every model, so criteria and comparisons are unchanged)."""
-    yv, mv = _shifted(y, mu, noise_var)
+    yv, mv = y + noise_var, mu + noise_var
     return float(np.sum(yv * np.log(np.where(mv > 0, mv, 1.0)) - mv - gammaln(np.maximum(yv, 0.0) + 1.0)))
-
-
-def _shifted(y: np.ndarray, mu: np.ndarray, noise_var: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    return y + noise_var, mu + noise_var
 
 
 def _deviance(y: np.ndarray, mu: np.ndarray) -> float:

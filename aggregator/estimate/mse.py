@@ -37,8 +37,8 @@ Sparse data (Chan, Silverman & Vincent 2021, JASA; the SparseMSE R package)
 --------------------------------------------------------------------------
 * A list that nobody is on is dropped (its main effect would be -infinity), and so is a list whose released
   people alone or with one other list are within one noise standard deviation of zero (its main effect is the
-  noise's; ``LIST_NOISE_Z``); the table is collapsed onto the remaining lists (patterns restricted to them) and a warning
-  says so. Fewer than two informative lists, or nobody seen, is refused with :class:`EstimationError`.
+  noise's; ``LIST_NOISE_Z``); the table is collapsed onto the remaining lists (patterns restricted to them) and
+  a warning says so. Fewer than two informative lists, or nobody seen, is refused with :class:`EstimationError`.
 * An interaction u_ij is identified only if its sufficient statistic, the overlap n_ij (people on both lists
   i and j), is positive; with n_ij = 0 its MLE is -infinity. Such pairs, and pairs whose overlap is not
   distinguishable from zero given the privacy noise (below ``max(min_overlap, noise_z * sd)`` with sd the
@@ -421,8 +421,8 @@ def estimate_stratum(
         notes.append(f"{prep.clamped_cells} noisy pattern count(s) are negative; they are fitted as released "
                      "(clamping them to 0 would bias the estimate down)")
     if prep.dropped_lists:
-        notes.append(f"list(s) with nobody on them{', or too few to tell from the noise,' if noise_scale else ''} were "
-                     f"left out: {', '.join(prep.dropped_lists)}")
+        noisy = ", or too few to tell from the noise," if np.any(prep.noise_var > 0) else ""
+        notes.append(f"list(s) with nobody on them{noisy} were left out: {', '.join(prep.dropped_lists)}")
     if excluded:
         names = ", ".join(f"{prep.lists[i]}:{prep.lists[j]} ({overlaps[(i, j)]:g})" for i, j in excluded)
         notes.append(f"interaction(s) not estimable, excluded: zero or near-zero overlap (people on both lists): {names}")

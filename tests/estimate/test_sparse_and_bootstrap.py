@@ -176,7 +176,6 @@ def test_pattern_table_validation():
         PatternTable.from_patterns(("a", "b"), {("c",): 1})
 
 
-
 def test_overlaps_the_noise_hides_are_refused():
     """When the people on two of the lists are within two noise sds of zero, the unseen count is the noise's
     (n1 n2 / n12 with n12 about its sd); the stratum is refused, not shown with an interval the noise decides."""
