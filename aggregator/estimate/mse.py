@@ -459,7 +459,7 @@ def estimate_stratum(
                 names = ", ".join(f"{prep.lists[i]}:{prep.lists[j]}" for i, j in richer[0]) or "independence"
                 source, drawn_from = richer, f"the model AIC chooses ({names})"
         totals, failures, boot_how = _bootstrap(
-            prep, source, drawn_from, noise_scale, noise_model, table, criterion, n_bootstrap, seed, min_overlap,
+            prep, source, drawn_from, noise_scale, noise_model, criterion, n_bootstrap, seed, min_overlap,
             noise_z, max_unseen_ratio, max_terms, max_fits, max(bootstrap_max_terms, len(source[0]) + 1),
         )
         how += f"; bootstrap: {boot_how}; {interval} interval"
@@ -503,7 +503,7 @@ def estimate_stratum(
     )
 
 
-def _bootstrap(prep, source, drawn_from, noise_scale, noise_model, table, criterion, n_boot, seed, min_overlap,
+def _bootstrap(prep, source, drawn_from, noise_scale, noise_model, criterion, n_boot, seed, min_overlap,
                noise_z, max_unseen_ratio, max_terms, max_fits, bootstrap_max_terms):
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     mu = source[2]
