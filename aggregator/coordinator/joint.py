@@ -371,9 +371,9 @@ def joint_tables(plan, cells: dict[str, JointCell], known: dict[tuple[str, ...],
     individually per cell, per table) floors the integer figures. Empty without cells.
 
     With linkage bounds (plan.py) each cell's distinct people lie between L - U and L, L the distinct pseudonyms and
-    U the people contributed under local pseudonyms: the tables fitted from L then become L - q U (variance
-    + q^2 var U; consistency.shifted_release), q = UNLINKED_KNOWN_ELSEWHERE, and each keeps its cells' U and
-    var(U) (`unlinked`) and the tables fitted from L alone (`linked`) for the bounds, which do not depend on q
+    U the people contributed under local pseudonyms: the tables fitted from L then become L - q U (covariance
+    + q^2 that of U; consistency.shifted_release), q = UNLINKED_KNOWN_ELSEWHERE, and each keeps its U (`unlinked`,
+    unlinked_tables) and the table fitted from L alone (`linked`) for the bounds, which do not depend on q
     (national_joint.figures)."""
     import itertools
 
@@ -388,34 +388,56 @@ def joint_tables(plan, cells: dict[str, JointCell], known: dict[tuple[str, ...],
         names = [cell_name(dims, key) for key in itertools.product(*(codes(d) for d in dims))] if dims else [TOTAL]
         measured[dims] = ([cells[n].estimate for n in names], [cells[n].variance for n in names])
     linked = consistent_release(measured, known)
-    if plan.unlinked_dims is None:
+    if not plan.unlinked_groups:
         return linked
-    unlinked = {dims: unlinked_people(plan, cells, dims) for dims in measured}
-    q = UNLINKED_KNOWN_ELSEWHERE
-    # U is one measurement shared by every table (sums of the same cells), so it is subtracted after the fit of L
-    tables = shifted_release(linked, {dims: [(q * u, q * q * uv) for u, uv in per_cell]
-                                      for dims, per_cell in unlinked.items()})
+    unlinked = unlinked_tables(plan, cells, list(measured))
+    # U is measured apart from L (other cells, other noise draws), so it is subtracted after the fit of L
+    tables = shifted_release(linked, unlinked, UNLINKED_KNOWN_ELSEWHERE)
     for dims, table in tables.items():
         table.unlinked, table.linked = unlinked[dims], linked[dims]
     return tables
 
 
-def unlinked_people(plan, cells: dict[str, JointCell], dims: tuple[str, ...]) -> list[tuple[float, float]]:
-    """Per cell of the marginal `dims` (codelist order): the estimated people contributed under a local pseudonym
-    and its variance, summed over the plan's "unlinked" cells that fall in it. A cell's own estimate is not clamped
-    at zero (linear counting is about the identity near zero), so the noise of many empty cells does not add up
-    to a positive bias."""
+def unlinked_tables(plan, cells: dict[str, JointCell], tables: list[tuple[str, ...]]) -> dict:
+    """The estimated people contributed under a local pseudonym per cell of each table (the total () and the planned
+    marginals), as consistency.ConsistentTable with the covariance of its cells. A cell's own estimate is not
+    clamped at zero (linear counting is about the identity near zero), so the noise of many empty cells does not
+    add up to a positive bias.
+
+    Plans 2-4 measured the cross of the marginals' dimensions: a table's cell is the sum of the cross cells that fall
+    in it, and its cells are independent. From plan 5 each marginal is measured: the tables are their weighted least
+    squares fit (consistency._group_estimates, weights 1 / cell variance), so the total draws on every marginal and
+    the marginals add up to it."""
     import itertools
 
     from ..contract.codelists import codes
     from ..joint.plan import unlinked_cell_name
+    from ..privacy.consistency import ConsistentTable, _group_estimates
 
-    udims = plan.unlinked_dims
-    index = [udims.index(d) for d in dims]
-    sums: dict[tuple[str, ...], list[float]] = {key: [0.0, 0.0] for key in itertools.product(*(codes(d) for d in dims))}
-    for ukey in itertools.product(*(codes(d) for d in udims)):
-        cell = cells[unlinked_cell_name(udims, ukey)]
-        entry = sums[tuple(ukey[i] for i in index)]
-        entry[0] += cell.estimate if cell.noisy_buckets > 0 else float(cell.noisy_buckets)
-        entry[1] += cell.variance
-    return [(u, v) for u, v in sums.values()]
+    def measured(dims):
+        found = [cells[unlinked_cell_name(dims, key)] for key in itertools.product(*(codes(d) for d in dims))]
+        return ([c.estimate if c.noisy_buckets > 0 else float(c.noisy_buckets) for c in found],
+                [c.variance for c in found])
+
+    out = {}
+    if plan.version >= 5:
+        fitted = _group_estimates([(dims, v, u) for dims, _ in plan.unlinked_groups for u, v in [measured(dims)]],
+                                  tables, covariance=True)
+        for dims, (estimate, variance, covariance) in fitted.items():
+            keys = list(itertools.product(*(codes(d) for d in dims)))
+            out[dims] = ConsistentTable(dims, keys, [float(x) for x in estimate], [float(x) for x in variance],
+                                        [round(float(x)) for x in estimate],
+                                        covariance=[[float(c) for c in row] for row in covariance])
+        return out
+    ((udims, _),) = plan.unlinked_groups
+    u, v = measured(udims)
+    for dims in tables:
+        index = [udims.index(d) for d in dims]
+        sums: dict[tuple[str, ...], list[float]] = {key: [0.0, 0.0] for key in itertools.product(*(codes(d) for d in dims))}
+        for ukey, cu, cv in zip(itertools.product(*(codes(d) for d in udims)), u, v):
+            entry = sums[tuple(ukey[i] for i in index)]
+            entry[0] += cu
+            entry[1] += cv
+        out[dims] = ConsistentTable(dims, list(sums), [e[0] for e in sums.values()], [e[1] for e in sums.values()],
+                                    [round(e[0]) for e in sums.values()])
+    return out

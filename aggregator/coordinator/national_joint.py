@@ -46,7 +46,7 @@ def with_joint(con, names: list[str], periods: list[int], rows: list) -> tuple[l
             elif covering is not None and covering in tables:
                 out[i] = dataclasses.replace(row, joint=_cell(tables[covering],
                                                               tuple(row.dims[d] for d in covering), cells))
-        if plan.unlinked_dims is not None and tables:
+        if plan.unlinked_groups and tables:
             unlinked = figures(tables[()], [()])["unlinked"]
             notes.append(f"joint release {per}: about {unlinked:,} people were known to an organisation only without a "
                          "name or date of birth, so they cannot be matched across organisations; the joint estimate takes "
@@ -88,9 +88,7 @@ def figures(table, keys: list[tuple[str, ...]]) -> dict[str, Any]:
     if table.unlinked is None:
         se, low, high = bounded_interval(wls, variance, known)
     else:
-        index = [table.keys.index(k) for k in keys]
-        u = math.fsum(table.unlinked[i][0] for i in index)
-        u_variance = math.fsum(table.unlinked[i][1] for i in index)
+        u, u_variance, _ = table.unlinked.sum_of(keys)
         linked, linked_variance, _ = table.linked.sum_of(keys)
         width = max(u - Z_95 * math.sqrt(u_variance), 0.0)  # the bounds' distance, erring small
         z = bound_z(width, math.sqrt(linked_variance + u_variance))

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from .plan import STRATA_GROUP, STRATIFIERS, STRATUM_FALLBACK, UNLINKED_GROUP, UNLINKED_PREFIX, Plan, group_name
+from .plan import STRATA_GROUP, STRATIFIERS, STRATUM_FALLBACK, UNLINKED_PREFIX, Plan, group_name
 
 
 def bucket_salt(linkage_key: bytes, plan: Plan) -> str:
@@ -51,8 +51,8 @@ def bucket_vector(con, plan: Plan, linkage_key: bytes):
     )
     bucket = "p.bucket_hash % c.m + c.start"
     groups = [(dims, plan.cells_of(group_name(dims)), "TRUE") for dims in [(), *plan.marginals]]
-    if plan.unlinked_dims is not None:  # linkage bounds: the people this organisation knows under a local pseudonym
-        groups.append((plan.unlinked_dims, plan.cells_of(UNLINKED_GROUP), "NOT p.linkable"))
+    # linkage bounds: the people this organisation knows under a local pseudonym
+    groups += [(dims, plan.cells_of(group), "NOT p.linkable") for dims, group in plan.unlinked_groups]
     for dims, cells, where in groups:
         starts = [offsets[c["name"]][0] for c in cells]
         ms = [int(c["m"]) for c in cells]

@@ -27,10 +27,16 @@ Linkage bounds (plans from plan_version 2 on). A person without a family name or
 gets a pseudonym local to that organisation (organisation/pseudonyms.py), so the deduplicated counts above count them
 once per organisation that knows them that way: the help line, for one, exports no names. The distinct people of a
 cell therefore lie between (distinct pseudonyms) - (local pseudonyms) and (distinct pseudonyms). To bound them the
-plan adds the group "unlinked": one cell per combination of the planned marginals' dimensions (the cross of their
-codelists), holding only the people an organisation contributes under a local pseudonym. A person is in at most one
-of its cells: sensitivity 1. It gets UNLINKED_SHARE of the epsilon that is not the pattern tables' half, and each
-of the other groups outside the pattern tables gives up that share of its own.
+plan measures the people an organisation contributes under a local pseudonym apart, in "unlinked" cells. They get
+UNLINKED_SHARE of the epsilon that is not the pattern tables' half, and each of the other groups outside the pattern
+tables gives up that share of its own.
+  plan_version 2-4: one group "unlinked", a cell per combination of the planned marginals' dimensions (the cross of
+    their codelists, 25 by default); a person is in at most one of its cells: sensitivity 1. A marginal's cell sums 5
+    of them and the total all 25, so the total's bounds carried 25 cells' noise.
+  plan_version 5: one group per planned marginal ("unlinked:form", ...), a cell per cell of that marginal, each
+    group sensitivity 1 with an equal part of the share. At two marginals a cell carries 4 times the noise variance
+    of a cross cell instead of the 5 it summed, and the total, fitted from both marginals (coordinator/joint.py),
+    about 10 instead of 25; with more marginals the cross grows as a product and the marginals as a sum.
 
 Overlaps of linkable people (plans from plan_version 4). A person known at the help line (local pseudonym) and to
 care coordination would be two people in the overlap tables, one on each list: the overlap that multiple-systems
@@ -54,9 +60,10 @@ from typing import Any
 from ..errors import ConfigError, InputError, UsageError
 
 PLAN_TYPE = "application/vnd.registration-aggregator.plan+json"
-PLAN_VERSION = 4  # 2: the "unlinked" group (linkage bounds); 3: every party draws a Polya share of the noise;
-# 4: the stratum cells, and the overlap tables built on them, hold only people known under a linkable pseudonym
-PLAN_VERSIONS = (1, 2, 3, 4)  # read and computed; 1 has no linkage bounds; 1 and 2 draw noise in pairs
+PLAN_VERSION = 5  # 2: the "unlinked" group (linkage bounds); 3: every party draws a Polya share of the noise;
+# 4: the stratum cells, and the overlap tables built on them, hold only people known under a linkable pseudonym;
+# 5: the unlinked people measured per planned marginal instead of over the cross of their dimensions
+PLAN_VERSIONS = (1, 2, 3, 4, 5)  # read and computed; 1 has no linkage bounds; 1 and 2 draw noise in pairs
 BUCKET_FACTOR = 8
 MIN_BUCKETS = 64
 DEFAULT_MARGINALS: tuple[tuple[str, ...], ...] = (("form",), ("age_band",))
@@ -76,16 +83,15 @@ PRIOR_SHARES: dict[str, dict[str, float]] = {
 # Linkage bounds (module docstring): the share of epsilon for the people contributed under a local pseudonym and the
 # prior share of such contributions among the people known (chosen, from docs/figures.md: the help line's 285
 # chatters are about 4% of ~7,000, plus records without a date of birth). The share is chosen: the bounds of a
-# total sum the noise of every "unlinked" cell (25 by default), so at an eighth that noise (sd about 80 at epsilon 1)
-# would widen the national interval more than the unlinked people themselves; a quarter halves it and costs the
-# other groups a third more noise. The prior sizes their buckets, at least UNLINKED_MIN_BUCKETS: linear counting is
-# near the identity only while the noise (sd about 8 per cell at epsilon 1) is small against the buckets.
-UNLINKED_GROUP = "unlinked"
+# total carry the noise of the "unlinked" cells, so at an eighth that noise would widen the national interval more
+# than the unlinked people themselves; a quarter halves it and costs the other groups a third more noise. The prior
+# sizes their buckets, at least UNLINKED_MIN_BUCKETS: linear counting is near the identity only while the noise (sd
+# about 8 per cell at epsilon 1) is small against the buckets.
+UNLINKED_GROUP = "unlinked"  # the one group of plans 2-4 (the cross); from plan 5 the prefix of one group per marginal
 UNLINKED_PREFIX = "unlinked:"
 UNLINKED_SHARE = Fraction(1, 4)
 PRIOR_UNLINKED_SHARE = 0.06
 UNLINKED_MIN_BUCKETS = 512
-MAX_UNLINKED_CELLS = 100  # the bounds of a total sum the noise of every cell: more dimensions, wider bounds
 
 # Lists for multiple-systems estimation: reporter types grouped as the Dutch studies did (docs/figures.md, F10: police,
 # military police, labour inspectorate, regional care coordinators, residential care and shelters, others), or fewer
@@ -195,12 +201,15 @@ class Plan:
         return self.version >= 4
 
     @property
-    def unlinked_dims(self) -> tuple[str, ...] | None:
-        """The dimensions of the plan's "unlinked" cells (module docstring: linkage bounds); None in plans without
-        them (plan_version 1), whose joint figures count a person known under local pseudonyms at k organisations
-        k times, unbounded."""
+    def unlinked_groups(self) -> list[tuple[tuple[str, ...], str]]:
+        """(dimensions, group) of each measurement of the people contributed under a local pseudonym (module
+        docstring: linkage bounds): the cross of the marginals' dimensions in plans 2-4, each planned marginal from
+        plan 5; empty in plans without linkage bounds (plan_version 1), whose joint figures count a person known
+        under local pseudonyms at k organisations k times, unbounded."""
+        if self.version >= 5:
+            return [(dims, unlinked_group_name(dims)) for dims in self.marginals or [()]]
         dims = self.document.get("unlinked_dims")
-        return tuple(dims) if dims is not None else None
+        return [] if dims is None else [(tuple(dims), UNLINKED_GROUP)]
 
     def list_index(self, reporter_type: str) -> int:
         """Which list an organisation of this reporter type is on."""
@@ -251,9 +260,8 @@ def unlinked_cell_name(dims: tuple[str, ...], key: tuple[str, ...]) -> str:
     return UNLINKED_PREFIX + (cell_name(dims, key) if dims else TOTAL)
 
 
-def unlinked_dimensions(marginals) -> tuple[str, ...]:
-    """Every dimension of the planned marginals, once, in order of first appearance."""
-    return tuple(dict.fromkeys(d for dims in marginals for d in dims))
+def unlinked_group_name(dims: tuple[str, ...]) -> str:
+    return UNLINKED_PREFIX + group_name(dims)
 
 
 def _buckets(expected: float) -> int:
@@ -344,17 +352,15 @@ def build_plan(
         for name, _ in strata_cells:
             split[name + PATTERNS_SUFFIX] = epsilon / 2
             split[name + MULTIPLICITY_SUFFIX] = rest
-    unlinked_dims = unlinked_dimensions(marginals)
-    if math.prod(len(codes(d)) for d in unlinked_dims) > MAX_UNLINKED_CELLS:
-        raise UsageError(f"the planned marginals span {' x '.join(unlinked_dims)}: too many combinations (at most "
-                         f"{MAX_UNLINKED_CELLS}) for the cells that bound the people known without a name or date "
-                         "of birth; plan fewer or smaller marginals", "marginal")
-    for key in itertools.product(*(codes(d) for d in unlinked_dims)):
-        expected = prior_total * PRIOR_UNLINKED_SHARE * _prior_share(unlinked_dims, key)
-        cells.append({"name": unlinked_cell_name(unlinked_dims, key), "group": UNLINKED_GROUP,
-                      "m": max(UNLINKED_MIN_BUCKETS, _buckets(expected))})
     counted = [g for g in split if not g.endswith(PATTERNS_SUFFIX)]  # the pattern tables keep their half
-    split[UNLINKED_GROUP] = (epsilon - (epsilon / 2 if lists is not None else 0)) * UNLINKED_SHARE
+    unlinked_epsilon = (epsilon - (epsilon / 2 if lists is not None else 0)) * UNLINKED_SHARE
+    measured = groups[1:] or [()]  # linkage bounds: the people contributed under a local pseudonym, per marginal
+    for dims in measured:
+        split[unlinked_group_name(dims)] = unlinked_epsilon / len(measured)
+        for key in itertools.product(*(codes(d) for d in dims)):
+            expected = prior_total * PRIOR_UNLINKED_SHARE * _prior_share(dims, key)
+            cells.append({"name": unlinked_cell_name(dims, key), "group": unlinked_group_name(dims),
+                          "m": max(UNLINKED_MIN_BUCKETS, _buckets(expected))})
     split.update({g: split[g] * (1 - UNLINKED_SHARE) for g in counted})
     bits = bit_length_for(max_orgs)
     document = {
@@ -366,7 +372,6 @@ def build_plan(
         "parties": [{"name": p.name, "encryption_key": p.encryption_key, "signing_key": p.signing_key}
                     for p in parties],
         "marginals": [list(m) for m in marginals],
-        "unlinked_dims": list(unlinked_dims),
         "prior_total": prior_total,
         "bucket_factor": BUCKET_FACTOR,
         "cells": cells,

@@ -57,10 +57,10 @@ class ConsistentTable:
     post: list[int] = field(default_factory=list)
     covariance: list[list[float]] | None = None  # fitted covariance of the cells (consistent_release keeps it)
     known: list[int] | None = None  # people known individually per cell, the floor of `post` (consistent_release)
-    # linkage bounds of a joint release (coordinator/joint.py: joint_tables): per cell, the estimated people contributed
-    # under local pseudonyms and its variance, and the same table fitted from the distinct pseudonyms; the cells of
-    # this table then hold the midpoint of the bounds
-    unlinked: list[tuple[float, float]] | None = None
+    # linkage bounds of a joint release (coordinator/joint.py: joint_tables): the estimated people contributed under
+    # local pseudonyms per cell, and the same table fitted from the distinct pseudonyms; the cells of this table then
+    # hold the point estimate between the bounds
+    unlinked: "ConsistentTable | None" = None
     linked: "ConsistentTable | None" = None
 
     def by_key(self) -> dict[tuple[str, ...], tuple[float, float, int]]:
@@ -317,18 +317,20 @@ def _integer_figures(tables: dict[tuple[str, ...], ConsistentTable]) -> dict[tup
     return done
 
 
-def shifted_release(tables: dict[tuple[str, ...], ConsistentTable],
-                    shifts: dict[tuple[str, ...], Sequence[tuple[float, float]]]) -> dict[tuple[str, ...], ConsistentTable]:
-    """Consistent tables minus a correction measured apart from them (the joint release's linkage correction,
-    coordinator/joint.py): per table and cell (correction, its variance). The corrections must add up across the
-    tables as their cells do, and a table's cells must be independent of each other and of the fit (different
-    noise draws), so the variances and the covariance diagonal just add. Integer figures again top-down."""
+def shifted_release(tables: dict[tuple[str, ...], ConsistentTable], shifts: dict[tuple[str, ...], ConsistentTable],
+                    factor: float) -> dict[tuple[str, ...], ConsistentTable]:
+    """Consistent tables minus `factor` times a correction measured apart from them (the joint release's linkage
+    correction, coordinator/joint.py), given per table as ConsistentTable. The corrections must add up across the
+    tables as their cells do and be independent of the fit (different noise draws), so covariances add (a
+    correction without a covariance has independent cells). Integer figures again top-down."""
     out = {}
     for dims, table in tables.items():
-        shift = list(shifts[dims])
+        shift = shifts[dims]
+        extra = shift.covariance or [[v if i == j else 0.0 for j in range(len(shift.variance))]
+                                     for i, v in enumerate(shift.variance)]
         covariance = None if table.covariance is None else [
-            [c + (shift[i][1] if i == j else 0.0) for j, c in enumerate(row)] for i, row in enumerate(table.covariance)]
-        out[dims] = ConsistentTable(dims, table.keys, [w - s for w, (s, _) in zip(table.wls, shift)],
-                                    [v + sv for v, (_, sv) in zip(table.variance, shift)], covariance=covariance,
-                                    known=table.known)
+            [c + factor * factor * e for c, e in zip(row, extra_row)] for row, extra_row in zip(table.covariance, extra)]
+        out[dims] = ConsistentTable(dims, table.keys, [w - factor * s for w, s in zip(table.wls, shift.wls)],
+                                    [v + factor * factor * sv for v, sv in zip(table.variance, shift.variance)],
+                                    covariance=covariance, known=table.known)
     return _integer_figures(out)

@@ -16,7 +16,10 @@ from aggregator.errors import UsageError
 from aggregator.joint.contribution import bucket_vector
 from aggregator.joint.layout import MULTIPLICITY_SUFFIX, PATTERNS_SUFFIX
 from aggregator.joint.noise import sensitivities
-from aggregator.joint.plan import LIST_PRESETS, STRATA_GROUP, UNLINKED_GROUP, UNLINKED_SHARE, Plan, PartyRef, build_plan
+from aggregator.joint.plan import (LIST_PRESETS, STRATA_GROUP, UNLINKED_GROUP, UNLINKED_PREFIX, UNLINKED_SHARE, Plan,
+                                   PartyRef, build_plan)
+
+from .util import version4_plan
 
 DEADLINE = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 
@@ -53,7 +56,9 @@ def test_the_split_spends_exactly_epsilon_and_the_scales_match_the_sensitivities
     spent = sum(eps[g] for g in sequential) + eps[strata[0] + PATTERNS_SUFFIX] + eps[strata[0] + MULTIPLICITY_SUFFIX]
     assert spent == Fraction(1)
     assert all(eps[s + PATTERNS_SUFFIX] == Fraction(1, 2) for s in strata)  # the pattern tables keep their half
-    assert eps[UNLINKED_GROUP] == Fraction(1, 2) * UNLINKED_SHARE  # linkage bounds: a share of the other half
+    # linkage bounds: a share of the other half, in equal parts for the planned marginals (plan version 5)
+    assert {g: e for g, e in eps.items() if g.startswith(UNLINKED_PREFIX)} == {
+        "unlinked:form": Fraction(1, 2) * UNLINKED_SHARE / 2, "unlinked:age_band": Fraction(1, 2) * UNLINKED_SHARE / 2}
     scales = plan.group_scales()
     for group, sensitivity in sensitivities(plan.layout({"a": 0})).items():
         assert Fraction(sensitivity) / Fraction(scales[group]) <= eps[group]
@@ -88,7 +93,7 @@ def test_each_linkable_person_fills_one_bucket_of_exactly_their_stratum():
     offsets = plan.layout().offsets()
     filled = {c["name"]: int(vector[slice(*offsets[c["name"]])].sum()) for c in plan.cells_of(STRATA_GROUP)}
     # p3, known here only under a local pseudonym, is in no stratum cell (plan version 4: overlaps of linkable people)
-    assert plan.version == 4 and plan.linkable_overlaps
+    assert plan.version == 5 and plan.linkable_overlaps
     assert filled == {"stratum=minor/dutch": 1, "stratum=minor/non_dutch": 1, "stratum=adult/dutch": 0,
                       "stratum=adult/non_dutch": 1}  # fixed key and plan: no collision here
     # in a version 3 plan p3 was there: its unknown age and origin go with adults and non-Dutch (plan.STRATIFIERS)
@@ -96,11 +101,19 @@ def test_each_linkable_person_fills_one_bucket_of_exactly_their_stratum():
     assert not older.linkable_overlaps
     v3 = bucket_vector(con, older, b"k" * 32)
     assert int(v3[slice(*offsets["stratum=adult/non_dutch"])].sum()) == 2
-    # only p3, known here under a local pseudonym, is in the linkage-bound cells, and in its own cell only
-    unlinked = {c["name"]: int(vector[slice(*offsets[c["name"]])].sum()) for c in plan.cells_of(UNLINKED_GROUP)}
-    assert {name: n for name, n in unlinked.items() if n} == {"unlinked:form=labour,age_band=unknown": 1}
-    assert len(unlinked) == 25  # form x age band, the planned marginals' dimensions
+    # only p3, known here under a local pseudonym, is in the linkage-bound cells, in its own cell of each marginal
+    unlinked = {c["name"]: int(vector[slice(*offsets[c["name"]])].sum()) for c in plan.document["cells"]
+                if c["group"].startswith(UNLINKED_PREFIX)}
+    assert {name: n for name, n in unlinked.items() if n} == {"unlinked:form=labour": 1, "unlinked:age_band=unknown": 1}
+    assert len(unlinked) == 10  # the cells of the planned marginals, form and age band
     assert np.isin(vector, (0, 1)).all()
+    # a version 4 plan measured them over form x age band: p3 in one of its 25 cells
+    cross = version4_plan(plan)
+    v4 = bucket_vector(con, cross, b"k" * 32)
+    offsets = cross.layout().offsets()
+    unlinked = {c["name"]: int(v4[slice(*offsets[c["name"]])].sum()) for c in cross.cells_of(UNLINKED_GROUP)}
+    assert {name: n for name, n in unlinked.items() if n} == {"unlinked:form=labour,age_band=unknown": 1}
+    assert len(unlinked) == 25
 
 
 def test_the_sql_stratum_and_its_python_twin_agree_on_every_code():
@@ -121,8 +134,15 @@ def test_the_sql_stratum_and_its_python_twin_agree_on_every_code():
             assert name == stratum_of(strata, {"age_band": age, "nationality_group": origin}), (strata, age, origin)
 
 
-def test_a_plan_whose_linkage_cells_would_explode_is_refused():
-    with pytest.raises(UsageError, match="too many combinations"):
-        _plan(marginals=(("form",), ("age_band",), ("province",), ("gender",)))  # 5 x 5 x 13 x 4 unlinked cells
-    plan = _plan(marginals=(("form", "age_band"),))  # the cross of one two-way marginal: 25 cells
-    assert len(plan.cells_of(UNLINKED_GROUP)) == 25
+def test_the_linkage_cells_grow_as_the_sum_of_the_marginals_not_their_cross():
+    """Plans 2-4 measured the cross (5 x 5 x 13 x 4 = 1,300 cells here, refused above 100); from plan 5 each marginal
+    is measured, 5 + 5 + 13 + 4 cells, each marginal's group with an equal part of the linkage share."""
+    marginals = (("form",), ("age_band",), ("province",), ("gender",))
+    plan = _plan(marginals=marginals)
+    groups = [group for _, group in plan.unlinked_groups]
+    assert [dims for dims, _ in plan.unlinked_groups] == list(marginals)
+    assert [len(plan.cells_of(g)) for g in groups] == [5, 5, 13, 4]
+    eps = plan.group_epsilons()
+    assert {eps[g] for g in groups} == {UNLINKED_SHARE / 4} and sum(eps.values()) == Fraction(1)
+    two_way = _plan(marginals=(("form", "age_band"),))  # a two-way marginal is measured as itself: 25 cells
+    assert len(plan.cells_of("unlinked:form")) == 5 and len(two_way.cells_of("unlinked:form,age_band")) == 25

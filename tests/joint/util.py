@@ -104,3 +104,25 @@ def chi2_gof(samples: np.ndarray, pmf: dict[int, float], min_expected: float = 5
     obs = np.bincount(idx, minlength=len(edges))
     exp = np.array(bins) * n
     return chi2_sf(float(((obs - exp) ** 2 / exp).sum()), len(edges) - 1)
+
+
+def version4_plan(plan):
+    """The same plan as plans of version 2-4 measured the people contributed under a local pseudonym: one group
+    "unlinked" over the cross of the marginals' dimensions, with the epsilon the per-marginal groups had."""
+    import itertools
+    from fractions import Fraction
+
+    from aggregator.contract.codelists import codes
+    from aggregator.joint.plan import UNLINKED_GROUP, UNLINKED_PREFIX, Plan, unlinked_cell_name
+    from aggregator.privacy.epsilon import exact_text
+
+    doc = plan.document
+    dims = tuple(dict.fromkeys(d for m in plan.marginals for d in m))
+    split = {g: e for g, e in doc["epsilon_split"].items() if not g.startswith(UNLINKED_PREFIX)}
+    split[UNLINKED_GROUP] = exact_text(sum(Fraction(e) for g, e in doc["epsilon_split"].items()
+                                           if g.startswith(UNLINKED_PREFIX)))
+    cells = [c for c in doc["cells"] if not c["group"].startswith(UNLINKED_PREFIX)]
+    cells += [{"name": unlinked_cell_name(dims, key), "group": UNLINKED_GROUP, "m": 512}
+              for key in itertools.product(*(codes(d) for d in dims))]
+    return Plan({**doc, "plan_version": 4, "cells": cells, "epsilon_split": split, "unlinked_dims": list(dims)},
+                plan.digest)

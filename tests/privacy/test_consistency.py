@@ -238,7 +238,7 @@ def _linkage_replicates(elsewhere: bool) -> tuple[np.ndarray, np.ndarray, np.nda
     shows, and the raw interval of the distinct pseudonyms (what the table showed before linkage bounds)."""
     from aggregator.coordinator.joint import joint_tables
     from aggregator.coordinator.national_joint import figures
-    from aggregator.joint.plan import PRIOR_SHARES, TOTAL, cell_name, unlinked_cell_name
+    from aggregator.joint.plan import PRIOR_SHARES, TOTAL, cell_name
 
     plan = _simulated_plan()
     rng = np.random.default_rng(5 if elsewhere else 6)
@@ -251,9 +251,7 @@ def _linkage_replicates(elsewhere: bool) -> tuple[np.ndarray, np.ndarray, np.nda
         for i, c in enumerate(codes(dim)):
             truth[cell_name((dim,), (c,))] = int((drawn == i).sum())
             pseudonyms[cell_name((dim,), (c,))] = int((drawn == i).sum() + ((drawn == i) & local).sum() * elsewhere)
-    for f, fc in enumerate(codes("form")):
-        for a, ac in enumerate(codes("age_band")):
-            pseudonyms[unlinked_cell_name(("form", "age_band"), (fc, ac))] = int(((form == f) & (age == a) & local).sum())
+    pseudonyms.update(_unlinked_people(plan, {"form": form, "age_band": age}, local))
     minors = [("under_15",), ("15_17",)]
     shown, raw, true = [], [], []
     for _ in range(LINKAGE_REPLICATES):
@@ -271,6 +269,55 @@ def _linkage_replicates(elsewhere: bool) -> tuple[np.ndarray, np.ndarray, np.nda
         raw.append(row_raw)
         true.append(row_true)
     return np.asarray(shown), np.asarray(raw), np.asarray(true)
+
+
+def _unlinked_people(plan, drawn: dict, local) -> dict[str, int]:
+    """The people contributed under a local pseudonym in each of the plan's "unlinked" cells, from each person's
+    code index per dimension (`drawn`) and whether they are contributed so (`local`)."""
+    import itertools
+
+    from aggregator.joint.plan import unlinked_cell_name
+
+    out = {}
+    for dims, _ in plan.unlinked_groups:
+        for key in itertools.product(*(codes(d) for d in dims)):
+            inside = local.copy()
+            for dim, code in zip(dims, key):
+                inside &= drawn[dim] == codes(dim).index(code)
+            out[unlinked_cell_name(dims, key)] = int(inside.sum())
+    return out
+
+
+def test_the_unlinked_total_carries_less_noise_measured_per_marginal_than_over_the_cross():
+    """Plan 5 measures the unlinked people per planned marginal at half the linkage share each; the total's U then
+    comes from both marginals' sums (about 10 cross-cell variances at two marginals) instead of the 25 cross cells
+    of plans 2-4, and each marginal cell from its own count and the other marginal (about 3.6 instead of 5). Plan
+    4's U is the plain sum."""
+    from aggregator.coordinator.joint import joint_tables
+
+    from ..joint.util import version4_plan
+
+    plan = _simulated_plan()
+    rng = np.random.default_rng(8)
+    form = rng.integers(0, 5, JOINT_PEOPLE)
+    age = rng.integers(0, 5, JOINT_PEOPLE)
+    local = rng.random(JOINT_PEOPLE) < 0.1
+    people = {c["name"]: 0 for c in plan.document["cells"]}
+    variances = {}
+    for version, used in ((5, plan), (4, version4_plan(plan))):
+        members = {**people, **_unlinked_people(used, {"form": form, "age_band": age}, local)}
+        cells = _simulated_release(used, members, rng)
+        tables = joint_tables(used, cells)
+        unlinked = {dims: t.unlinked for dims, t in tables.items()}
+        variances[version] = (unlinked[()].variance[0], unlinked[("form",)].variance[0])
+        if version == 4:  # the plain sum of the cross cells
+            cross = [c for name, c in cells.items() if name.startswith("unlinked:")]
+            assert unlinked[()].variance[0] == pytest.approx(sum(c.variance for c in cross))
+        for dims, table in unlinked.items():  # the marginals add up to the total
+            assert sum(table.wls) == pytest.approx(unlinked[()].wls[0])
+    # noise alone: 10/25 and 0.9 x 4/5; the rest is linear counting's steeper slope on the fuller per-marginal cells
+    assert 0.35 < variances[5][0] / variances[4][0] < 0.55, variances
+    assert 0.7 < variances[5][1] / variances[4][1] < 0.95, variances
 
 
 @pytest.mark.parametrize("elsewhere", [True, False])
