@@ -34,7 +34,6 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from fractions import Fraction
-from functools import partial
 from pathlib import Path
 
 MINORS = ("under_15", "15_17")
@@ -85,29 +84,41 @@ def _cells(db: Path, year: int, nation: Path, raw: bool) -> list[dict]:
     return out
 
 
-def _joint_cells(db: Path, year: int, nation: Path) -> list[dict]:
+def _joint_cells(db: Path, year: int, nation: Path, people: list[tuple]) -> list[dict]:
     """The joint release's published cells (total, forms, age bands, minors): its estimate and interval (linkage
-    bounds included) against the distinct truth, and `central`: the mean absolute error E|noise| a single trusted
-    central release would have on the same cell at the plan's scale for that marginal (one discrete Laplace draw per
-    cell, no collisions, none of the other parties' noise shares; minors sum two such cells)."""
+    bounds included) against the distinct truth, and two references (see _same_data_central):
+      central       the mean absolute error E|noise| a single trusted central release would have on the same cell at
+                    the plan's scale for that marginal if it knew who is who (one discrete Laplace draw per cell, no
+                    collisions, no linkage error; minors sum two such cells)
+      central_same  that of a single central release on the same data: the same pseudonyms (a local one cannot be
+                    matched there either), the same cells and estimator, one discrete Laplace draw per cell
+    and the noise's calibration where the release identifies its figure: whether the distinct pseudonyms L lie
+    within the fit of L +/- 1.96 se (`linked_covered`)."""
     from aggregator.contract.codelists import codes
     from aggregator.coordinator.joint import stored_joint
-    from aggregator.coordinator.national_joint import figures, joint_release
+    from aggregator.coordinator.national_joint import _known, figures, joint_release
     from aggregator.coordinator.store import open_store
     from aggregator.synthetic.nation import truth_counts
 
     with open_store(db, write=False) as con:
         plan, _ = stored_joint(con, year)
+        known = _known(con, year, [(), *plan.marginals])
     scales = plan.group_scales()
     tables = joint_release(db, year)
+    exact = _pseudonym_counts(people)
+    same = _same_data_central(plan, exact, known)
     out = []
 
     def add(figure: str, cell: str, dims: tuple[str, ...], keys: list, truth: int, cells: int) -> None:
         shown = figures(tables[dims], keys)
+        linked, variance, _ = tables[dims].linked.sum_of(keys)
+        pseudonyms = sum(exact[(False, dims)].get(k, 0) for k in keys)
         group = ",".join(dims) if dims else "total"
         out.append({"figure": figure, "cell": cell, "truth": truth, "target": truth, "estimate": shown["estimate"],
                     "se": shown["se"], "lower": shown["lower"], "upper": shown["upper"],
-                    "central": abs_mean_discrete_laplace(scales[group], cells)})
+                    "central": abs_mean_discrete_laplace(scales[group], cells),
+                    "central_same": same(dims, keys, truth),
+                    "linked_covered": abs(linked - pseudonyms) <= 1.96 * math.sqrt(variance)})
 
     total = truth_counts(nation, ["form"])
     add("total", "total", (), [()], sum(total.values()), 1)
@@ -119,6 +130,68 @@ def _joint_cells(db: Path, year: int, nation: Path) -> list[dict]:
     add("minors", "minors", ("age_band",), [(b,) for b in MINORS], sum(truth[(b,)] for b in MINORS),
         2)
     return out
+
+
+def _pseudonym_counts(people: list[tuple]) -> dict:
+    """Exact distinct pseudonyms per cell of the total, forms and age bands, from (identity digest, form, age band,
+    linkable) rows (synthetic.demo.joint_people): (only_local, dims) -> {key: count}; only_local counts only the
+    pseudonyms contributed as local ones (the plan's "unlinked" cells), else every pseudonym (its other cells)."""
+    out: dict = {}
+    for only_local in (False, True):
+        rows = [r for r in people if not (only_local and r[3])]
+        out[(only_local, ())] = {(): len({r[0] for r in rows})}
+        for index, dim in ((1, ("form",)), (2, ("age_band",))):
+            found: dict = {}
+            for r in rows:
+                found.setdefault((r[index],), set()).add(r[0])
+            out[(only_local, dim)] = {k: len(v) for k, v in found.items()}
+    return out
+
+
+SAME_DATA_DRAWS = 200
+
+
+def _same_data_central(plan, exact: dict, known: dict):
+    """A single central release on the same data: each cell of the plan (total, marginals, "unlinked" cells) is its
+    exact distinct pseudonyms plus one discrete Laplace draw at the plan's scale for its group (OpenDP's sampler),
+    then the joint release's own estimator (coordinator/joint.py: joint_tables, the consistency fit and the linkage
+    shift; national_joint.figures). Returns f(dims, keys, truth) -> mean |estimate - truth| over SAME_DATA_DRAWS
+    releases: the error a trusted curator holding every organisation's pseudonymised people would have. The
+    joint release differs from it only by its noise (three Polya shares, 1.5 times the variance) and collisions."""
+    from aggregator.coordinator.joint import JointCell, joint_tables
+    from aggregator.coordinator.national_joint import figures
+    from aggregator.estimate.noise import discrete_laplace_noise, discrete_laplace_variance
+    from aggregator.joint.plan import TOTAL, UNLINKED_PREFIX
+
+    scales = plan.group_scales()
+    counts, groups = [], []
+    for c in plan.document["cells"]:
+        local = c["name"].startswith(UNLINKED_PREFIX)
+        name = c["name"].removeprefix(UNLINKED_PREFIX)
+        if name == TOTAL:
+            dims, key = (), ()
+        else:
+            pairs = [part.split("=", 1) for part in name.split(",")]
+            dims, key = tuple(d for d, _ in pairs), tuple(k for _, k in pairs)
+        counts.append(exact[(local, dims)].get(key, 0))
+        groups.append(c["group"])
+    noise = {g: discrete_laplace_noise(scales[g], SAME_DATA_DRAWS * groups.count(g)).reshape(SAME_DATA_DRAWS, -1)
+             for g in set(groups)}
+    releases = []
+    for r in range(SAME_DATA_DRAWS):
+        used = {g: 0 for g in noise}
+        cells = {}
+        for c, count, g in zip(plan.document["cells"], counts, groups):
+            x = count + int(noise[g][r][used[g]])
+            used[g] += 1
+            variance = discrete_laplace_variance(scales[g])
+            cells[c["name"]] = JointCell(c["name"], g, x, int(c["m"]), float(x), variance, x - 2.0, x + 2.0)
+        releases.append(joint_tables(plan, cells, known))
+
+    def error(dims, keys, truth) -> float:
+        return statistics.fmean(abs(figures(t[dims], keys)["estimate"] - truth) for t in releases)
+
+    return error
 
 
 def abs_mean_discrete_laplace(scale: float, n: int = 1) -> float:
@@ -149,7 +222,12 @@ def one_seed(seed: int, year: int, epsilon: str, scale: float, release: str) -> 
         joint = release == "joint"
         run_demo(out, year=year, seed=seed, epsilon=Fraction(epsilon), scale=scale, workers=1, workload=workload,
                  joint=joint)
-        cells = (_joint_cells if joint else partial(_cells, raw=raw))(out / DB_FILE, year, out / NATION_DIR)
+        if joint:
+            from aggregator.synthetic.demo import joint_people
+
+            cells = _joint_cells(out / DB_FILE, year, out / NATION_DIR, joint_people(out, year))
+        else:
+            cells = _cells(out / DB_FILE, year, out / NATION_DIR, raw=raw)
         return seed, time.perf_counter() - started, cells
 
 
@@ -177,6 +255,7 @@ def summarise(cells: list[dict]) -> list[dict]:
             "coverage_truth": statistics.fmean(c["lower"] <= c["truth"] <= c["upper"] for c in mine),
             "coverage_target": statistics.fmean(c["lower"] <= c["target"] <= c["upper"] for c in mine),
             "mean_truth": statistics.fmean(c["truth"] for c in mine),
+            "mean_width": statistics.fmean(c["upper"] - c["lower"] for c in mine),
         })
     return rows
 
@@ -218,14 +297,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{release}: workload {workload}, {'raw sums' if raw else 'consistent WLS estimates'} "
               f"({statistics.fmean(timings):.1f} s per seed)")
         head = (f"{'figure':<18}{'cells':>6}{'truth/cell':>11}{'MAE':>9}{'rel.err':>9}{'w.rel':>8}{'bias':>9}"
-                f"{'MAE tgt':>9}{'bias tgt':>9}{'mean se':>9}{'z sd':>6}{'cov truth':>10}{'cov tgt':>9}")
+                f"{'MAE tgt':>9}{'bias tgt':>9}{'mean se':>9}{'z sd':>6}{'cov truth':>10}{'cov tgt':>9}{'width':>8}")
         print(head)
         print("-" * len(head))
         for r in summary:
             print(f"{r['figure']:<18}{r['cells']:>6}{r['mean_truth']:>11.0f}{r['mae']:>9.1f}{r['relative_error']:>9.1%}"
                   f"{r['weighted_relative_error']:>8.1%}{r['bias']:>+9.1f}{r['mae_vs_target']:>9.1f}"
                   f"{r['bias_vs_target']:>+9.1f}{r['mean_se']:>9.1f}{r['z_sd']:>6.2f}"
-                  f"{r['coverage_truth']:>10.1%}{r['coverage_target']:>9.1%}")
+                  f"{r['coverage_truth']:>10.1%}{r['coverage_target']:>9.1%}{r['mean_width']:>8.1f}")
         overall_truth = statistics.fmean(c["lower"] <= c["truth"] <= c["upper"] for c in cells)
         overall_target = statistics.fmean(c["lower"] <= c["target"] <= c["upper"] for c in cells)
         print(f"all published cells: coverage of the truth {overall_truth:.1%}, of the release target "
@@ -233,15 +312,20 @@ def main(argv: list[str] | None = None) -> int:
     if "joint" in summaries:
         joint_cells = results["joint"][0]
         aware = {r["figure"]: r for r in summaries.get("workload-aware", [])}
-        print("\njoint / a single central release at the plan's scales (the issue: <= 1.5x), and / today's "
-              "per-organisation release (workload-aware; the issue: <= 0.2x), mean absolute error against the truth:")
+        print("\njoint / a single central release at the plan's scales (the issue: <= 1.5x; 'oracle' knows who is "
+              "who, 'same data' holds the same pseudonyms and uses the same estimator), and / today's "
+              "per-organisation release (workload-aware; the issue: <= 0.2x), mean absolute error against the truth; "
+              "'L cov' is the noise's calibration: the distinct pseudonyms within the fit of them +/- 1.96 se:")
         for figure in FIGURES:
             mine = [c for c in joint_cells if c["figure"] == figure]
             if mine:
                 mae = statistics.fmean(abs(c["estimate"] - c["truth"]) for c in mine)
                 central = statistics.fmean(c["central"] for c in mine)
+                same = statistics.fmean(c["central_same"] for c in mine)
                 versus = f"   per-org {mae / aware[figure]['mae']:.2f}x" if figure in aware else ""
-                print(f"  {figure:<18} central {mae / central:.2f}x{versus}")
+                calibrated = statistics.fmean(c["linked_covered"] for c in mine)
+                print(f"  {figure:<18} oracle {mae / central:.2f}x   same data {mae / same:.2f}x (its MAE {same:.1f})"
+                      f"   L cov {calibrated:.1%}{versus}")
         totals = [c for c in joint_cells if c["figure"] == "total"]
         off = [abs(c["estimate"] - c["truth"]) / c["truth"] for c in totals]
         print(f"  national total within 2% of the distinct truth in {sum(o <= 0.02 for o in off)} of {len(off)} seeds "
@@ -260,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {'all published cells':<18} noise {pooled:.2f}x")
     print("rel.err = mean over cells with truth > 0 of |estimate - truth| / truth; w.rel = sum |error| / sum truth; "
           "tgt = release target (lawful people once + each organisation's other people: the noise alone)")
-    print("z sd = root mean square of (estimate - release target) / se: 1.0 when the stated standard errors are right")
+    print("z sd = root mean square of (estimate - release target) / se: 1.0 when the stated standard errors are right; "
+          "width = mean width of the 95% interval")
     if args.json_out:
         args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summaries": summaries,
                                              "cells": {r: results[r][0] for r in releases}}, indent=2) + "\n",

@@ -114,6 +114,13 @@ def _prepare(out: Path) -> None:
     )
 
 
+def _jobs(out: Path, orgs: list[dict], epsilon: Fraction, year: int, export_date: dt.date, key: bytes, workload: str,
+          plan: Path | None) -> list[tuple]:
+    """One submission job per organisation (see _submit_one)."""
+    return [(org, out / NATION_DIR, out / HOMES_DIR / org["id"], out / BUNDLES_DIR, epsilon, year, export_date, key,
+             workload, plan) for org in orgs]
+
+
 def _submit_one(args: tuple) -> tuple[str, int]:
     """Submit one organisation's export from its home; returns (id, lawful records sent)."""
     from ..organisation.release import submit
@@ -194,10 +201,7 @@ def run_demo(
     db = out / DB_FILE
     cap = 2 * epsilon if joint else epsilon
     plan = _joint_plan(out, db, year, epsilon, scale, lists, strata) if joint else None
-    jobs = [
-        (org, nation_dir, out / HOMES_DIR / org["id"], bundles, epsilon, year, export_date, key, workload, plan)
-        for org in orgs
-    ]
+    jobs = _jobs(out, orgs, epsilon, year, export_date, key, workload, plan)
     for org in orgs:
         init_org(org["id"], org["kind"], reporter_type=org["reporter_type"], cap=str(cap),
                  home=out / HOMES_DIR / org["id"])
@@ -331,9 +335,11 @@ def _demo_row(key: str, text: str, truth: int, consent: int, cells: list, z: flo
                    lower <= truth <= upper, int(target), lower <= target <= upper, joint)
 
 
-def _people_of(job: tuple) -> list[tuple[str, str, str]]:
-    """(identity digest, form, age band) of every person of one organisation's period, as its joint contribution buckets
-    them (one identity per pseudonym). Only the demo's evaluation uses this, inside this process: it is the synthetic truth side, never a bundle."""
+def _people_of(job: tuple) -> list[tuple[str, str, str, bool]]:
+    """(identity digest, form, age band, linkable) of every person of one organisation's period, as its joint
+    contribution buckets them (one identity per pseudonym; linkable: known under a name and date of birth, not a
+    local pseudonym). Only the demo's evaluation uses this, inside this process: it is the synthetic truth side,
+    never a bundle."""
     from ..organisation.home import load_org
     from ..organisation.release import build_people
     from ..organisation.validate import validate_export
@@ -343,7 +349,7 @@ def _people_of(job: tuple) -> list[tuple[str, str, str]]:
     try:
         build_people(con, load_org(home), year, export_date, key, everyone=True)
         # a digest of the identity (one per pseudonym) is enough to count distinct people; names stay in DuckDB
-        return con.execute("SELECT sha256(identity), form, age_band FROM people").fetchall()
+        return con.execute("SELECT sha256(identity), form, age_band, linkable FROM people").fetchall()
     finally:
         con.close()
 
@@ -361,10 +367,22 @@ def _joint_targets(jobs: list[tuple], workers: int) -> dict[str, int]:
         people = [row for job in jobs for row in _people_of(job)]
     from ..contract.codelists import codes
 
-    targets = {form: len({p for p, f, _ in people if f == form}) for form in codes("form")}
-    targets["minors"] = sum(len({p for p, _, a in people if a == band}) for band in MINOR_BANDS)
-    targets["total"] = len({p for p, _, _ in people})
+    targets = {form: len({p for p, f, _, _ in people if f == form}) for form in codes("form")}
+    targets["minors"] = sum(len({p for p, _, a, _ in people if a == band}) for band in MINOR_BANDS)
+    targets["total"] = len({p for p, _, _, _ in people})
     return targets
+
+
+def joint_people(out: Path, year: int) -> list[tuple[str, str, str, bool]]:
+    """Every organisation's people of the demo run in `out` as its joint contribution sees them: (identity digest,
+    form, age band, linkable), see _people_of. For evaluations (benchmarks/utility.py), never a bundle."""
+    from .nation import MANIFEST_FILE
+
+    manifest = json.loads((out / NATION_DIR / MANIFEST_FILE).read_text(encoding="utf-8"))
+    key = (out / LINKAGE_FILE).read_bytes().strip()
+    jobs = _jobs(out, [org for org in manifest["orgs"] if org["rows"] > 0], Fraction(1), year,
+                 dt.date.fromisoformat(manifest["export_date"]), key, "monitor", None)
+    return [row for job in jobs for row in _people_of(job)]
 
 
 def _joint(tables: dict[tuple[str, ...], Any], dims: tuple[str, ...], keys: list[tuple[str, ...]], truth: int,
