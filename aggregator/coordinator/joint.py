@@ -406,29 +406,22 @@ def unlinked_tables(plan, cells: dict[str, JointCell], tables: list[tuple[str, .
 
     Plans 2-4 measured the cross of the marginals' dimensions: a table's cell is the sum of the cross cells that fall
     in it, and its cells are independent. From plan 5 each marginal is measured: the tables are their weighted least
-    squares fit (consistency._group_estimates, weights 1 / cell variance), so the total draws on every marginal and
+    squares fit (consistency.fitted_tables, weights 1 / cell variance), so the total draws on every marginal and
     the marginals add up to it."""
     import itertools
 
     from ..contract.codelists import codes
     from ..joint.plan import unlinked_cell_name
-    from ..privacy.consistency import ConsistentTable, _group_estimates
+    from ..privacy.consistency import ConsistentTable, fitted_tables
 
     def measured(dims):
         found = [cells[unlinked_cell_name(dims, key)] for key in itertools.product(*(codes(d) for d in dims))]
         return ([c.estimate if c.noisy_buckets > 0 else float(c.noisy_buckets) for c in found],
                 [c.variance for c in found])
 
-    out = {}
     if plan.version >= 5:
-        fitted = _group_estimates([(dims, v, u) for dims, _ in plan.unlinked_groups for u, v in [measured(dims)]],
-                                  tables, covariance=True)
-        for dims, (estimate, variance, covariance) in fitted.items():
-            keys = list(itertools.product(*(codes(d) for d in dims)))
-            out[dims] = ConsistentTable(dims, keys, [float(x) for x in estimate], [float(x) for x in variance],
-                                        [round(float(x)) for x in estimate],
-                                        covariance=[[float(c) for c in row] for row in covariance])
-        return out
+        return fitted_tables({dims: measured(dims) for dims, _ in plan.unlinked_groups}, tables)
+    out = {}
     ((udims, _),) = plan.unlinked_groups
     u, v = measured(udims)
     for dims in tables:

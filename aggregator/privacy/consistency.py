@@ -281,24 +281,33 @@ def consistent_release(
     """One release's own tables made to add up (the joint release): `measured` maps each table, the total () and
     every planned marginal, to (estimates, variances), one per cell in codelist order of the dimensions as given.
 
-    The WLS fit is _group_estimates' over all of them at once (weights 1 / cell variance), so each fitted marginal
-    adds up to the one fitted total; every table keeps its fitted covariance. Integer figures go top-down: the total
-    rounded, then each table split down from its parent (the largest measured table whose dimensions it contains,
-    else the total), never below `known` (people known individually per cell; a parent's known people must be its
-    cells' sum, as records are)."""
+    The WLS fit is fitted_tables' (weights 1 / cell variance), so each fitted marginal adds up to the one fitted
+    total; every table keeps its fitted covariance. Integer figures go top-down: the total rounded, then each table
+    split down from its parent (the largest measured table whose dimensions it contains, else the total), never
+    below `known` (people known individually per cell; a parent's known people must be its cells' sum, as records
+    are)."""
     if () not in measured:
         raise ValueError("a release's tables are fitted to its total: measure the total ()")
+    tables = fitted_tables(measured, list(measured))
+    for dims, table in tables.items():
+        table.known = [max(int(k), 0) for k in (known or {}).get(dims, [0] * len(table.keys))]
+    return _integer_figures(tables)
+
+
+def fitted_tables(measured: dict[tuple[str, ...], tuple[Sequence[float], Sequence[float]]],
+                  tables: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], ConsistentTable]:
+    """The weighted least squares fit (_group_estimates, weights 1 / cell variance) of independent measurements
+    (table -> (estimates, variances), codelist order) to each of `tables` that they determine, with the fitted
+    covariance of its cells; integer figures are the fitted values rounded (consistent_release splits them down)."""
     fitted = _group_estimates([(dims, variances, estimates) for dims, (estimates, variances) in measured.items()],
-                              list(measured), covariance=True)
-    known = known or {}
-    tables: dict[tuple[str, ...], ConsistentTable] = {}
+                              list(tables), covariance=True)
+    out: dict[tuple[str, ...], ConsistentTable] = {}
     for dims in sorted(fitted, key=len):  # parents first
         estimate, variance, covariance = fitted[dims]
-        keys = list(product(*(codes(d) for d in dims)))
-        floor = [max(int(k), 0) for k in known.get(dims, [0] * len(keys))]
-        tables[dims] = ConsistentTable(dims, keys, [float(v) for v in estimate], [float(v) for v in variance],
-                                       covariance=[[float(c) for c in row] for row in covariance], known=floor)
-    return _integer_figures(tables)
+        out[dims] = ConsistentTable(dims, list(product(*(codes(d) for d in dims))), [float(v) for v in estimate],
+                                    [float(v) for v in variance], [round(float(v)) for v in estimate],
+                                    covariance=[[float(c) for c in row] for row in covariance])
+    return out
 
 
 def _integer_figures(tables: dict[tuple[str, ...], ConsistentTable]) -> dict[tuple[str, ...], ConsistentTable]:
