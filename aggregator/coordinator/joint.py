@@ -426,11 +426,12 @@ def unlinked_tables(plan, cells: dict[str, JointCell], tables: list[tuple[str, .
     u, v = measured(udims)
     for dims in tables:
         index = [udims.index(d) for d in dims]
-        sums: dict[tuple[str, ...], list[float]] = {key: [0.0, 0.0] for key in itertools.product(*(codes(d) for d in dims))}
+        keys = list(itertools.product(*(codes(d) for d in dims)))
+        sums: dict[tuple[str, ...], list[float]] = {key: [0.0, 0.0] for key in keys}
         for ukey, cu, cv in zip(itertools.product(*(codes(d) for d in udims)), u, v):
             entry = sums[tuple(ukey[i] for i in index)]
             entry[0] += cu
             entry[1] += cv
-        out[dims] = ConsistentTable(dims, list(sums), [e[0] for e in sums.values()], [e[1] for e in sums.values()],
-                                    [round(e[0]) for e in sums.values()])
+        out[dims] = ConsistentTable(dims, keys, [sums[k][0] for k in keys], [sums[k][1] for k in keys],
+                                    [round(sums[k][0]) for k in keys])
     return out

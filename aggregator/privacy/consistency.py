@@ -337,8 +337,8 @@ def shifted_release(tables: dict[tuple[str, ...], ConsistentTable], shifts: dict
         shift = shifts[dims]
         extra = shift.covariance or [[v if i == j else 0.0 for j in range(len(shift.variance))]
                                      for i, v in enumerate(shift.variance)]
-        covariance = None if table.covariance is None else [
-            [c + factor * factor * e for c, e in zip(row, extra_row)] for row, extra_row in zip(table.covariance, extra)]
+        covariance = None if table.covariance is None else [[c + factor * factor * e for c, e in zip(row, extra_row)]
+                                                            for row, extra_row in zip(table.covariance, extra)]
         out[dims] = ConsistentTable(dims, table.keys, [w - factor * s for w, s in zip(table.wls, shift.wls)],
                                     [v + factor * factor * sv for v, sv in zip(table.variance, shift.variance)],
                                     covariance=covariance, known=table.known)
