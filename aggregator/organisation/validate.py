@@ -344,9 +344,10 @@ def compiled_rules(specs: list[FieldSpec]) -> list[tuple[str, str, str]]:
 def _not_in_codelist(column: str, codes) -> str:
     """SQL true when a value is present but not one of `codes`.
 
-    A cast to an ENUM of the codes is a hash lookup; `x IN (...)` with the 249 ISO codes compared every value
-    against the list and took 0.25 s per million rows, the ENUM cast 0.01 s."""
-    return f"{column} IS NOT NULL AND TRY_CAST({column} AS ENUM({', '.join(quote_literal(c) for c in codes)})) IS NULL"
+    `IN (SELECT ...)` is a hash join; `x IN (...)` with the 249 ISO codes compared every value against the list
+    (0.25 s per million rows against 0.01 s), and a cast to an ENUM of the codes, as fast on codes, took 5 s per
+    million values that are not codes."""
+    return f"{column} IS NOT NULL AND {column} NOT IN (SELECT unnest([{', '.join(quote_literal(c) for c in codes)}]))"
 
 
 def _rule_message(rule: str, fname: str, spec: FieldSpec | None, mapping) -> str:
@@ -389,7 +390,9 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
     # The export date goes in as a literal (from a date object) so that the views need no parameters.
     rules = [(r, f, c.replace("$export_date", f"DATE '{export_date.isoformat()}'")) for r, f, c in compiled_rules(specs)]
     assert len(rules) <= 64, "one bit per rule in a UBIGINT"
-    broken = [f"coalesce(({cond}), FALSE)" for _, _, cond in rules]
+    # Each rule is worked out once per row (a codelist rule is a join: written twice, it would run twice).
+    checks = ", ".join(f"coalesce(({cond}), FALSE) AS __broken{i}" for i, (_, _, cond) in enumerate(rules))
+    broken = [f"__broken{i}" for i in range(len(rules))]
     bits = " + ".join(f"CASE WHEN {b} THEN {1 << i}::UBIGINT ELSE 0::UBIGINT END" for i, b in enumerate(broken))
     con.execute(f"CREATE OR REPLACE TEMP VIEW typed_rows AS {_typed_view_sql(mapping, specs, value_lookups(con, mapping, specs))}")
     kept = ", ".join(["t.__row", *(f"t.{c}" for s in specs if s.name not in CHECKED_ONLY
@@ -399,7 +402,7 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
         f"""
         CREATE OR REPLACE TEMP TABLE typed AS
         SELECT {kept}, CASE WHEN {' OR '.join(broken)} THEN {bits} ELSE 0::UBIGINT END AS __violations
-        FROM typed_rows AS t
+        FROM (SELECT *, {checks} FROM typed_rows AS t) AS t
         """
     )
     flags = ",\n  ".join(
