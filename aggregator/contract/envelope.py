@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,21 @@ PAYLOAD_TYPE = "application/vnd.registration-aggregator.bundle+json"
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 (JCS) canonical bytes: sorted keys, no insignificant whitespace, no NaN/Infinity.
 
-    Bundles hold ASCII keys and strings, small integers and a few floats; for such values the standard library's
-    compact sorted dump is byte-identical to JCS (checked by a property test) and many times faster than the
-    rfc8785 package, which handles everything else.
+    Bundles hold ASCII keys and strings, small integers and a few floats. For those the standard library's compact
+    sorted dump (C code) is byte-identical to JCS, and its output shows when it may not be: an escaped non-ASCII or
+    control character (`\\u`), or a number JCS writes otherwise (a whole float as `1.0`, an exponent, an integer
+    beyond 2**53). Then, or when a key is not text, `_plain` decides value by value and the rfc8785 package writes
+    what the dump cannot (a property test holds all three equal to rfc8785). The dump first: walking 140,000
+    values in Python took 0.3 s of a million-row submit.
     """
     import rfc8785
 
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+    except (TypeError, ValueError):
+        text = None
+    if text is not None and not _MAY_DIFFER_FROM_JCS.search(text) and _keys_are_text(value):
+        return text
     plain = _plain(value)
     if plain is not _NOT_PLAIN:
         return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
@@ -37,6 +47,25 @@ def canonical_json(value: Any) -> bytes:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise BundleRejected(f"value cannot be written as canonical JSON: {type(exc).__name__}", "not-canonical") from None
+
+
+# In the standard library's dump: an escape (non-ASCII or a control character), or a number token (after : [ or ,)
+# that is a whole float, has an exponent, or has 16 or more digits. Inside a string it only costs the slow path.
+_MAY_DIFFER_FROM_JCS = re.compile(rb"\\u|(?:^|[:\[,])-?(?:\d+\.0|\d+(?:\.\d+)?[eE][-+]?\d+|\d{16,})(?=[,\]}]|$)")
+
+
+def _keys_are_text(value: Any) -> bool:
+    """Every dict key in `value` is a str (json writes other keys as text; JCS refuses them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(type(key) is str for key in item):
+                return False
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list, tuple)))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(v for v in item if isinstance(v, (dict, list, tuple)))
+    return True
 
 
 def _plain(value: Any) -> Any:
