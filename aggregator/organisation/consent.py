@@ -47,7 +47,10 @@ def build_consent_status(con, *, if_missing: bool = False) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE consent_status AS
         SELECT person_id,
-            arg_max(statement = 'consent', {{'day': said_on, 'refusal_first': statement <> 'consent'}}) AS consents,
+            -- the latest statement, a refusal first on the same day: the largest of day * 2 + (1 unless consent),
+            -- which is even only when it is a consent (one integer max; arg_max over a struct took 1.6x as long)
+            max(date_diff('day', DATE '1900-01-01', said_on) * 2 + (statement <> 'consent')::INTEGER) % 2 = 0
+                AS consents,
             count(*) FILTER (WHERE statement = 'undated') AS undated,
             bool_or(statement IN ('consent', 'undated')) AND bool_or(statement = 'refused') AS conflicting
         FROM ({STATEMENTS_SQL}) AS s

@@ -498,21 +498,24 @@ def _finish(
     con.execute(f"DROP TABLE IF EXISTS {target}")
     con.execute(f"DROP TABLE IF EXISTS {cells_table}")
     con.execute(f"ALTER TABLE {quote_ident(_STAGE)} RENAME TO {cells_table}")
+    # One scan of the cells: rows, rows with a value, and (cheap, bytes >= characters) the longest value. The view
+    # filters all-empty rows only when there are some: every later scan of it would pay for the test.
+    longest = ", ".join(f"max(strlen(c{i}))" for i in range(len(columns)))
+    result = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {any_value} IS NOT NULL), greatest({longest}) FROM {cells_table}"
+    ).fetchone()
+    assert result is not None
+    all_rows, rows, max_bytes = int(result[0]), int(result[1]), int(result[2] or 0)
     con.execute(
         f"""
         CREATE TEMP VIEW {target} AS
         SELECT ({row_expr})::BIGINT AS __row,
             {selected}
         FROM {cells_table}
-        WHERE {any_value} IS NOT NULL
+        {f"WHERE {any_value} IS NOT NULL" if rows < all_rows else ""}
         """
     )
     quoted = [quote_ident(col) for col in columns]
-    # Cheap pass first (bytes >= characters); find the exact row and column only when something may be too long.
-    longest = f"greatest({', '.join(f'strlen({q})' for q in quoted)})" if len(quoted) > 1 else f"strlen({quoted[0]})"
-    result = con.execute(f"SELECT count(*), coalesce(max({longest}), 0) FROM {target}").fetchone()
-    assert result is not None
-    rows, max_bytes = int(result[0]), int(result[1])
     too_long: list[tuple[int, str]] = []
     if max_bytes > MAX_FIELD_CHARS:
         checks = ", ".join(f"min(__row) FILTER (WHERE length({q}) > {MAX_FIELD_CHARS})" for q in quoted)

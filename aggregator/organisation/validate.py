@@ -257,11 +257,13 @@ def value_lookups(con, mapping, specs: list[FieldSpec]) -> dict[str, dict[str, s
         "CREATE OR REPLACE TEMP TABLE value_map AS SELECT unnest($f) AS field, unnest($s) AS source, unnest($c) AS code",
         {"f": fnames, "s": sources, "c": codes},
     )
-    distinct = ", ".join(f"list(DISTINCT {_source_sql(mapping, s)}) AS f{i}" for i, s in enumerate(fields))
+    # The distinct values as written; trimming them (as _source_sql does) is work on a few values, not on every row.
+    distinct = ", ".join(f"list(DISTINCT r.{quote_ident(mapping.columns[s.name])}) AS f{i}" for i, s in enumerate(fields))
     present = " UNION ALL ".join(f"SELECT '{s.name}' AS field, unnest(f{i}) AS value FROM d" for i, s in enumerate(fields))
     changed = con.execute(
         f"""
-        WITH d AS (SELECT {distinct} FROM export_raw AS r), present AS ({present})
+        WITH d AS (SELECT {distinct} FROM export_raw AS r),
+        present AS (SELECT DISTINCT field, NULLIF(trim(value), '') AS value FROM ({present}))
         SELECT p.field, p.value, m.code
         FROM present AS p JOIN value_map AS m ON m.field = p.field AND m.source = lower(p.value)
         WHERE m.code IS DISTINCT FROM p.value
