@@ -11,7 +11,6 @@ import binascii
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,21 +24,12 @@ PAYLOAD_TYPE = "application/vnd.registration-aggregator.bundle+json"
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 (JCS) canonical bytes: sorted keys, no insignificant whitespace, no NaN/Infinity.
 
-    Bundles hold ASCII keys and strings, small integers and a few floats. For those the standard library's compact
-    sorted dump (C code) is byte-identical to JCS, and its output shows when it may not be: an escaped non-ASCII or
-    control character (`\\u`), or a number JCS writes otherwise (a whole float as `1.0`, an exponent, an integer
-    beyond 2**53). Then, or when a key is not text, `_plain` decides value by value and the rfc8785 package writes
-    what the dump cannot (a property test holds all three equal to rfc8785). The dump first: walking 140,000
-    values in Python took 0.3 s of a million-row submit.
+    Bundles hold ASCII keys and strings, small integers and a few floats; for such values the standard library's
+    compact sorted dump is byte-identical to JCS (checked by a property test) and many times faster than the
+    rfc8785 package, which handles everything else.
     """
     import rfc8785
 
-    try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
-    except (TypeError, ValueError):
-        text = None
-    if text is not None and not _MAY_DIFFER_FROM_JCS.search(text) and _keys_are_text(value):
-        return text
     plain = _plain(value)
     if plain is not _NOT_PLAIN:
         return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
@@ -47,25 +37,6 @@ def canonical_json(value: Any) -> bytes:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise BundleRejected(f"value cannot be written as canonical JSON: {type(exc).__name__}", "not-canonical") from None
-
-
-# In the standard library's dump: an escape (non-ASCII or a control character), or a number token (after : [ or ,)
-# that is a whole float, has an exponent, or has 16 or more digits. Inside a string it only costs the slow path.
-_MAY_DIFFER_FROM_JCS = re.compile(rb"\\u|(?:^|[:\[,])-?(?:\d+\.0|\d+(?:\.\d+)?[eE][-+]?\d+|\d{16,})(?=[,\]}]|$)")
-
-
-def _keys_are_text(value: Any) -> bool:
-    """Every dict key in `value` is a str (json writes other keys as text; JCS refuses them)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if not all(type(key) is str for key in item):
-                return False
-            stack.extend(v for v in item.values() if isinstance(v, (dict, list, tuple)))
-        elif isinstance(item, (list, tuple)):
-            stack.extend(v for v in item if isinstance(v, (dict, list, tuple)))
-    return True
 
 
 def _plain(value: Any) -> Any:
@@ -94,12 +65,25 @@ def _plain(value: Any) -> Any:
                 return _NOT_PLAIN
         return out
     if isinstance(value, list):
+        if _text_records(value):
+            return value
         items = [_plain(item) for item in value]
         return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
     return _NOT_PLAIN
 
 
 _NOT_PLAIN = object()
+
+
+def _text_records(items: list) -> bool:
+    """True for a list of dicts holding only printable ASCII text, a bundle's records, checked in one go: value by
+    value, the 17,000 records of a million-row submit took 0.3 s, in one go 0.04 s."""
+    if not all(type(item) is dict for item in items):
+        return False
+    if not all(type(key) is str and type(text) is str for item in items for key, text in item.items()):
+        return False
+    joined = "".join(key + text for item in items for key, text in item.items())
+    return joined.isascii() and joined.isprintable()
 
 
 def sha256_hex(data: bytes) -> str:

@@ -16,7 +16,9 @@ leaves = st.one_of(
     st.sampled_from([0.0, -0.0, 1e-7, 5e-324, 1e21, 7.000000000000009, 97.8335032637296, 0.1, 2.0**53, 2.0**53 - 1,
                      2.0**60, 1e20, -(2.0**53)]),
 )
-values = st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)), max_leaves=20)
+# lists of flat dicts of text, like a bundle's records, which canonical_json checks in one go
+records = st.lists(st.dictionaries(st.text(max_size=4), st.one_of(st.text(max_size=6), st.none()), max_size=3), max_size=4)
+values = st.recursive(st.one_of(leaves, records), lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)), max_leaves=20)
 
 
 @settings(max_examples=400, deadline=None)
