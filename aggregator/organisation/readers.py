@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..util.engine import quote_ident
+from ..util.engine import quote_ident, quote_literal
 from ..errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -376,7 +376,19 @@ class _NotUtf8(Exception):
     pass
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions | None, table: str) -> ReadInfo:
+@dataclass(frozen=True)
+class _CsvLayout:
+    """What sniffing the start of a CSV file found: how DuckDB must read it."""
+
+    name: str
+    encoding: str  # as detected or pinned
+    pinned: bool  # the mapping names the encoding
+    delimiter: str
+    skip: int  # blank lines above the header
+    columns: list[str]
+
+
+def _sniff_csv(path: Path, options: FileOptions | None) -> _CsvLayout:
     name = path.name
     sample = _read_sample(path)
     _refuse_binary(name, sample.raw)
@@ -389,7 +401,6 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions |
     breaks = re.findall(r"\r\n|\n|\r", blank.group(0)) if blank else []
     if len(set(breaks)) > 1:  # DuckDB's `skip` miscounts these; rare enough to refuse
         raise InputError(f"{name}: the blank lines above the header mix line-ending styles; remove them")
-    skip = len(breaks)
     text = text[blank.end() :] if blank else text
     delimiter = options.delimiter if options is not None and options.delimiter else None
     if delimiter is None:
@@ -398,63 +409,114 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions |
     if not records:
         raise InputError(f"{name}: the header line could not be read (is it longer than {MAX_HEADER_BYTES:,} bytes?)")
     columns = _check_header(name, records[0])
+    return _CsvLayout(name, encoding, wanted_encoding is not None, delimiter, len(breaks), columns)
 
+
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions | None, table: str) -> ReadInfo:
+    layout = _sniff_csv(path, options)
+    encoding = layout.encoding
     with _workdir() as work:
         try:
-            _load_csv(con, name, path, work, encoding, delimiter, len(columns), skip)
+            _load_csv(con, path, work, layout, encoding)
         except _NotUtf8:
-            if wanted_encoding is not None or encoding != "utf-8":  # pinned, or a BOM said UTF-8
+            if layout.pinned or encoding != "utf-8":  # pinned, or a BOM said UTF-8
                 raise InputError(
-                    f"{name}: is not valid {_encoding_label(encoding)} text; check encoding in the mapping's [file] table"
+                    f"{layout.name}: is not valid {_encoding_label(encoding)} text; check encoding in the mapping's "
+                    "[file] table"
                 ) from None
             encoding = "cp1252"
-            _load_csv(con, name, path, work, encoding, delimiter, len(columns), skip)
+            _load_csv(con, path, work, layout, encoding)
     # Rows as a spreadsheet numbers them: blank lines above the header count, the header is the next row.
-    rows = _finish(con, name, table, columns, f"rowid + {skip + 2}", empty="has a header but no data rows")
-    return ReadInfo(path=name, format="csv", encoding=encoding, delimiter=delimiter, rows=rows, columns=columns)
+    rows = _finish(con, layout.name, table, layout.columns, f"rowid + {layout.skip + 2}",
+                   empty="has a header but no data rows")
+    return ReadInfo(path=layout.name, format="csv", encoding=encoding, delimiter=layout.delimiter, rows=rows,
+                    columns=layout.columns)
 
 
-def _load_csv(
-    con: duckdb.DuckDBPyConnection,
-    name: str,
-    path: Path,
-    work: Path,
-    encoding: str,
-    delimiter: str,
-    width: int,
-    skip: int,
-) -> None:
+def _read_csv_sql(source: str, layout: _CsvLayout, duck_encoding: str) -> str:
+    """DuckDB's read_csv of a CSV export as it was sniffed: every column as text, c0..cN, strict."""
+    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(layout.columns)))
+    return f"""read_csv(
+            {quote_literal(source)},
+            header = true, skip = {layout.skip}, auto_detect = false, columns = {{{columns}}},
+            delim = {quote_literal(layout.delimiter)}, quote = '"', escape = '"', comment = '',
+            encoding = {quote_literal(duck_encoding)}, compression = 'none', strict_mode = true
+        )"""
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, work: Path, layout: _CsvLayout, encoding: str) -> None:
     import duckdb
 
     if encoding == "cp1252" and not _has_c1_bytes(path):
         encoding = "latin-1"  # identical to Windows-1252 without bytes 0x80-0x9F, and DuckDB reads it natively
-    if encoding in ("utf-8", "utf-8-sig", "utf-16", "latin-1"):
+    if encoding in _NATIVE_ENCODINGS:
         source = _duckdb_path(path, work)
-        duck_encoding = "utf-8" if encoding.startswith("utf-8") else encoding
+        duck_encoding = _NATIVE_ENCODINGS[encoding]
     else:  # cp1252 and anything else Python knows: transcode to UTF-8 first
         target = work / "transcoded.csv"
-        _transcode(name, path, encoding, target)
+        _transcode(layout.name, path, encoding, target)
         source, duck_encoding = str(target), "utf-8"
-    sql = f"""
-        CREATE OR REPLACE TEMP TABLE {quote_ident(_STAGE)} AS
-        SELECT * FROM read_csv(
-            $source,
-            header = true, skip = $skip, auto_detect = false, columns = $columns,
-            delim = $delim, quote = '"', escape = '"', comment = '',
-            encoding = $encoding, compression = 'none', strict_mode = true
-        )
-    """
-    params = {
-        "source": source,
-        "columns": {f"c{i}": "VARCHAR" for i in range(width)},
-        "delim": delimiter,
-        "encoding": duck_encoding,
-        "skip": skip,
-    }
     try:
-        con.execute(sql, params)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_ident(_STAGE)} AS SELECT * FROM "
+                    + _read_csv_sql(source, layout, duck_encoding))
     except duckdb.Error as exc:
-        raise _csv_error(name, str(exc), delimiter, width, duck_encoding) from None
+        raise _csv_error(layout.name, str(exc), layout.delimiter, len(layout.columns), duck_encoding) from None
+
+
+_NATIVE_ENCODINGS = {"utf-8": "utf-8", "utf-8-sig": "utf-8", "utf-16": "utf-16", "latin-1": "latin-1"}
+
+
+# ---------------------------------------------------------------- CSV read in place
+
+
+class Restage(Exception):
+    """The single pass over a CSV file met what only the staged read explains or handles: read it staged."""
+
+
+@dataclass(frozen=True)
+class CsvScan:
+    """A CSV export that DuckDB reads in place, inside the validator's one pass, with nothing copied first.
+
+    `relation` is SQL of the rows with one text column per source column, named as in the header (empty cells
+    NULL, all-empty rows kept: the pass marks them). The pass stores its rows in file order, so a stored row's
+    rowid plus `first_row` is the row number a spreadsheet shows, as `read_export` numbers it."""
+
+    path: Path
+    options: FileOptions | None
+    info: ReadInfo  # rows 0 until the pass has counted them
+    relation: str
+    first_row: int
+    duck_encoding: str
+
+    def failure(self, exc: Exception) -> Exception:
+        """The error for people (never DuckDB's text) when the pass fails reading the file; Restage when a
+        non-UTF-8 byte turns up (the staged read retries a guessed UTF-8 file as Windows-1252, or says so)."""
+        error = _csv_error(self.info.path, str(exc), self.info.delimiter or ",", len(self.info.columns),
+                           self.duck_encoding)
+        return Restage() if isinstance(error, _NotUtf8) else error
+
+
+def csv_scan(path: Path, options: FileOptions | None = None) -> CsvScan | None:
+    """A CsvScan of a CSV export DuckDB can read as it is; None for other formats, for files that must first be
+    transcoded (Windows-1252 with bytes 0x80-0x9F) and for names DuckDB would take for a glob pattern."""
+    path = Path(path)
+    fmt = (options.format if options is not None else None) or detect_format(path)
+    if fmt != "csv" or not path.is_file() or path.stat().st_size == 0:
+        return None
+    resolved = path.resolve()
+    if _GLOB_CHARS.search(str(resolved)):
+        return None
+    layout = _sniff_csv(path, options)
+    read_as = layout.encoding
+    if read_as == "cp1252" and not _has_c1_bytes(path):
+        read_as = "latin-1"  # as _load_csv does
+    if read_as not in _NATIVE_ENCODINGS:
+        return None
+    cells = ", ".join(f"NULLIF(c{i}, '') AS {quote_ident(col)}" for i, col in enumerate(layout.columns))
+    relation = f"SELECT {cells} FROM {_read_csv_sql(str(resolved), layout, _NATIVE_ENCODINGS[read_as])}"
+    info = ReadInfo(path=layout.name, format="csv", encoding=layout.encoding, delimiter=layout.delimiter, rows=0,
+                    columns=layout.columns)
+    return CsvScan(path, options, info, relation, layout.skip + 2, _NATIVE_ENCODINGS[read_as])
 
 
 def _csv_error(name: str, text: str, delimiter: str, width: int, encoding: str) -> Exception:
@@ -535,4 +597,4 @@ def _finish(
     return rows
 
 
-__all__ = ["ReadInfo", "read_export", "detect_format", "detect_delimiter", "MAX_COLUMNS", "MAX_FIELD_CHARS"]
+__all__ = ["ReadInfo", "read_export", "CsvScan", "csv_scan", "Restage", "detect_format", "detect_delimiter", "MAX_COLUMNS", "MAX_FIELD_CHARS"]

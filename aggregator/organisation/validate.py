@@ -11,7 +11,7 @@ import datetime as dt
 import difflib
 import json
 import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from ..contract.codelists import DEFAULT_VALUE_ALIASES, ISO_3166_ALPHA2
 from ..contract.nationalities import nationality_aliases
 from ..util.engine import quote_ident, quote_literal
-from ..errors import MappingError
+from ..errors import InputError, MappingError
 
 MAX_EXPLAINED_ROWS = 1000
 CHECKED_ONLY = ("record_id", "notes")  # checked like every field, but nothing after the check reads them: not kept
@@ -243,7 +243,7 @@ def _mapped_fields(mapping, specs: list[FieldSpec]) -> list[FieldSpec]:
     return [s for s in specs if (s.kind in ("code", "bool") or s.name == "nationality") and s.name in mapping.columns]
 
 
-def value_lookups(con, mapping, specs: list[FieldSpec]) -> dict[str, dict[str, str]]:
+def value_lookups(con, mapping, specs: list[FieldSpec], source: str = "export_raw") -> dict[str, dict[str, str]]:
     """field -> {value as the export has it: code} for the values in export_raw that the value map changes.
 
     One scan finds the distinct values of every mapped field and DuckDB keeps those the map changes (at most the map's
@@ -262,7 +262,7 @@ def value_lookups(con, mapping, specs: list[FieldSpec]) -> dict[str, dict[str, s
     present = " UNION ALL ".join(f"SELECT '{s.name}' AS field, unnest(f{i}) AS value FROM d" for i, s in enumerate(fields))
     changed = con.execute(
         f"""
-        WITH d AS (SELECT {distinct} FROM export_raw AS r),
+        WITH d AS (SELECT {distinct} FROM {source} AS r),
         present AS (SELECT DISTINCT field, NULLIF(trim(value), '') AS value FROM ({present}))
         SELECT p.field, p.value, m.code
         FROM present AS p JOIN value_map AS m ON m.field = p.field AND m.source = lower(p.value)
@@ -275,11 +275,12 @@ def value_lookups(con, mapping, specs: list[FieldSpec]) -> dict[str, dict[str, s
     return lookups
 
 
-def _typed_view_sql(mapping, specs: list[FieldSpec], lookups: dict[str, dict[str, str]]) -> str:
+def _typed_view_sql(mapping, specs: list[FieldSpec], lookups: dict[str, dict[str, str]], source: str = "export_raw",
+                    carried: tuple[str, ...] = ()) -> str:
     """SQL of the view `typed_rows`: each field after value mapping (`<f>`); dates, integers and yes/no also keep
     their text beside the typed value (`<f>__raw`), so a value that does not parse can be told from one that is
-    missing."""
-    selects = ["r.__row AS __row"]
+    missing. `source` holds the export's text columns and `__row`; `carried` columns of it pass through."""
+    selects = ["r.__row AS __row", *(f"r.{c} AS {c}" for c in carried)]
     # ISO dates are always understood too: spreadsheet date cells arrive as YYYY-MM-DD whatever their display format.
     date_formats = list(dict.fromkeys([*mapping.date_formats, "%Y-%m-%d"]))
     formats = [quote_literal(f) for f in date_formats]
@@ -293,9 +294,9 @@ def _typed_view_sql(mapping, specs: list[FieldSpec], lookups: dict[str, dict[str
         if spec.name == "nationality":
             raw = f"upper({raw})"
         selects.append(f"{raw} AS {spec.name}__raw")
-    inner = "SELECT " + ",\n  ".join(selects) + "\nFROM export_raw AS r"
+    inner = "SELECT " + ",\n  ".join(selects) + f"\nFROM {source} AS r"
 
-    typed = ["m.__row"]
+    typed = ["m.__row", *(f"m.{c}" for c in carried)]
     for spec in specs:
         col = f"m.{spec.name}__raw"
         if spec.kind in ("date", "int", "bool"):  # text and codes are their own raw value: stored once
@@ -346,10 +347,11 @@ def compiled_rules(specs: list[FieldSpec]) -> list[tuple[str, str, str]]:
 def _not_in_codelist(column: str, codes) -> str:
     """SQL true when a value is present but not one of `codes`.
 
-    `IN (SELECT ...)` is a hash join; `x IN (...)` with the 249 ISO codes compared every value against the list
-    (0.25 s per million rows against 0.01 s), and a cast to an ENUM of the codes, as fast on codes, took 5 s per
-    million values that are not codes."""
-    return f"{column} IS NOT NULL AND {column} NOT IN (SELECT unnest([{', '.join(quote_literal(c) for c in codes)}]))"
+    A key lookup in a MAP of the codes: 0.06 s per million values, codes or not. `x IN (...)` with the 249 ISO codes
+    compared every value against the list (0.25 s); DuckDB turns `IN (SELECT ...)` and long IN lists into joins, and
+    a join in the pass would lose the file order its row numbers come from (readers.CsvScan); a cast to an ENUM of
+    the codes took 5 s per million values that are not codes."""
+    return f"{column} IS NOT NULL AND MAP {{{', '.join(f'{quote_literal(c)}: true' for c in codes)}}}[{column}] IS NULL"
 
 
 def _rule_message(rule: str, fname: str, spec: FieldSpec | None, mapping) -> str:
@@ -380,33 +382,39 @@ def human_date_format(fmt: str) -> str:
 # -------------------------------------------------------------- the check
 
 
-def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX_EXPLAINED_ROWS, source_columns: list[str]) -> ValidationReport:
-    """Validate export_raw in one pass; leaves the TEMP table `typed` and the view `valid_rows` for release.
+def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX_EXPLAINED_ROWS,
+                 source_columns: list[str], scan=None) -> ValidationReport:
+    """Validate the export in one pass; leaves the view `typed` and the view `valid_rows` for release.
 
     The one pass maps, types and checks every row and stores each row once, typed, with a bit per broken rule
-    (`__violations`, 0 for a valid row); the texts behind a failing row are re-derived from export_raw by row number
-    (the view `typed_rows`) only for the rows the report explains."""
+    (`__violations`, 0 for a valid row) in the TEMP table `typed_cells`. It reads export_raw (read_export's stage),
+    or with `scan` (readers.CsvScan) the CSV file itself, so a valid CSV export is never copied as text. The texts
+    behind a failing row are re-derived from export_raw by row number (the view `typed_rows`) only for the rows the
+    report explains; with `scan` the file is staged for that only when a row fails. Raises readers.Restage when the
+    pass meets what only the staged read handles."""
     specs = field_specs()
     by_name = {s.name: s for s in specs}
     _check_columns(con, mapping, source_columns)
     # The export date goes in as a literal (from a date object) so that the views need no parameters.
     rules = [(r, f, c.replace("$export_date", f"DATE '{export_date.isoformat()}'")) for r, f, c in compiled_rules(specs)]
     assert len(rules) <= 64, "one bit per rule in a UBIGINT"
-    # Each rule is worked out once per row (a codelist rule is a join: written twice, it would run twice).
     checks = ", ".join(f"coalesce(({cond}), FALSE) AS __broken{i}" for i, (_, _, cond) in enumerate(rules))
     broken = [f"__broken{i}" for i in range(len(rules))]
     bits = " + ".join(f"CASE WHEN {b} THEN {1 << i}::UBIGINT ELSE 0::UBIGINT END" for i, b in enumerate(broken))
-    con.execute(f"CREATE OR REPLACE TEMP VIEW typed_rows AS {_typed_view_sql(mapping, specs, value_lookups(con, mapping, specs))}")
-    kept = ", ".join(["t.__row", *(f"t.{c}" for s in specs if s.name not in CHECKED_ONLY
-                                  for c in ([raw_column(s)] if s.kind == "bool" else []) + [s.name])])
+    kept = [f"t.{c}" for s in specs if s.name not in CHECKED_ONLY for c in ([raw_column(s)] if s.kind == "bool" else []) + [s.name]]
     # Which rules a row breaks is worked out only for rows that break one.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE typed AS
-        SELECT {kept}, CASE WHEN {' OR '.join(broken)} THEN {bits} ELSE 0::UBIGINT END AS __violations
-        FROM (SELECT *, {checks} FROM typed_rows AS t) AS t
-        """
-    )
+    violations = f"CASE WHEN {' OR '.join(broken)} THEN {bits} ELSE 0::UBIGINT END AS __violations"
+    if scan is None:
+        lookups = value_lookups(con, mapping, specs)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW typed_rows AS {_typed_view_sql(mapping, specs, lookups)}")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE typed_cells AS
+            SELECT t.__row, {', '.join(kept)}, {violations}
+            FROM (SELECT *, {checks} FROM typed_rows AS t) AS t
+        """)
+        con.execute("CREATE OR REPLACE TEMP VIEW typed AS SELECT * FROM typed_cells")
+    else:
+        lookups = _scan_pass(con, mapping, specs, scan, kept, checks, violations)
     flags = ",\n  ".join(
         f"CASE WHEN (__violations >> {i}) & 1 = 1 THEN '{rule}|{fname}' END" for i, (rule, fname, _) in enumerate(rules)
     )
@@ -419,6 +427,10 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
     )
     con.execute("CREATE OR REPLACE TEMP VIEW valid_rows AS SELECT * EXCLUDE (__violations) FROM typed WHERE __violations = 0")
     rows_read, rows_invalid = con.execute("SELECT count(*), count(*) FILTER (WHERE __violations <> 0) FROM typed").fetchone()
+    if rows_read == 0:
+        raise InputError(f"{scan.info.path}: has a header but no data rows")  # only a scan gets here: see _finish
+    if rows_invalid and scan is not None:
+        _stage_for_explanations(con, mapping, specs, scan, lookups)
     errors_by_rule: dict[str, int] = {}
     if rows_invalid:
         per_rule = con.execute(
@@ -466,6 +478,53 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
         notes=mapping_notes(mapping),
         warnings=consent_warnings(con, mapping),
     )
+
+
+def _scan_pass(con, mapping, specs: list[FieldSpec], scan, kept: list[str], checks: str, violations: str):
+    """The one pass over a CSV file read in place (readers.CsvScan): TEMP table `typed_cells` in file order and the
+    view `typed` numbering its rows; returns the value lookups. No join may run in the pass (it would lose the
+    order): the codelists are MAP lookups (see _not_in_codelist)."""
+    import duckdb
+
+    from .readers import MAX_FIELD_CHARS, Restage
+
+    cells = [quote_ident(c) for c in scan.info.columns]
+    # The row number is the stored row's position, known only once stored: 0 stands in meanwhile (only the
+    # record_id that a missing record_id column leaves to the row number reads it, and only to check it is there).
+    # All-empty rows are kept (so positions stay file positions) and marked; a value over the length limit sends
+    # the file to the staged read, which names its row and column.
+    source = f"""(SELECT 0::BIGINT AS __row,
+            coalesce({', '.join(cells)}) IS NULL AS __blank,
+            greatest({', '.join(f'strlen({c})' for c in cells)}) > {MAX_FIELD_CHARS} AS __overlong,
+            * FROM ({scan.relation}))"""
+    carried = ("__blank", "__overlong")
+    try:
+        lookups = value_lookups(con, mapping, specs, source=source)
+        typed = _typed_view_sql(mapping, specs, lookups, source=source, carried=carried)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE typed_cells AS
+            SELECT {', '.join(kept)}, {violations}, t.__blank, t.__overlong
+            FROM (SELECT *, {checks} FROM ({typed}) AS t) AS t
+        """)
+    except duckdb.Error as exc:
+        raise scan.failure(exc) from None
+    if con.execute("SELECT bool_or(__overlong) FROM typed_cells").fetchone()[0]:
+        raise Restage()
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW typed AS
+        SELECT (rowid + {scan.first_row})::BIGINT AS __row, * EXCLUDE (__blank, __overlong)
+        FROM typed_cells WHERE NOT __blank
+    """)
+    return lookups
+
+
+def _stage_for_explanations(con, mapping, specs: list[FieldSpec], scan, lookups) -> None:
+    """Read a scanned CSV file staged (export_raw, numbered alike) and build `typed_rows` over it: the report's
+    explanations and suggestions re-derive a failing row's texts from it."""
+    from .readers import read_export
+
+    read_export(con, scan.path, scan.options)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW typed_rows AS {_typed_view_sql(mapping, specs, lookups)}")
 
 
 NO_RECORD_ID_NOTE = (
@@ -546,11 +605,20 @@ def validate_export(
 ) -> tuple[ValidationReport, Any]:
     """Read, map and validate an export; returns the report and the DuckDB connection holding `valid_rows`."""
     from ..util.engine import connect
-    from .readers import read_export
+    from .readers import Restage, csv_scan, read_export
 
     mapping = load_mapping(mapping_path)
     export_date = export_date or dt.date.today()
     con = con or connect()
+    scan = csv_scan(path, mapping.file)
+    if scan is not None:  # a CSV file DuckDB reads as it is: one pass, no copy
+        try:
+            report = check_export(con, mapping, export_date, max_explained=max_explained,
+                                  source_columns=list(scan.info.columns), scan=scan)
+            report.file = replace(scan.info, rows=report.rows_read).as_dict()
+            return report, con
+        except Restage:
+            pass
     info = read_export(con, path, mapping.file)
     report = check_export(con, mapping, export_date, max_explained=max_explained, source_columns=list(info.columns))
     report.file = info.as_dict()
