@@ -487,6 +487,17 @@ class CsvScan:
     relation: str
     first_row: int
     duck_encoding: str
+    stamp: tuple[int, int]  # size and modification time when sniffed
+
+    def check_unchanged(self) -> None:
+        """The pass reads the file more than once (its distinct values first, failing rows again): all reads must
+        see the same file, or a value checked in one read could differ in the next."""
+        try:
+            unchanged = _stamp(self.path) == self.stamp
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            raise InputError(f"{self.info.path}: the file changed while it was being read; validate it again")
 
     def failure(self, exc: Exception) -> Exception:
         """The error for people (never DuckDB's text) when the pass fails reading the file; Restage when a
@@ -506,6 +517,7 @@ def csv_scan(path: Path, options: FileOptions | None = None) -> CsvScan | None:
     resolved = path.resolve()
     if _GLOB_CHARS.search(str(resolved)):
         return None
+    stamp = _stamp(path)
     layout = _sniff_csv(path, options)
     read_as = layout.encoding
     if read_as == "cp1252" and not _has_c1_bytes(path):
@@ -516,7 +528,12 @@ def csv_scan(path: Path, options: FileOptions | None = None) -> CsvScan | None:
     relation = f"SELECT {cells} FROM {_read_csv_sql(str(resolved), layout, _NATIVE_ENCODINGS[read_as])}"
     info = ReadInfo(path=layout.name, format="csv", encoding=layout.encoding, delimiter=layout.delimiter, rows=0,
                     columns=layout.columns)
-    return CsvScan(path, options, info, relation, layout.skip + 2, _NATIVE_ENCODINGS[read_as])
+    return CsvScan(path, options, info, relation, layout.skip + 2, _NATIVE_ENCODINGS[read_as], stamp)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
 
 
 def _csv_error(name: str, text: str, delimiter: str, width: int, encoding: str) -> Exception:

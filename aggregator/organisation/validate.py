@@ -508,6 +508,7 @@ def _scan_pass(con, mapping, specs: list[FieldSpec], scan, kept: list[str], chec
         """)
     except duckdb.Error as exc:
         raise scan.failure(exc) from None
+    scan.check_unchanged()
     if con.execute("SELECT bool_or(__overlong) FROM typed_cells").fetchone()[0]:
         raise Restage()
     con.execute(f"""
@@ -524,6 +525,7 @@ def _stage_for_explanations(con, mapping, specs: list[FieldSpec], scan, lookups)
     from .readers import read_export
 
     read_export(con, scan.path, scan.options)
+    scan.check_unchanged()
     con.execute(f"CREATE OR REPLACE TEMP VIEW typed_rows AS {_typed_view_sql(mapping, specs, lookups)}")
 
 
