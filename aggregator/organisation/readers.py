@@ -21,6 +21,10 @@ Detection when the mapping's [file] table leaves something out:
 - CSV delimiter among , ; tab | from the header line: the candidate that splits the header into more than one name
   and gives the most following sample lines the header's field count (ties: more header fields, then , ; tab |).
 
+`csv_scan` describes a CSV file that DuckDB can read as it is (no transcoding, no glob-like name) so that the
+validator reads it in its own single pass (validate.py), numbered alike, instead of copying the export as text first;
+the staged read stays for every other file, and for what the pass hands back (`Restage`).
+
 Every failure is an InputError with one line that names the file, a line/row/column position or a header name, but
 never the content of a data cell: DuckDB's own CSV messages quote the offending line, so they are never passed on.
 Workbooks: formulas are never evaluated (cached values are read), external links are not loaded, and macro-enabled
