@@ -167,7 +167,8 @@ def validate(
     day = _export_date(export_date)
     con = run(connect)
     with query_progress(con, f"Checking {export.name}", enabled=not (json_out or quiet)):
-        report, _ = run(lambda: validate_export(export, mapping, export_date=day, max_explained=max_errors, con=con))
+        report, _ = run(lambda: validate_export(export, mapping, export_date=day, max_explained=max_errors, con=con,
+                                                report_only=True))
     con.close()
     if errors_out is not None:
         run(lambda: write_errors_csv(report, errors_out))

@@ -23,6 +23,10 @@ from ..errors import InputError, MappingError
 
 MAX_EXPLAINED_ROWS = 1000
 CHECKED_ONLY = ("record_id", "notes")  # checked like every field, but nothing after the check reads them: not kept
+# What the report itself reads after the check (consent warnings, suggestions for unknown codes): all a pass keeps
+# when only the report is wanted (`report_only`), not the names and dates a release needs.
+REPORT_FIELDS = ("person_id", "report_date", "form", "gender", "nationality", "province", "consent", "consent_date",
+                 "consent_withdrawn_date")
 
 # -------------------------------------------------------------- the contract, read off the model
 
@@ -427,7 +431,7 @@ def _narrowed_codelist_rules(con, mapping, specs: list[FieldSpec], lookups, rule
 
 
 def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX_EXPLAINED_ROWS,
-                 source_columns: list[str], scan=None) -> ValidationReport:
+                 source_columns: list[str], scan=None, report_only: bool = False) -> ValidationReport:
     """Validate the export in one pass; leaves the view `typed` and the view `valid_rows` for release.
 
     The one pass maps, types and checks every row and stores each row once, typed, with a bit per broken rule
@@ -435,7 +439,8 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
     or with `scan` (readers.CsvScan) the CSV file itself, so a valid CSV export is never copied as text. The texts
     behind a failing row are re-derived from export_raw by row number (the view `typed_rows`) only for the rows the
     report explains; with `scan` the file is staged for that only when a row fails. Raises readers.Restage when the
-    pass meets what only the staged read handles."""
+    pass meets what only the staged read handles. With `report_only` the rows keep only REPORT_FIELDS (storing the
+    names and dates too took a third of the pass)."""
     import duckdb
 
     specs = field_specs()
@@ -456,7 +461,8 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
     checks = ", ".join(f"coalesce(({cond}), FALSE) AS __broken{i}" for i, (_, _, cond) in enumerate(rules))
     broken = [f"__broken{i}" for i in range(len(rules))]
     bits = " + ".join(f"CASE WHEN {b} THEN {1 << i}::UBIGINT ELSE 0::UBIGINT END" for i, b in enumerate(broken))
-    kept = [f"t.{c}" for s in specs if s.name not in CHECKED_ONLY for c in ([raw_column(s)] if s.kind == "bool" else []) + [s.name]]
+    stored = [s for s in specs if s.name not in CHECKED_ONLY and (not report_only or s.name in REPORT_FIELDS)]
+    kept = [f"t.{c}" for s in stored for c in ([raw_column(s)] if s.kind == "bool" else []) + [s.name]]
     # Which rules a row breaks is worked out only for rows that break one.
     violations = f"CASE WHEN {' OR '.join(broken)} THEN {bits} ELSE 0::UBIGINT END AS __violations"
     if scan is None:
@@ -662,8 +668,10 @@ def validate_export(
     export_date: dt.date | None = None,
     con=None,
     max_explained: int = MAX_EXPLAINED_ROWS,
+    report_only: bool = False,
 ) -> tuple[ValidationReport, Any]:
-    """Read, map and validate an export; returns the report and the DuckDB connection holding `valid_rows`."""
+    """Read, map and validate an export; returns the report and the DuckDB connection holding `valid_rows` (with
+    `report_only`, only the fields the report reads: enough for `aggregator validate`, not for a release)."""
     from ..util.engine import connect
     from .readers import Restage, csv_scan, read_export
 
@@ -674,13 +682,14 @@ def validate_export(
     if scan is not None:  # a CSV file DuckDB reads as it is: one pass, no copy
         try:
             report = check_export(con, mapping, export_date, max_explained=max_explained,
-                                  source_columns=list(scan.info.columns), scan=scan)
+                                  source_columns=list(scan.info.columns), scan=scan, report_only=report_only)
             report.file = replace(scan.info, rows=report.rows_read).as_dict()
             return report, con
         except Restage:
             pass
     info = read_export(con, path, mapping.file)
-    report = check_export(con, mapping, export_date, max_explained=max_explained, source_columns=list(info.columns))
+    report = check_export(con, mapping, export_date, max_explained=max_explained, source_columns=list(info.columns),
+                          report_only=report_only)
     report.file = info.as_dict()
     return report, con
 

@@ -74,6 +74,7 @@ def test_the_one_pass_and_the_staged_read_say_the_same(tmp_path, monkeypatch):
         row(40, age="130"), row(41, nationality="Atlantis"), row(42, consent="misschien"),
         row(43, report_date="31-02-2025"), row(44, record_id=""), row(45, province="Limburg "),
         row(46, gender=" vrouw"), row(47, consent_withdrawn_date="01-01-2024", consent="ja", consent_date="01-06-2024"),
+        row(48, consent="ja", consent_date=""),  # a consent without a date: a warning
     ]
     export, mapping = write_export(tmp_path, rows)
     text = export.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -90,6 +91,12 @@ def test_the_one_pass_and_the_staged_read_say_the_same(tmp_path, monkeypatch):
     assert "Input should be less than or equal to 120" in {e.message for e in one_pass.errors if e.field == "age"}
     for canary in CANARIES:
         assert canary not in str(one_pass.as_dict())
+    # `aggregator validate` wants the report only: the pass keeps fewer fields and says the same
+    report_only, narrow = validate_export(export, mapping, export_date=EXPORT_DATE, report_only=True)
+    assert report_only.as_dict() == one_pass.as_dict()
+    assert report_only.warnings and report_only.unknown_values  # consent warnings and suggestions read the rows
+    kept = {name for (name,) in narrow.execute("SELECT column_name FROM (DESCRIBE valid_rows)").fetchall()}
+    assert "family_name" not in kept and "date_of_birth" not in kept and "consent_date" in kept
 
 
 def test_a_value_over_the_length_limit_is_refused_as_the_staged_read_refuses_it(tmp_path, monkeypatch):
