@@ -76,13 +76,17 @@ _NOT_PLAIN = object()
 
 
 def _text_records(items: list) -> bool:
-    """True for a list of dicts holding only printable ASCII text, a bundle's records, checked in one go: value by
-    value, the 17,000 records of a million-row submit took 0.3 s, in one go 0.04 s."""
-    if not all(type(item) is dict for item in items):
+    """True for a list of dicts holding only printable ASCII text, a bundle's records, checked in one go with C-level
+    loops: value by value, the 17,000 records of a million-row submit took 0.3 s."""
+    from itertools import chain
+
+    if not set(map(type, items)) <= {dict}:
         return False
-    if not all(type(key) is str and type(text) is str for item in items for key, text in item.items()):
+    keys = list(chain.from_iterable(map(dict.keys, items)))
+    values = list(chain.from_iterable(map(dict.values, items)))
+    if not set(map(type, keys)) | set(map(type, values)) <= {str}:
         return False
-    joined = "".join(key + text for item in items for key, text in item.items())
+    joined = "".join(keys) + "".join(values)
     return joined.isascii() and joined.isprintable()
 
 
