@@ -160,3 +160,20 @@ def test_files_the_pass_cannot_read_in_place_go_the_staged_way(tmp_path):
     assert csv_scan(cp1252, options) is None  # transcoded first
     report, con = validate_export(cp1252, mapping, export_date=EXPORT_DATE)
     assert report.valid and report.file["encoding"] == "cp1252" and _staged_was_used(con)
+
+
+@pytest.mark.parametrize("in_sql", [True, False])
+def test_many_distinct_values_are_settled_alike_through_sql_or_a_join(tmp_path, monkeypatch, in_sql):
+    """The fields of the value map are mapped and checked once per distinct value after the pass: up to
+    MAX_MAPPED_IN_SQL values through a MAP in the SQL, more through a join; both must say the same."""
+    from aggregator.organisation import validate as validate_module
+
+    rows = [row(i, nationality=f"Land{i:04d}" if i % 2 else ["Nederlandse", "Poolse", "pl", " NG "][i // 2 % 4])
+            for i in range(2400)]
+    export, mapping = write_export(tmp_path, rows)
+    monkeypatch.setattr(validate_module, "MAX_MAPPED_IN_SQL", 10_000 if in_sql else 10)
+    report, con = validate_export(export, mapping, export_date=EXPORT_DATE)
+    assert report.rows_invalid == 1200 and report.errors_by_rule == {"not-iso-3166": 1200}
+    assert sorted({e.row for e in report.errors})[:3] == [3, 5, 7]  # the odd data rows; the header is row 1
+    nationalities = dict(con.execute("SELECT nationality, count(*) FROM valid_rows GROUP BY ALL").fetchall())
+    assert nationalities == {"NL": 300, "PL": 600, "NG": 300}
