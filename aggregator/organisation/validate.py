@@ -431,14 +431,19 @@ def _settle_mapped_values(con, mapping, specs: list[FieldSpec], rules: list[tupl
                       FROM present_values WHERE field = {quote_literal(spec.name)} AND value IS NOT NULL)"""
         typed = _typed_view_sql(mapping, specs, lookups, source=values, carried=("__value",))
         as_bool = f"t.{spec.name}" if spec.kind == "bool" else "NULL::BOOLEAN"
-        settled = con.execute(
-            f"SELECT t.__value, {raw_column(spec, 't.')}, {as_bool}, {bits or '0::UBIGINT'} FROM ({typed}) AS t"
-        ).fetchall()
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE settled_values AS
+            SELECT * FROM (
+                SELECT t.__value AS value, {raw_column(spec, 't.')} AS text, {as_bool} AS flag, {bits or '0::UBIGINT'} AS bits
+                FROM ({typed}) AS t
+            ) WHERE text IS DISTINCT FROM value OR bits <> 0
+        """)
+        if con.execute("SELECT count(*) FROM settled_values").fetchone()[0] > MAX_MAPPED_IN_SQL:
+            _settle_by_join(con, spec, column)
+            continue
+        settled = con.execute("SELECT value, text, flag, bits FROM settled_values").fetchall()
         changed = [(v, text, flag) for v, text, flag, _ in settled if text != v]
         broken = [(v, b) for v, _, _, b in settled if b]
-        if len(changed) + len(broken) > MAX_MAPPED_IN_SQL:
-            _settle_by_join(con, spec, column, settled)
-            continue
         if changed:
             texts_map = _map_literal({v: text for v, text, _ in changed}, "VARCHAR")
             sets.append(f"{column} = CASE WHEN map_contains({texts_map}, {column}) THEN {texts_map}[{column}] ELSE {column} END")
@@ -469,11 +474,8 @@ def _map_literal(entries: dict[str, Any], value_type: str) -> str:
     return f"((MAP {{{pairs}}})::MAP(VARCHAR, {value_type}))"
 
 
-def _settle_by_join(con, spec: FieldSpec, column: str, settled) -> None:
-    """_settle_mapped_values for a field with too many distinct values to write into SQL: an UPDATE joined to them."""
-    con.execute("CREATE OR REPLACE TEMP TABLE settled_values (value VARCHAR, text VARCHAR, flag BOOLEAN, bits UBIGINT)")
-    con.executemany("INSERT INTO settled_values VALUES (?, ?, ?, ?)",
-                    [(v, text, flag, b) for v, text, flag, b in settled if text != v or b])
+def _settle_by_join(con, spec: FieldSpec, column: str) -> None:
+    """_settle_mapped_values for a field with too many settled values to write into SQL: an UPDATE joined to them."""
     flag = f", {spec.name} = s.flag" if spec.kind == "bool" else ""
     con.execute(f"""
         UPDATE typed_cells SET {column} = s.text{flag}, __violations = __violations | s.bits
@@ -604,7 +606,8 @@ def _scan_source(scan) -> str:
 
 def _scan_pass(con, mapping, specs: list[FieldSpec], scan, kept: list[str], checks: str, violations: str) -> None:
     """The one pass over a CSV file read in place: TEMP table `typed_cells` in file order and the view `typed`
-    numbering its rows. No join may run in the pass (it would lose the order): codelists are MAP lookups."""
+    numbering its rows. No join may run in the pass (it would lose the order): the codelists, which are joins, are
+    settled after it (_settle_mapped_values)."""
     import duckdb
 
     from .readers import Restage
