@@ -177,3 +177,15 @@ def test_many_distinct_values_are_settled_alike_through_sql_or_a_join(tmp_path, 
     assert sorted({e.row for e in report.errors})[:3] == [3, 5, 7]  # the odd data rows; the header is row 1
     nationalities = dict(con.execute("SELECT nationality, count(*) FROM valid_rows GROUP BY ALL").fetchall())
     assert nationalities == {"NL": 300, "PL": 600, "NG": 300}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "latin-1"])
+def test_other_encodings_duckdb_reads_natively_are_validated_in_one_pass(tmp_path, monkeypatch, encoding):
+    rows = [row(i, notes="caf\u00e9") for i in range(30)] + [row(30, age="twelve")]
+    export, mapping = write_export(tmp_path, rows)
+    export.write_bytes(export.read_text(encoding="utf-8").encode(encoding))
+    assert csv_scan(export, load_mapping(mapping).file) is not None
+    one_pass, _ = validate_export(export, mapping, export_date=EXPORT_DATE)
+    staged, _ = _staged(export, mapping, monkeypatch)
+    assert one_pass.as_dict() == staged.as_dict()
+    assert one_pass.rows_read == 31 and [e.row for e in one_pass.errors] == [32]
