@@ -9,7 +9,7 @@ from typing import Any
 from ..contract.codelists import DEFAULT_VALUE_ALIASES, ISO_3166_ALPHA2
 from ..contract.nationalities import nationality_aliases
 from ..util.engine import quote_ident
-from .validate import FieldSpec, raw_column
+from .rules import FieldSpec, raw_column
 
 UNKNOWN_VALUES_SHOWN = 20
 
