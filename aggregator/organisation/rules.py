@@ -144,7 +144,7 @@ def _not_in_codelist(column: str, codes) -> str:
 
     A key lookup in a MAP of the codes: 0.06 s per million values, codes or not. `x IN (...)` with the 249 ISO codes
     compared every value against the list (0.25 s); DuckDB turns `IN (SELECT ...)` and long IN lists into joins, and
-    a join in the pass would lose the file order its row numbers come from (readers.CsvScan); a cast to an ENUM of
+    a join in the pass would lose the file order its row numbers come from (csvfile.CsvScan); a cast to an ENUM of
     the codes took 5 s per million values that are not codes."""
     return f"{column} IS NOT NULL AND MAP {{{', '.join(f'{quote_literal(c)}: true' for c in codes)}}}[{column}] IS NULL"
 

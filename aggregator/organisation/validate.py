@@ -326,9 +326,9 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
 
     The one pass maps, types and checks every row and stores each row once, typed, with a bit per broken rule
     (`__violations`, 0 for a valid row) in the TEMP table `typed_cells`. It reads export_raw (read_export's stage),
-    or with `scan` (readers.CsvScan) the CSV file itself, so a valid CSV export is never copied as text. The texts
+    or with `scan` (csvfile.CsvScan) the CSV file itself, so a valid CSV export is never copied as text. The texts
     behind a failing row are re-derived from export_raw by row number (the view `typed_rows`) only for the rows the
-    report explains; with `scan` the file is staged for that only when a row fails. Raises readers.Restage when the
+    report explains; with `scan` the file is staged for that only when a row fails. Raises csvfile.Restage when the
     pass meets what only the staged read handles. With `report_only` the rows keep only REPORT_FIELDS (storing the
     names and dates too took a third of the pass)."""
     specs = field_specs()
@@ -426,7 +426,7 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
 
 
 def _scan_source(scan) -> str:
-    """The rows of a CSV file read in place (readers.CsvScan), as the pass reads them.
+    """The rows of a CSV file read in place (csvfile.CsvScan), as the pass reads them.
 
     The row number is the stored row's position, known only once stored: 0 stands in meanwhile (only the record_id
     that a missing record_id column leaves to the row number reads it, and only to check it is there). All-empty rows
@@ -447,7 +447,7 @@ def _scan_pass(con, mapping, specs: list[FieldSpec], scan, kept: list[str], chec
     settled after it (_settle_mapped_values)."""
     import duckdb
 
-    from .readers import Restage
+    from .csvfile import Restage
 
     typed = _typed_view_sql(mapping, specs, {}, source=_scan_source(scan), carried=("__blank", "__overlong"), mapped=False)
     try:
@@ -558,7 +558,8 @@ def validate_export(
     """Read, map and validate an export; returns the report and the DuckDB connection holding `valid_rows` (with
     `report_only`, only the fields the report reads: enough for `aggregator validate`, not for a release)."""
     from ..util.engine import connect
-    from .readers import Restage, csv_scan, read_export
+    from .csvfile import Restage, csv_scan
+    from .readers import read_export
 
     mapping = load_mapping(mapping_path)
     export_date = export_date or dt.date.today()

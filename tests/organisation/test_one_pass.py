@@ -1,4 +1,4 @@
-"""validate.py with readers.CsvScan: a CSV export is validated in one pass over the file, never copied as text, and
+"""validate.py with csvfile.CsvScan: a CSV export is validated in one pass over the file, never copied as text, and
 says exactly what the staged read says: the same verdicts, row numbers, messages and refusals."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from aggregator.errors import InputError
-from aggregator.organisation.readers import csv_scan
+from aggregator.organisation.csvfile import csv_scan
 from aggregator.organisation.validate import check_export, load_mapping, validate_export
 from aggregator.util.engine import connect
 from tests.orgfactory import CANARIES, COLUMNS, canary_rows, row, write_export
@@ -20,7 +20,7 @@ EXPORT_DATE = dt.date(2025, 12, 31)
 def _staged(export, mapping, monkeypatch):
     """validate_export as it ran before the one pass: read_export's stage first."""
     with monkeypatch.context() as patch:
-        patch.setattr("aggregator.organisation.readers.csv_scan", lambda *args, **kwargs: None)
+        patch.setattr("aggregator.organisation.csvfile.csv_scan", lambda *args, **kwargs: None)
         return validate_export(export, mapping, export_date=EXPORT_DATE)
 
 
