@@ -23,7 +23,7 @@ from typing import Any
 CONSENT_FIELDS = ("consent", "consent_date", "consent_withdrawn_date")
 
 STATEMENTS_SQL = """
-SELECT person_id, __row,
+SELECT person_id, __row, report_date,
     CASE
         WHEN consent_withdrawn_date IS NOT NULL THEN 'withdrawn'
         WHEN consent AND consent_date IS NOT NULL THEN 'consent'
@@ -33,6 +33,12 @@ SELECT person_id, __row,
     greatest(report_date, coalesce(consent_withdrawn_date, report_date)) AS said_on
 FROM valid_rows
 """
+
+
+# The latest statement, a refusal first on the same day: the largest of day * 2 + (1 unless consent), which is even
+# only when it is a consent (one integer max; arg_max over a struct took 1.6x as long). An aggregate over
+# STATEMENTS_SQL rows that all carry a statement; `% 2 = 0` of it says the person consents.
+LATEST_STATEMENT_SQL = "max(date_diff('day', DATE '1900-01-01', said_on) * 2 + (statement <> 'consent')::INTEGER)"
 
 
 def build_consent_status(con, *, if_missing: bool = False) -> None:
@@ -47,10 +53,7 @@ def build_consent_status(con, *, if_missing: bool = False) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE consent_status AS
         SELECT person_id,
-            -- the latest statement, a refusal first on the same day: the largest of day * 2 + (1 unless consent),
-            -- which is even only when it is a consent (one integer max; arg_max over a struct took 1.6x as long)
-            max(date_diff('day', DATE '1900-01-01', said_on) * 2 + (statement <> 'consent')::INTEGER) % 2 = 0
-                AS consents,
+            {LATEST_STATEMENT_SQL} % 2 = 0 AS consents,
             count(*) FILTER (WHERE statement = 'undated') AS undated,
             bool_or(statement IN ('consent', 'undated')) AND bool_or(statement = 'refused') AS conflicting
         FROM ({STATEMENTS_SQL}) AS s

@@ -17,7 +17,7 @@ from ..errors import BudgetExceeded, InputError, UsageError, ValidationFailed
 from .home import OrgConfig
 from ..privacy.workload import DEFAULT_WORKLOAD, expected_query_errors, split_epsilon, workload_named
 from ..privacy.epsilon import exact_text, PRIVACY_UNIT
-from .consent import build_consent_status
+from .consent import LATEST_STATEMENT_SQL, STATEMENTS_SQL
 from .pseudonyms import LINKABLE_SQL, PSEUDONYM_MESSAGE_SQL, hmac_pads, hmac_sql, install_normalisation
 from .spending import Spend, SpendingFile
 from .withdrawals import PEOPLE_SUFFIX, people_path, released_people, withdrawals, write_people
@@ -43,27 +43,31 @@ def build_people(con, org: OrgConfig, period: int, export_date: dt.date, linkage
     eu = sorted(EU_OTHER)
     ipad, opad = hmac_pads(linkage_key)
     install_normalisation(con, NAMES_SQL)
-    build_consent_status(con, if_missing=True)  # validation built it for these rows
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE people AS
         WITH latest AS (
-            -- the latest row of the period describes the person: latest day, then last row (one integer key per row)
-            SELECT max({LATEST_KEY}) AS k FROM valid_rows WHERE year(report_date) = $period GROUP BY person_id
+            -- the latest row of the period describes the person: latest day, then last row (one integer key per
+            -- row); consent is the person's latest statement over the whole export (consent.py). One grouping for
+            -- both: joining consent_status instead took 2.5 s of a 10M-row submit.
+            SELECT max({LATEST_KEY}) FILTER (WHERE year(report_date) = $period) AS k,
+                coalesce({LATEST_STATEMENT_SQL} FILTER (WHERE statement IS NOT NULL) % 2 = 0, FALSE) AS consents
+            FROM ({STATEMENTS_SQL}) AS s
+            GROUP BY person_id
+            HAVING k IS NOT NULL
         ),
         per_person AS (
             SELECT person_id, family_name, given_names, date_of_birth, form, gender, nationality, province,
-                coalesce(age, date_part('year', age(report_date, date_of_birth))) AS age
+                coalesce(age, date_part('year', age(report_date, date_of_birth))) AS age, latest.consents
             FROM valid_rows JOIN latest ON {LATEST_KEY} = latest.k
         ),
         based AS (
-            -- consent: the person's latest statement over the whole export (consent.py)
-            SELECT per_person.*,
+            SELECT per_person.* EXCLUDE (consents),
                 CASE
                     WHEN $kind = 'investigative' THEN 'statutory'
-                    WHEN coalesce(c.consents, FALSE) THEN 'consent'
+                    WHEN consents THEN 'consent'
                 END AS basis
-            FROM per_person LEFT JOIN consent_status AS c USING (person_id)
+            FROM per_person
         ),
         identified AS (
             SELECT *, CASE WHEN basis IS NOT NULL OR $everyone THEN {PSEUDONYM_MESSAGE_SQL} END AS identity FROM based
