@@ -281,7 +281,8 @@ def _submit(
             "period",
         )
 
-    report, con = validate_export(export, mapping_path, export_date=export_date, con=con)
+    # failing rows are only counted here: `aggregator validate` explains them
+    report, con = validate_export(export, mapping_path, export_date=export_date, con=con, explain=False)
     if not report.valid and not skip_invalid:
         raise ValidationFailed(
             f"{report.rows_invalid} of {report.rows_read} rows break the schema; run `aggregator validate` to see them, "

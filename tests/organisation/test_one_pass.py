@@ -207,3 +207,17 @@ def test_other_encodings_duckdb_reads_natively_are_validated_in_one_pass(tmp_pat
     staged, _ = _staged(export, mapping, monkeypatch)
     assert one_pass.as_dict() == staged.as_dict()
     assert one_pass.rows_read == 31 and [e.row for e in one_pass.errors] == [32]
+
+
+def test_counting_failing_rows_without_explaining_them_never_stages_the_file(tmp_path):
+    """submit only counts failing rows (it sends the user to `aggregator validate`): the same counts, nothing staged."""
+    rows = [row(i) for i in range(30)] + canary_rows() + [row(40, age="130"), row(41, nationality="Atlantis")]
+    export, mapping = write_export(tmp_path, rows)
+    explained, explained_con = validate_export(export, mapping, export_date=EXPORT_DATE)
+    counted, con = validate_export(export, mapping, export_date=EXPORT_DATE, explain=False)
+    assert not _staged_was_used(con)
+    assert explained.errors and not counted.errors and not counted.unknown_values
+    for key in ("rows_read", "rows_valid", "rows_invalid", "errors_by_rule", "errors_total", "warnings"):
+        assert getattr(counted, key) == getattr(explained, key), key
+    query = "SELECT * FROM valid_rows ORDER BY __row"
+    assert con.execute(query).fetchall() == explained_con.execute(query).fetchall()
