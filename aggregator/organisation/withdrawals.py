@@ -73,7 +73,7 @@ def withdrawals(con, org: OrgConfig, spending: SpendingFile, period: int, linkag
     latest = latest_kept(spending, exclude_period=period)
     if not latest:
         return []
-    build_consent_status(con, if_missing=True)  # validation built it for these rows
+    build_consent_status(con)
     no_longer = {pid for (pid,) in con.execute("SELECT person_id FROM consent_status WHERE NOT consents").fetchall()}
     result = []
     for per, entry in sorted(latest.items()):
