@@ -116,10 +116,24 @@ def run_once(argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float 
 def failing_copy(export: Path, path: Path) -> Path:
     """`export` with the age of its last row made a word (not-an-integer): one failing row, where it costs most."""
     if not path.exists():
-        head, _, last = export.read_bytes().rstrip(b"\n").rpartition(b"\n")
-        cells = last.split(b",")
-        cells[5] = b"twelve"  # data.py's column order: record_id, person_id, family_name, given_names, dob, age, ...
-        path.write_bytes(head + b"\n" + b",".join(cells) + b"\n")
+        # Streamed in small blocks: reading the export into this process would raise the peak RSS that every child
+        # reports (a forked child's ru_maxrss counts its parent's pages until exec).
+        size = export.stat().st_size
+        with export.open("rb") as src:
+            src.seek(max(0, size - 65536))
+            tail = src.read().rstrip(b"\n")
+            start = size - 65536 if size > 65536 else 0
+            cut = start + tail.rfind(b"\n") + 1  # where the last line begins
+            cells = tail[tail.rfind(b"\n") + 1:].split(b",")
+            cells[5] = b"twelve"  # data.py's column order: record_id, person_id, family_name, given_names, dob, age, ...
+            src.seek(0)
+            with path.open("wb") as dst:
+                left = cut
+                while left:
+                    block = src.read(min(left, 1 << 20))
+                    dst.write(block)
+                    left -= len(block)
+                dst.write(b",".join(cells) + b"\n")
     return path
 
 
