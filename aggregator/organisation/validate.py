@@ -8,16 +8,14 @@ The report never carries the value of an identifying field, and it never leaves 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..contract.codelists import DEFAULT_VALUE_ALIASES
-from ..contract.nationalities import nationality_aliases
 from ..util.engine import quote_ident, quote_literal
-from ..errors import InputError, MappingError
+from ..errors import InputError
+from .mapping import check_columns, load_mapping, mapping_notes, value_map_rows
 from .rules import MODEL_RULES, FieldSpec, compiled_rules, field_specs, raw_column, rule_message
 
 MAX_EXPLAINED_ROWS = 1000
@@ -70,65 +68,6 @@ class ValidationReport:
         return data
 
 
-# -------------------------------------------------------------- mapping
-
-
-def load_mapping(path: Path):
-    """Read and check a mapping TOML file."""
-    import tomllib
-
-    from pydantic import ValidationError
-
-    from ..contract.schema import Mapping
-
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MappingError(f"mapping file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise MappingError(f"mapping file {path.name} is not UTF-8") from None
-    except OSError as exc:
-        raise MappingError(f"cannot read mapping file {path.name}: {exc.strerror or type(exc).__name__}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise MappingError(f"mapping file {path.name} is not valid TOML: {exc}") from None
-    try:
-        return Mapping.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise MappingError(f"mapping file {path.name}: {where}: {first['msg']}") from None
-
-
-def _value_map_rows(mapping) -> list[tuple[str, str, str]]:
-    """(field, lower-cased source value, code): the mapping's own values first, then built-in aliases and the codes."""
-    rows: dict[tuple[str, str], str] = {}
-    for spec in field_specs():
-        if spec.kind == "code":
-            for code in spec.codes:
-                rows.setdefault((spec.name, code.lower()), code)
-    for source, code in nationality_aliases().items():  # the BRP's Tabel 32: "poolse", "0072", ...
-        rows[("nationality", source)] = code
-    for fname, aliases in DEFAULT_VALUE_ALIASES.items():
-        for source, code in aliases.items():
-            rows[(fname, source.lower())] = code
-    for fname, values in mapping.values.items():
-        for source, code in values.items():
-            rows[(fname, source.strip().lower())] = code
-    return [(f, s, c) for (f, s), c in rows.items()]
-
-
-def _check_columns(con, mapping, source_columns: list[str]) -> None:
-    present = set(source_columns)
-    for fname, column in mapping.columns.items():
-        if column not in present:
-            near = difflib.get_close_matches(column, source_columns, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
-            raise MappingError(
-                f'mapping entry [columns] {fname} = "{column}": the export has no such column{hint} '
-                f"(columns found: {', '.join(source_columns[:30])})"
-            )
-
-
 # -------------------------------------------------------------- the SQL
 
 
@@ -160,7 +99,7 @@ def value_lookups(con, mapping, specs: list[FieldSpec], source: str = "export_ra
     con.execute("CREATE OR REPLACE TEMP TABLE present_values (field VARCHAR, value VARCHAR)")
     if not fields:
         return {}
-    fnames, sources, codes = map(list, zip(*_value_map_rows(mapping)))
+    fnames, sources, codes = map(list, zip(*value_map_rows(mapping)))
     con.execute(  # one statement, not a round trip per row (executemany took 0.17 s for the ~740 rows)
         "CREATE OR REPLACE TEMP TABLE value_map AS SELECT unnest($f) AS field, unnest($s) AS source, unnest($c) AS code",
         {"f": fnames, "s": sources, "c": codes},
@@ -349,7 +288,7 @@ def check_export(con, mapping, export_date: dt.date, *, max_explained: int = MAX
     out, so a scanned file is never staged (submit, which sends the user to `aggregator validate` for those)."""
     specs = field_specs()
     by_name = {s.name: s for s in specs}
-    _check_columns(con, mapping, source_columns)
+    check_columns(con, mapping, source_columns)
     # The export date goes in as a literal (from a date object) so that the views need no parameters.
     rules = [(r, f, c.replace("$export_date", f"DATE '{export_date.isoformat()}'")) for r, f, c in compiled_rules(specs)]
     assert len(rules) <= 64, "one bit per rule in a UBIGINT"
@@ -508,17 +447,6 @@ def _stage_for_explanations(con, mapping, specs: list[FieldSpec], scan, lookups)
     read_export(con, scan.path, scan.options)
     scan.check_unchanged()
     con.execute(f"CREATE OR REPLACE TEMP VIEW typed_rows AS {_typed_view_sql(mapping, specs, lookups)}")
-
-
-NO_RECORD_ID_NOTE = (
-    "the mapping names no record_id column: rows are identified by their row number as this report shows it "
-    "(a spreadsheet's row number for CSV and XLSX), which stays on this machine and never leaves in a bundle"
-)
-
-
-def mapping_notes(mapping) -> list[str]:
-    """What the report should tell the data steward about the mapping itself."""
-    return [] if "record_id" in mapping.columns else [NO_RECORD_ID_NOTE]
 
 
 def normalised_rows(con, rows: list[int]) -> dict[int, dict[str, Any]]:

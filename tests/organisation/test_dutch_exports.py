@@ -13,7 +13,8 @@ from aggregator.cli import app, register_commands
 from aggregator.contract.codelists import ISO_3166_ALPHA2, nationality_group
 from aggregator.contract.envelope import open_envelope, parse_payload
 from aggregator.contract.nationalities import BRP_TABLE, brp_table, nationality_aliases
-from aggregator.organisation.validate import NO_RECORD_ID_NOTE, validate_export
+from aggregator.organisation.mapping import NO_RECORD_ID_NOTE
+from aggregator.organisation.validate import validate_export
 
 register_commands()
 EXPORT_DATE = dt.date(2026, 1, 15)

@@ -10,7 +10,8 @@ import pytest
 
 from aggregator.errors import InputError
 from aggregator.organisation.csvfile import csv_scan
-from aggregator.organisation.validate import check_export, load_mapping, validate_export
+from aggregator.organisation.mapping import load_mapping
+from aggregator.organisation.validate import check_export, validate_export
 from aggregator.util.engine import connect
 from tests.orgfactory import CANARIES, COLUMNS, canary_rows, row, write_export
 

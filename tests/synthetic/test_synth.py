@@ -15,7 +15,8 @@ from aggregator.contract.codelists import age_band, codes, nationality_group
 from aggregator.errors import UsageError
 from aggregator.organisation.readers import read_export
 from aggregator.organisation.pseudonyms import pseudonym
-from aggregator.organisation.validate import load_mapping, validate_export
+from aggregator.organisation.mapping import load_mapping
+from aggregator.organisation.validate import validate_export
 
 YEAR = 2025
 EXPORT_DATE = dt.date(YEAR, 12, 31)
