@@ -339,7 +339,10 @@ def _submit(
             "joint": joint,
         }
     )
-    content = payload.model_dump(mode="json")
+    # The records as validated above: a Record's JSON form is the seven code strings it was given (a test holds the
+    # bytes to the full model dump); dumping 17,000 of them through the model took 0.04 s of a 1M-row submit.
+    content = payload.model_dump(mode="json", exclude={"records"})
+    content["records"] = records
     if payload.joint is None:  # bundles without a plan stay exactly as before joint releases existed
         del content["joint"]
     payload_bytes = canonical_json(content)

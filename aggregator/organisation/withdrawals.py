@@ -65,7 +65,7 @@ def latest_kept(spending: SpendingFile, *, exclude_period: int) -> dict[int, Spe
 
 def withdrawals(con, org: OrgConfig, spending: SpendingFile, period: int, linkage_key: bytes) -> list[dict]:
     """(pseudonym, period, sequence) to withdraw: consent records of the latest kept bundle of every OTHER period
-    whose person no longer consents by the latest statement in this export (needs TEMP table `consent_status`).
+    whose person no longer consents by the latest statement in this export (builds TEMP table `consent_status`).
 
     Within the same period a new bundle supersedes the old one, so nothing needs withdrawing there."""
     if org.kind == "investigative":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.contract.envelope import open_envelope, parse_payload, verify_envelope
+from aggregator.contract.envelope import canonical_json, open_envelope, parse_payload, verify_envelope
 from aggregator.contract.codelists import codes
 from aggregator.errors import BudgetExceeded, ValidationFailed
 from aggregator.organisation.home import init_org, load_org
@@ -147,6 +147,10 @@ def test_bundle_is_signed_and_carries_only_minimised_records_and_full_cell_sets(
         assert len(m.cells) == expected_cells
     assert set(payload.records[0].model_dump()) == {"pseudonym", "basis", "form", "age_band", "gender", "nationality_group", "province"}
     assert len(payload.records) == result.records_by_basis["consent"] == 20
+    # the signed bytes are exactly the canonical JSON of the whole payload as the model dumps it (submit writes the
+    # validated records without dumping them through the model)
+    dumped = payload.model_dump(mode="json", exclude={"joint"} if payload.joint is None else set())
+    assert opened.payload_bytes == canonical_json(dumped)
 
 
 def test_only_sexual_rows_still_release_every_form_cell(tmp_path):
