@@ -43,9 +43,12 @@ def bucket_vector(con, plan: Plan, linkage_key: bytes):
     if plan.version < 2:
         key_sql = hmac_sql("identity")
         params["ipad"], params["opad"] = hmac_pads(linkage_key)
-    # each person's keyed hash once, whatever the number of planned cells they fall in
+    # each person's keyed hash once, whatever the number of planned cells they fall in; beside it only what the
+    # plan's cells are chosen by (their dimensions and linkable), not the identities and pseudonyms again
+    chosen_by = {d for dims in plan.marginals for d in dims} | {d for dims, _ in plan.unlinked_groups for d in dims}
+    chosen_by |= {STRATIFIERS[name][0] for name in plan.strata}
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE people_hashed AS SELECT *, "
+        f"CREATE OR REPLACE TEMP TABLE people_hashed AS SELECT {''.join(d + ', ' for d in sorted(chosen_by))}linkable, "
         f"CAST(('0x' || substr(sha256($salt || {key_sql}), 1, 15)) AS UBIGINT) AS bucket_hash FROM people",
         params,
     )
